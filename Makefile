@@ -1,0 +1,81 @@
+# shard_coordinator: PGXS build of the extension, plus the client, tests and demo.
+#
+#   make            build the extension (and the client, once it exists)
+#   make install    install into the PostgreSQL that pg_config names
+#   make test       install Debian packages if missing, build, run every suite
+#   make demo       the main job on a throwaway server
+
+EXTENSION   = shard_coordinator
+MODULE_big  = shard_coordinator
+DATA        = sql/shard_coordinator--1.0.sql
+PGFILEDESC  = "shard_coordinator - consumer-group coordination inside PostgreSQL"
+
+OBJS = \
+	src/module.o \
+	src/shmem.o \
+	src/worker.o \
+	src/sql_functions.o \
+	src/assignment.o \
+	src/names.o \
+	src/notify_payload.o
+
+# pg_regress suites run against an already running server (installcheck),
+# started by scripts/with-pg.sh with the library preloaded.
+REGRESS      = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --use-existing --dbname=$(TEST_DB)
+ISOLATION    = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --use-existing --dbname=$(TEST_DB)
+TEST_DB     ?= sc_test
+
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+
+PG_CXXFLAGS += -std=c++17 -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-register -fno-omit-frame-pointer
+PG_CPPFLAGS += -I$(srcdir)/src
+SHLIB_LINK  += -lstdc++
+
+# No LLVM bitcode for JIT inlining: our functions are not worth inlining into
+# query plans, and skipping it saves a clang dependency.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifeq ($(wildcard $(PGXS)),)
+# A fresh machine without PostgreSQL's headers: install the packages first,
+# then run the same goal again.
+all install test demo unit-test:
+	bash scripts/install-deps.sh
+	$(MAKE) $@
+else
+include $(PGXS)
+
+
+.PHONY: deps unit-test sql-test test demo format tidy
+
+deps:
+	@bash scripts/install-deps.sh
+
+# Unit tests of the pure C++ parts (no PostgreSQL headers).
+UNIT_SRCS = test/unit/assignment_test.cpp test/unit/names_test.cpp \
+	test/unit/notify_payload_test.cpp src/assignment.cpp src/names.cpp src/notify_payload.cpp
+test/unit/unit_tests: $(UNIT_SRCS) $(wildcard src/*.hpp)
+	$(CXX) -std=c++17 -O1 -g -Wall -Wextra -Werror -Isrc -o $@ $(UNIT_SRCS) \
+		-lgtest -lgtest_main -pthread
+
+unit-test: test/unit/unit_tests
+	test/unit/unit_tests
+
+# Everything: packages, build, install, then each suite on a throwaway server.
+test: deps
+	$(MAKE) all
+	bash scripts/run-tests.sh
+
+demo: deps
+	$(MAKE) all
+	bash scripts/demo.sh
+
+format:
+	clang-format -i src/*.cpp src/*.hpp test/unit/*.cpp
+
+EXTRA_CLEAN = test/unit/unit_tests results output_iso regression.diffs \
+	regression.out log
+endif

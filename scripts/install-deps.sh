@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs, from Debian 12's own packages, everything shard_coordinator needs to
+# build, test and demo: compilers, CMake, PostgreSQL 15 with headers, pgTAP,
+# and the client's libraries. Skips what is already there. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  build-essential g++ cmake pkg-config
+  postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
+  postgresql-common libpq-dev
+  libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
+  nlohmann-json3-dev libcli11-dev libgtest-dev
+  clang-format python3 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "install-deps: missing packages (${missing[*]}); run as root or install them" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Debian's postgresql-common creates a "main" cluster on install; we only use
+# throwaway clusters, so tell it not to.
+if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+  $sudo mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+fi
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs a command against a throwaway PostgreSQL 15 with shard_coordinator
+# preloaded, then destroys the server.
+#
+#   scripts/with-pg.sh [-o guc=value]... COMMAND [ARGS...]
+#
+# The extension must be installed (make install). Inside COMMAND:
+#   PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE   reach the server; the
+#       database (sc_test, or $SC_DB) exists and has the extension
+#   SC_PG_RESTART   a command that restarts the server (fast shutdown)
+#   SC_PG_STOP / SC_PG_START   stop (fast) and start it
+#   SC_PG_LOG       the server's log file
+# Works as root (the server then runs as the postgres user) and as a normal
+# user; uses pg_virtualenv from Debian's postgresql-common.
+set -euo pipefail
+
+db=${SC_DB:-sc_test}
+opts=(-o "shared_preload_libraries=shard_coordinator"
+      -o "shard_coordinator.database=$db"
+      -o "log_min_messages=log")
+while [ $# -gt 0 ] && [ "$1" = "-o" ]; do
+  opts+=(-o "$2")
+  shift 2
+done
+if [ $# -eq 0 ]; then
+  echo "usage: $0 [-o guc=value]... COMMAND [ARGS...]" >&2
+  exit 2
+fi
+
+export SC_DB=$db
+exec pg_virtualenv -t -v 15 "${opts[@]}" bash -c '
+  set -euo pipefail
+  export SC_PG_LOG=$(ls "$PG_CLUSTER_CONF_ROOT"/../log/postgresql-15-regress.log 2>/dev/null \
+                     || echo "$PG_CLUSTER_CONF_ROOT/../log/postgresql-15-regress.log")
+  export SC_PG_RESTART="pg_ctlcluster 15 regress restart -m fast"
+  export SC_PG_STOP="pg_ctlcluster 15 regress stop -m fast"
+  export SC_PG_START="pg_ctlcluster 15 regress start"
+  createdb "$SC_DB"
+  psql -X -q -v ON_ERROR_STOP=1 -d "$SC_DB" -c "CREATE EXTENSION shard_coordinator"
+  export PGDATABASE=$SC_DB
+  "$@"
+' with-pg "$@"

@@ -1,0 +1,95 @@
+// Module entry: settings (GUCs), shared memory hooks and the background
+// worker's registration. Everything here runs in the postmaster at start.
+
+#include "module.hpp"
+
+extern "C" {
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "utils/guc.h"
+
+PG_MODULE_MAGIC;
+
+PGDLLEXPORT void _PG_init(void);
+}
+
+#include "shmem.hpp"
+
+namespace shard_coordinator {
+
+char *guc_database = nullptr;
+int guc_max_members = 10000;
+int guc_max_clusters = 1000;
+int guc_heartbeat_interval_ms = 5000;
+int guc_grace_period_ms = 10000;
+int guc_reshard_interval_ms = 1000;
+bool loaded_at_startup = false;
+
+namespace {
+
+void define_settings() {
+  DefineCustomStringVariable(
+      "shard_coordinator.database",
+      "Database in which the shard_coordinator background worker runs.",
+      "The extension can be created and used only in this database.",
+      &guc_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "shard_coordinator.max_members",
+      "Maximum number of members, over all clusters, in shared memory.",
+      "A heartbeat that would register one more member fails.",
+      &guc_max_members, 10000, 1, 10000000, PGC_POSTMASTER, 0, nullptr,
+      nullptr, nullptr);
+  DefineCustomIntVariable(
+      "shard_coordinator.max_clusters",
+      "Maximum number of clusters in shared memory.", nullptr,
+      &guc_max_clusters, 1000, 1, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr,
+      nullptr);
+  DefineCustomIntVariable(
+      "shard_coordinator.heartbeat_interval",
+      "Default heartbeat interval of new clusters.",
+      "Members are told to heartbeat this often.", &guc_heartbeat_interval_ms,
+      5000, 1, kMaxIntervalMs, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+      nullptr);
+  DefineCustomIntVariable(
+      "shard_coordinator.grace_period",
+      "Default grace period of new clusters.",
+      "A member expires after heartbeat_interval + grace_period without a "
+      "heartbeat.",
+      &guc_grace_period_ms, 10000, 0, kMaxIntervalMs, PGC_SIGHUP, GUC_UNIT_MS,
+      nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "shard_coordinator.reshard_interval",
+      "Default minimum time between two reshards of a cluster.", nullptr,
+      &guc_reshard_interval_ms, 1000, 0, kMaxIntervalMs, PGC_SIGHUP,
+      GUC_UNIT_MS, nullptr, nullptr, nullptr);
+  MarkGUCPrefixReserved("shard_coordinator");
+}
+
+void register_worker() {
+  BackgroundWorker worker;
+  memset(&worker, 0, sizeof(worker));
+  worker.bgw_flags =
+      BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  worker.bgw_restart_time = 1;
+  strlcpy(worker.bgw_library_name, "shard_coordinator", BGW_MAXLEN);
+  strlcpy(worker.bgw_function_name, "sc_worker_main", BGW_MAXLEN);
+  strlcpy(worker.bgw_name, "shard_coordinator", BGW_MAXLEN);
+  strlcpy(worker.bgw_type, "shard_coordinator", BGW_MAXLEN);
+  RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace
+}  // namespace shard_coordinator
+
+void _PG_init(void) {
+  using namespace shard_coordinator;
+  // Without shared_preload_libraries there is no shared memory and no
+  // worker; the SQL functions then refuse to run, with a hint.
+  if (!process_shared_preload_libraries_in_progress) return;
+  loaded_at_startup = true;
+  define_settings();
+  install_shmem_hooks();
+  register_worker();
+}

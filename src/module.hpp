@@ -1,0 +1,26 @@
+// Settings (GUCs) and module-wide state, defined in module.cpp.
+#pragma once
+
+#include "pg_prelude.hpp"
+
+namespace shard_coordinator {
+
+// shard_coordinator.database: where the background worker runs and the only
+// database in which the extension can be used.
+extern char *guc_database;
+// shard_coordinator.max_members / max_clusters: shared memory capacity.
+extern int guc_max_members;
+extern int guc_max_clusters;
+// Defaults for clusters that come into being on a first heartbeat (ms).
+extern int guc_heartbeat_interval_ms;
+extern int guc_grace_period_ms;
+extern int guc_reshard_interval_ms;
+
+// True when _PG_init ran from shared_preload_libraries.
+extern bool loaded_at_startup;
+
+// Upper bound of every interval setting: one day, in microseconds.
+constexpr int64 kMaxIntervalUs = INT64CONST(86400) * 1000 * 1000;
+constexpr int kMaxIntervalMs = 86400 * 1000;
+
+}  // namespace shard_coordinator

@@ -1,0 +1,31 @@
+// The JSON payload of an assignment-change notification. Plain C++ (uses
+// nlohmann-json), no PostgreSQL headers; unit-tested on its own.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "assignment.hpp"
+
+namespace shard_coordinator {
+
+// PostgreSQL refuses NOTIFY payloads of 8000 bytes or more.
+constexpr std::size_t kNotifyPayloadMax = 7999;
+
+struct AssignmentNotice {
+  std::string cluster;
+  std::string member;
+  std::int32_t shard = kNoShard;  // kNoShard -> JSON null
+  std::int32_t num_shards = 0;
+  std::int64_t epoch = 0;
+  const char *state = "pending";  // "active", "standby" or "removed"
+};
+
+// {"cluster":..,"member":..,"shard":..,"num_shards":..,"epoch":..,"state":..}
+// Invalid UTF-8 in names is replaced, never thrown on.
+std::string notice_to_json(const AssignmentNotice &notice);
+
+const char *state_name(MemberState state);
+
+}  // namespace shard_coordinator

@@ -1,0 +1,220 @@
+// Shared memory of shard_coordinator.
+//
+// Locking protocol
+// ----------------
+// One LWLock (tranche "shard_coordinator") guards both hash tables, every
+// ClusterEntry and every MemberEntry field except MemberEntry.last_seen.
+//
+//  - Heartbeat of a known member (the hot path) takes the lock in SHARED
+//    mode, stamps last_seen with an atomic write and reads the assignment.
+//    Many heartbeats run at once; none of them writes anything else.
+//  - Registration of a new member or cluster, leave() and configure() take
+//    it EXCLUSIVE, change the entries and then wake the worker.
+//  - The background worker takes it EXCLUSIVE to snapshot a cluster before a
+//    reshard and again to publish the committed result; it never holds it
+//    while it runs a transaction.
+//  - last_seen is a pg_atomic_uint64 so that heartbeats can stamp it under
+//    the shared lock; the worker reads it under the lock in either mode.
+//
+// Only the worker removes members, and only the worker (or _install_check,
+// which clears everything) writes assignments, epochs and num_shards. Entries
+// are looked up by name again after any lock gap; pointers are never kept
+// across a release.
+//
+// The worker's latch pointer is written by the worker alone (on start and on
+// exit) and read without the lock: a stale pointer only causes a spurious
+// wake-up of whichever process owns that PGPROC slot now.
+
+#include "shmem.hpp"
+
+extern "C" {
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+}
+
+#include "module.hpp"
+
+namespace shard_coordinator {
+
+SharedState *shared = nullptr;
+HTAB *cluster_table = nullptr;
+HTAB *member_table = nullptr;
+
+namespace {
+
+shmem_request_hook_type prev_shmem_request_hook = nullptr;
+shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
+
+Size shmem_size() {
+  Size size = MAXALIGN(sizeof(SharedState));
+  size = add_size(size, hash_estimate_size(guc_max_clusters,
+                                           sizeof(ClusterEntry)));
+  size = add_size(size, hash_estimate_size(guc_max_members,
+                                           sizeof(MemberEntry)));
+  return size;
+}
+
+void request_shmem() {
+  if (prev_shmem_request_hook) prev_shmem_request_hook();
+  RequestAddinShmemSpace(shmem_size());
+  RequestNamedLWLockTranche("shard_coordinator", 1);
+}
+
+void startup_shmem() {
+  if (prev_shmem_startup_hook) prev_shmem_startup_hook();
+
+  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+  bool found = false;
+  shared = static_cast<SharedState *>(
+      ShmemInitStruct("shard_coordinator", sizeof(SharedState), &found));
+  if (!found) {
+    shared->lock = &(GetNamedLWLockTranche("shard_coordinator"))->lock;
+    ConditionVariableInit(&shared->changed_cv);
+    shared->worker_latch = nullptr;
+    shared->loaded = false;
+    shared->reset_count = 0;
+    shared->next_cluster_id = 1;
+    shared->next_join_seq = 1;
+    shared->cluster_count = 0;
+    shared->member_count = 0;
+  }
+
+  HASHCTL info;
+  info.keysize = sizeof(ClusterKey);
+  info.entrysize = sizeof(ClusterEntry);
+  cluster_table = ShmemInitHash("shard_coordinator clusters", guc_max_clusters,
+                                guc_max_clusters, &info,
+                                HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+  info.keysize = sizeof(MemberKey);
+  info.entrysize = sizeof(MemberEntry);
+  member_table = ShmemInitHash("shard_coordinator members", guc_max_members,
+                               guc_max_members, &info,
+                               HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+  LWLockRelease(AddinShmemInitLock);
+}
+
+void make_cluster_key(ClusterKey *key, const char *name, size_t len) {
+  memset(key, 0, sizeof(*key));
+  memcpy(key->name, name, len);
+}
+
+void make_member_key(MemberKey *key, uint32 cluster_id, const char *name,
+                     size_t len) {
+  memset(key, 0, sizeof(*key));
+  key->cluster_id = cluster_id;
+  memcpy(key->name, name, len);
+}
+
+}  // namespace
+
+void install_shmem_hooks() {
+  prev_shmem_request_hook = shmem_request_hook;
+  shmem_request_hook = request_shmem;
+  prev_shmem_startup_hook = shmem_startup_hook;
+  shmem_startup_hook = startup_shmem;
+}
+
+ClusterEntry *find_cluster(const char *name, size_t len) {
+  ClusterKey key;
+  make_cluster_key(&key, name, len);
+  return static_cast<ClusterEntry *>(
+      hash_search(cluster_table, &key, HASH_FIND, nullptr));
+}
+
+MemberEntry *find_member(const ClusterEntry *cluster, const char *name,
+                         size_t len) {
+  MemberKey key;
+  make_member_key(&key, cluster->id, name, len);
+  return static_cast<MemberEntry *>(
+      hash_search(member_table, &key, HASH_FIND, nullptr));
+}
+
+ClusterEntry *create_cluster(const char *name, size_t len) {
+  if (shared->cluster_count >= guc_max_clusters) return nullptr;
+  ClusterKey key;
+  make_cluster_key(&key, name, len);
+  bool found = false;
+  auto *cluster = static_cast<ClusterEntry *>(
+      hash_search(cluster_table, &key, HASH_ENTER_NULL, &found));
+  if (cluster == nullptr) return nullptr;
+  if (found) return cluster;
+  shared->cluster_count++;
+  cluster->id = shared->next_cluster_id++;
+  cluster->heartbeat_interval_us =
+      static_cast<int64>(guc_heartbeat_interval_ms) * 1000;
+  cluster->grace_period_us = static_cast<int64>(guc_grace_period_ms) * 1000;
+  cluster->reshard_interval_us =
+      static_cast<int64>(guc_reshard_interval_ms) * 1000;
+  cluster->max_shards = 0;
+  cluster->num_shards = 0;
+  cluster->epoch = 0;
+  cluster->gate_from = 0;
+  cluster->resharded_at = 0;
+  cluster->reshard_wanted = false;
+  // A new cluster's settings are not stored yet.
+  cluster->config_generation = 1;
+  cluster->stored_generation = 0;
+  cluster->member_count = 0;
+  dlist_init(&cluster->members);
+  return cluster;
+}
+
+MemberEntry *create_member(ClusterEntry *cluster, const char *name, size_t len,
+                           TimestampTz now) {
+  if (shared->member_count >= guc_max_members) return nullptr;
+  MemberKey key;
+  make_member_key(&key, cluster->id, name, len);
+  bool found = false;
+  auto *member = static_cast<MemberEntry *>(
+      hash_search(member_table, &key, HASH_ENTER_NULL, &found));
+  if (member == nullptr) return nullptr;
+  if (found) return member;
+  shared->member_count++;
+  cluster->member_count++;
+  dlist_push_tail(&cluster->members, &member->cluster_link);
+  pg_atomic_init_u64(&member->last_seen, static_cast<uint64>(now));
+  member->joined_at = now;
+  member->join_seq = shared->next_join_seq++;
+  member->epoch = 0;
+  member->shard = kNoShard;
+  member->state = MemberState::Pending;
+  member->leaving = false;
+  member->removing = false;
+  member->load_mark = false;
+  return member;
+}
+
+void remove_member(ClusterEntry *cluster, MemberEntry *member) {
+  dlist_delete(&member->cluster_link);
+  cluster->member_count--;
+  shared->member_count--;
+  MemberKey key = member->key;
+  hash_search(member_table, &key, HASH_REMOVE, nullptr);
+}
+
+void reset_all() {
+  HASH_SEQ_STATUS status;
+  hash_seq_init(&status, member_table);
+  while (auto *member = static_cast<MemberEntry *>(hash_seq_search(&status))) {
+    MemberKey key = member->key;
+    hash_search(member_table, &key, HASH_REMOVE, nullptr);
+  }
+  hash_seq_init(&status, cluster_table);
+  while (auto *cluster =
+             static_cast<ClusterEntry *>(hash_seq_search(&status))) {
+    ClusterKey key = cluster->key;
+    hash_search(cluster_table, &key, HASH_REMOVE, nullptr);
+  }
+  shared->cluster_count = 0;
+  shared->member_count = 0;
+  shared->loaded = false;
+  shared->reset_count++;
+}
+
+void wake_worker() {
+  Latch *latch = shared->worker_latch;
+  if (latch != nullptr) SetLatch(latch);
+}
+
+}  // namespace shard_coordinator

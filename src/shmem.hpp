@@ -1,0 +1,102 @@
+// Shared memory: the live picture of every cluster and member.
+//
+// See shmem.cpp for the locking protocol.
+#pragma once
+
+#include "pg_prelude.hpp"
+
+extern "C" {
+#include "datatype/timestamp.h"
+#include "lib/ilist.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "utils/hsearch.h"
+}
+
+#include "assignment.hpp"
+#include "names.hpp"
+
+namespace shard_coordinator {
+
+struct ClusterKey {
+  char name[kClusterNameMax + 1];  // NUL-padded: hashed as a blob
+};
+
+struct ClusterEntry {
+  ClusterKey key;  // first: dynahash key
+  uint32 id;       // key of this cluster's members; never reused
+  int64 heartbeat_interval_us;
+  int64 grace_period_us;
+  int64 reshard_interval_us;
+  int32 max_shards;  // 0: no cap
+  int32 num_shards;  // as of the last published reshard
+  int64 epoch;       // as of the last published reshard
+  TimestampTz gate_from;     // last reshard; 0 when the gate is open
+  TimestampTz resharded_at;  // last reshard, for display; 0 if none
+  bool reshard_wanted;       // join, leave, expiry or max_shards change
+  uint64 config_generation;  // bumped by configure()
+  uint64 stored_generation;  // settings generation the worker has stored
+  int32 member_count;
+  dlist_head members;  // MemberEntry.cluster_link
+};
+
+struct MemberKey {
+  uint32 cluster_id;
+  char name[kMemberNameMax + 1];  // NUL-padded
+};
+
+struct MemberEntry {
+  MemberKey key;  // first: dynahash key
+  dlist_node cluster_link;
+  pg_atomic_uint64 last_seen;  // TimestampTz of the latest heartbeat
+  TimestampTz joined_at;
+  uint64 join_seq;  // registration order within the server's life
+  int64 epoch;      // cluster epoch at which its assignment was last set
+  int32 shard;      // kNoShard unless active
+  MemberState state;
+  bool leaving;   // leave() was called; removed at the next reshard
+  bool removing;  // the worker is removing it right now
+  bool load_mark; // scratch flag of the worker's load
+};
+
+struct SharedState {
+  LWLock *lock;
+  ConditionVariable changed_cv;  // broadcast on load and on each publish
+  Latch *worker_latch;           // NULL while no worker runs
+  bool loaded;                   // tables loaded into shared memory
+  uint64 reset_count;            // bumped when everything is cleared
+  uint32 next_cluster_id;
+  uint64 next_join_seq;
+  int32 cluster_count;
+  int32 member_count;
+};
+
+extern SharedState *shared;
+extern HTAB *cluster_table;
+extern HTAB *member_table;
+
+void install_shmem_hooks();
+
+// All of these need shared->lock: shared mode to find, exclusive to change.
+ClusterEntry *find_cluster(const char *name, size_t len);
+MemberEntry *find_member(const ClusterEntry *cluster, const char *name,
+                         size_t len);
+// NULL when max_clusters / max_members is reached.
+ClusterEntry *create_cluster(const char *name, size_t len);
+MemberEntry *create_member(ClusterEntry *cluster, const char *name, size_t len,
+                           TimestampTz now);
+void remove_member(ClusterEntry *cluster, MemberEntry *member);
+void reset_all();
+
+// Wakes the background worker (no lock needed).
+void wake_worker();
+
+inline TimestampTz member_deadline(const ClusterEntry *cluster,
+                                   MemberEntry *member) {
+  return static_cast<TimestampTz>(pg_atomic_read_u64(&member->last_seen)) +
+         cluster->heartbeat_interval_us + cluster->grace_period_us;
+}
+
+}  // namespace shard_coordinator

@@ -1,0 +1,589 @@
+// SQL entry points: heartbeat, leave, channel, configure and the functions
+// behind the views.
+//
+// These are thin extern "C" functions written in C style: they hold no C++
+// objects with destructors, and the only C++ code they call is noexcept (name
+// checks, channel names), so neither a PostgreSQL ERROR nor a C++ exception
+// can cross the other's frames. Every ereport(ERROR) here happens with the
+// shared lock released.
+
+#include "pg_prelude.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "commands/dbcommands.h"
+#include "common/int.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+}
+
+#include "module.hpp"
+#include "names.hpp"
+#include "notify_payload.hpp"
+#include "shmem.hpp"
+
+using namespace shard_coordinator;
+
+namespace {
+
+// How long a call waits for the background worker (load, store, removal).
+constexpr long kWorkerWaitMs = 10000;
+
+struct NameArg {
+  const char *data;
+  size_t len;
+};
+
+NameArg get_name_arg(FunctionCallInfo fcinfo, int argno, const char *what,
+                     size_t max) {
+  if (PG_ARGISNULL(argno))
+    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                    errmsg("%s must not be NULL", what)));
+  text *arg = PG_GETARG_TEXT_PP(argno);
+  NameArg name{VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg)};
+  switch (check_name(name.data, name.len, max)) {
+    case NameProblem::None:
+      break;
+    case NameProblem::Empty:
+      ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                      errmsg("%s must not be empty", what)));
+      break;
+    case NameProblem::TooLong:
+      ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                      errmsg("%s is too long (%zu bytes)", what, name.len),
+                      errdetail("The limit is %zu bytes.", max)));
+      break;
+    case NameProblem::ControlCharacter:
+      ereport(ERROR,
+              (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+               errmsg("%s must not contain control characters", what)));
+      break;
+  }
+  return name;
+}
+
+void require_preloaded() {
+  if (!loaded_at_startup || shared == nullptr)
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("shard_coordinator must be loaded via "
+                    "shared_preload_libraries"),
+             errhint("Add shard_coordinator to shared_preload_libraries in "
+                     "postgresql.conf and restart the server.")));
+}
+
+// Once per backend: is this the database the worker runs in?
+void require_coordinator_database() {
+  static bool checked = false;
+  if (checked) return;
+  char *current = get_database_name(MyDatabaseId);
+  if (current == nullptr || strcmp(current, guc_database) != 0)
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("shard_coordinator runs in database \"%s\", not in "
+                    "\"%s\"",
+                    guc_database, current ? current : "?"),
+             errhint("Connect to database \"%s\", or set "
+                     "shard_coordinator.database = '%s' in postgresql.conf "
+                     "and restart the server.",
+                     guc_database, current ? current : "?")));
+  checked = true;
+}
+
+void require_primary() {
+  if (RecoveryInProgress())
+    ereport(ERROR,
+            (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+             errmsg("shard_coordinator cannot coordinate on a standby "
+                    "server"),
+             errhint("Connect to the primary, for example with "
+                     "target_session_attrs=read-write in the connection "
+                     "string.")));
+}
+
+// Waits until the worker has loaded the tables into shared memory.
+void require_loaded() {
+  if (shared->loaded) return;
+  TimestampTz give_up =
+      TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kWorkerWaitMs);
+  ConditionVariablePrepareToSleep(&shared->changed_cv);
+  while (!shared->loaded) {
+    wake_worker();
+    if (GetCurrentTimestamp() >= give_up) {
+      ConditionVariableCancelSleep();
+      ereport(ERROR,
+              (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+               errmsg("shard_coordinator is not ready"),
+               errdetail("The background worker has not loaded the "
+                         "coordination state within %ld ms.",
+                         kWorkerWaitMs),
+               errhint("Check that the shard_coordinator background worker "
+                       "runs (pg_stat_activity) and read the server log.")));
+    }
+    ConditionVariableTimedSleep(&shared->changed_cv, 100, PG_WAIT_EXTENSION);
+  }
+  ConditionVariableCancelSleep();
+}
+
+// The checks every coordinating call makes, cheapest first.
+void require_ready_for_writes() {
+  require_preloaded();
+  require_primary();
+  require_coordinator_database();
+  require_loaded();
+}
+
+int64 interval_to_us(const Interval *value, const char *what) {
+  int64 days_us = 0;
+  int64 months_us = 0;
+  int64 total = 0;
+  if (pg_mul_s64_overflow(static_cast<int64>(value->month),
+                          INT64CONST(30) * USECS_PER_DAY, &months_us) ||
+      pg_mul_s64_overflow(static_cast<int64>(value->day), USECS_PER_DAY,
+                          &days_us) ||
+      pg_add_s64_overflow(months_us, days_us, &total) ||
+      pg_add_s64_overflow(total, value->time, &total) ||
+      total > kMaxIntervalUs)
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("%s must be at most 1 day", what)));
+  return total;
+}
+
+Interval *us_to_interval(int64 us) {
+  auto *value = static_cast<Interval *>(palloc0(sizeof(Interval)));
+  value->time = us;
+  return value;
+}
+
+// Reads an optional interval argument; NULL leaves *out untouched.
+bool get_interval_arg(FunctionCallInfo fcinfo, int argno, const char *what,
+                      bool allow_zero, int64 *out) {
+  if (PG_ARGISNULL(argno)) return false;
+  int64 us = interval_to_us(PG_GETARG_INTERVAL_P(argno), what);
+  if (us < 0 || (us == 0 && !allow_zero))
+    ereport(ERROR,
+            (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+             errmsg("%s must be %s", what,
+                    allow_zero ? "zero or positive" : "positive")));
+  *out = us;
+  return true;
+}
+
+TupleDesc result_tupdesc(FunctionCallInfo fcinfo) {
+  auto cached = static_cast<TupleDesc>(fcinfo->flinfo->fn_extra);
+  if (cached != nullptr) return cached;
+  TupleDesc tupdesc;
+  if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
+    ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                    errmsg("function returning record called in context "
+                           "that cannot accept type record")));
+  MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+  cached = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+  MemoryContextSwitchTo(old);
+  fcinfo->flinfo->fn_extra = cached;
+  return cached;
+}
+
+text *channel_text(NameArg cluster, NameArg member) {
+  char buf[kChannelNameMax + 1];
+  size_t len = channel_name(cluster.data, cluster.len, member.data,
+                            member.len, buf);
+  return cstring_to_text_with_len(buf, static_cast<int>(len));
+}
+
+// What a heartbeat reports, copied out under the lock.
+struct HeartbeatResult {
+  MemberState state;
+  int32 shard;
+  int32 num_shards;
+  int64 epoch;
+  int64 heartbeat_interval_us;
+  TimestampTz expires_at;
+};
+
+void fill_result(const ClusterEntry *cluster, MemberEntry *member,
+                 HeartbeatResult *out) {
+  out->state = member->state;
+  out->shard = member->shard;
+  out->num_shards = cluster->num_shards;
+  out->epoch =
+      member->state == MemberState::Pending ? cluster->epoch : member->epoch;
+  out->heartbeat_interval_us = cluster->heartbeat_interval_us;
+  out->expires_at = member_deadline(cluster, member);
+}
+
+enum class HeartbeatStep { Done, Register, WaitForRemoval };
+
+// The hot path: shared lock, two hash lookups, one atomic store.
+HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
+                              HeartbeatResult *out) {
+  HeartbeatStep step = HeartbeatStep::Register;
+  LWLockAcquire(shared->lock, LW_SHARED);
+  ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
+  MemberEntry *member =
+      cluster ? find_member(cluster, member_name.data, member_name.len)
+              : nullptr;
+  if (member != nullptr && member->removing) {
+    step = HeartbeatStep::WaitForRemoval;
+  } else if (member != nullptr && !member->leaving) {
+    pg_atomic_write_u64(&member->last_seen,
+                        static_cast<uint64>(GetCurrentTimestamp()));
+    fill_result(cluster, member, out);
+    step = HeartbeatStep::Done;
+  }
+  LWLockRelease(shared->lock);
+  return step;
+}
+
+enum class RegisterOutcome { Done, ClustersFull, MembersFull, Retry };
+
+// Registers a new member (or takes back a leave()).
+RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
+                                   HeartbeatResult *out) {
+  RegisterOutcome outcome = RegisterOutcome::Done;
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  TimestampTz now = GetCurrentTimestamp();
+  ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
+  if (cluster == nullptr)
+    cluster = create_cluster(cluster_name.data, cluster_name.len);
+  if (cluster == nullptr) {
+    outcome = RegisterOutcome::ClustersFull;
+  } else {
+    MemberEntry *member =
+        find_member(cluster, member_name.data, member_name.len);
+    if (member != nullptr && member->removing) {
+      outcome = RegisterOutcome::Retry;
+    } else {
+      if (member == nullptr) {
+        member = create_member(cluster, member_name.data, member_name.len,
+                               now);
+        if (member != nullptr) cluster->reshard_wanted = true;
+      } else if (member->leaving) {
+        // A heartbeat after leave() but before the reshard: still a member.
+        member->leaving = false;
+      }
+      if (member == nullptr) {
+        outcome = RegisterOutcome::MembersFull;
+      } else {
+        pg_atomic_write_u64(&member->last_seen, static_cast<uint64>(now));
+        fill_result(cluster, member, out);
+      }
+    }
+  }
+  LWLockRelease(shared->lock);
+  return outcome;
+}
+
+// Waits (bounded) for the worker to publish whatever it is doing now.
+void wait_for_publish() {
+  ConditionVariablePrepareToSleep(&shared->changed_cv);
+  wake_worker();
+  ConditionVariableTimedSleep(&shared->changed_cv, 100, PG_WAIT_EXTENSION);
+  ConditionVariableCancelSleep();
+}
+
+}  // namespace
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(sc_heartbeat);
+PG_FUNCTION_INFO_V1(sc_leave);
+PG_FUNCTION_INFO_V1(sc_channel);
+PG_FUNCTION_INFO_V1(sc_configure);
+PG_FUNCTION_INFO_V1(sc_live_members);
+PG_FUNCTION_INFO_V1(sc_live_clusters);
+PG_FUNCTION_INFO_V1(sc_is_live);
+PG_FUNCTION_INFO_V1(sc_install_check);
+
+Datum sc_heartbeat(PG_FUNCTION_ARGS) {
+  NameArg cluster = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
+  NameArg member = get_name_arg(fcinfo, 1, "member", kMemberNameMax);
+  require_ready_for_writes();
+
+  HeartbeatResult result;
+  TimestampTz give_up =
+      TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kWorkerWaitMs);
+  for (;;) {
+    HeartbeatStep step = heartbeat_known(cluster, member, &result);
+    if (step == HeartbeatStep::Done) break;
+    if (step == HeartbeatStep::Register) {
+      RegisterOutcome outcome = heartbeat_register(cluster, member, &result);
+      if (outcome == RegisterOutcome::Done) {
+        wake_worker();
+        break;
+      }
+      if (outcome == RegisterOutcome::ClustersFull)
+        ereport(ERROR,
+                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                 errmsg("cannot register cluster \"%.*s\": all %d cluster "
+                        "slots are in use",
+                        static_cast<int>(cluster.len), cluster.data,
+                        guc_max_clusters),
+                 errhint("Raise shard_coordinator.max_clusters and restart "
+                         "the server.")));
+      if (outcome == RegisterOutcome::MembersFull)
+        ereport(ERROR,
+                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                 errmsg("cannot register member \"%.*s\": all %d member "
+                        "slots are in use",
+                        static_cast<int>(member.len), member.data,
+                        guc_max_members),
+                 errhint("Raise shard_coordinator.max_members and restart "
+                         "the server, or let expired members be removed.")));
+    }
+    // The worker is removing this member (it expired or left): once that
+    // is published, the heartbeat registers it anew.
+    if (GetCurrentTimestamp() >= give_up)
+      ereport(ERROR,
+              (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+               errmsg("member \"%.*s\" is being removed and the background "
+                      "worker has not finished",
+                      static_cast<int>(member.len), member.data),
+               errhint("Retry the heartbeat.")));
+    wait_for_publish();
+    CHECK_FOR_INTERRUPTS();
+  }
+
+  TupleDesc tupdesc = result_tupdesc(fcinfo);
+  Datum values[7];
+  bool nulls[7] = {false, false, false, false, false, false, false};
+  if (result.state == MemberState::Active) {
+    values[0] = Int32GetDatum(result.shard);
+  } else {
+    values[0] = static_cast<Datum>(0);
+    nulls[0] = true;
+  }
+  values[1] = Int32GetDatum(result.num_shards);
+  values[2] = Int64GetDatum(result.epoch);
+  values[3] = CStringGetTextDatum(state_name(result.state));
+  values[4] = PointerGetDatum(channel_text(cluster, member));
+  values[5] = IntervalPGetDatum(us_to_interval(result.heartbeat_interval_us));
+  values[6] = TimestampTzGetDatum(result.expires_at);
+  PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum sc_leave(PG_FUNCTION_ARGS) {
+  NameArg cluster_name = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
+  NameArg member_name = get_name_arg(fcinfo, 1, "member", kMemberNameMax);
+  require_ready_for_writes();
+
+  bool known = false;
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
+  MemberEntry *member =
+      cluster ? find_member(cluster, member_name.data, member_name.len)
+              : nullptr;
+  if (member != nullptr) {
+    known = true;
+    if (!member->removing) {
+      member->leaving = true;
+      cluster->reshard_wanted = true;
+    }
+  }
+  LWLockRelease(shared->lock);
+  if (known) wake_worker();
+  PG_RETURN_BOOL(known);
+}
+
+Datum sc_channel(PG_FUNCTION_ARGS) {
+  NameArg cluster = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
+  NameArg member = get_name_arg(fcinfo, 1, "member", kMemberNameMax);
+  PG_RETURN_TEXT_P(channel_text(cluster, member));
+}
+
+Datum sc_configure(PG_FUNCTION_ARGS) {
+  NameArg cluster_name = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
+  int64 heartbeat_us = 0;
+  int64 grace_us = 0;
+  int64 reshard_us = 0;
+  bool set_heartbeat = get_interval_arg(fcinfo, 1, "heartbeat_interval",
+                                        false, &heartbeat_us);
+  bool set_grace =
+      get_interval_arg(fcinfo, 2, "grace_period", true, &grace_us);
+  bool set_reshard =
+      get_interval_arg(fcinfo, 3, "reshard_interval", true, &reshard_us);
+  bool set_max = !PG_ARGISNULL(4);
+  int32 max_shards = set_max ? PG_GETARG_INT32(4) : 0;
+  bool clear_max = !PG_ARGISNULL(5) && PG_GETARG_BOOL(5);
+  if (set_max && max_shards < 1)
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("max_shards must be at least 1"),
+                    errhint("Use clear_max_shards => true to remove the "
+                            "cap.")));
+  if (set_max && clear_max)
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("max_shards and clear_max_shards cannot both be "
+                           "given")));
+  require_ready_for_writes();
+
+  bool full = false;
+  uint64 generation = 0;
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
+  if (cluster == nullptr)
+    cluster = create_cluster(cluster_name.data, cluster_name.len);
+  if (cluster == nullptr) {
+    full = true;
+  } else {
+    if (set_heartbeat) cluster->heartbeat_interval_us = heartbeat_us;
+    if (set_grace) cluster->grace_period_us = grace_us;
+    if (set_reshard) cluster->reshard_interval_us = reshard_us;
+    int32 new_max = clear_max ? 0 : (set_max ? max_shards : cluster->max_shards);
+    if (new_max != cluster->max_shards) {
+      cluster->max_shards = new_max;
+      cluster->reshard_wanted = true;
+    }
+    generation = ++cluster->config_generation;
+  }
+  LWLockRelease(shared->lock);
+  if (full)
+    ereport(ERROR,
+            (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+             errmsg("cannot create cluster \"%.*s\": all %d cluster slots "
+                    "are in use",
+                    static_cast<int>(cluster_name.len), cluster_name.data,
+                    guc_max_clusters),
+             errhint("Raise shard_coordinator.max_clusters and restart the "
+                     "server.")));
+  wake_worker();
+
+  // Return once the worker has stored the settings, so that they survive a
+  // crash and show in the table (bounded wait).
+  TimestampTz give_up =
+      TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kWorkerWaitMs);
+  ConditionVariablePrepareToSleep(&shared->changed_cv);
+  for (;;) {
+    LWLockAcquire(shared->lock, LW_SHARED);
+    cluster = find_cluster(cluster_name.data, cluster_name.len);
+    bool stored = cluster == nullptr || cluster->stored_generation >= generation;
+    LWLockRelease(shared->lock);
+    if (stored) break;
+    if (GetCurrentTimestamp() >= give_up) {
+      ConditionVariableCancelSleep();
+      ereport(WARNING,
+              (errmsg("settings of cluster \"%.*s\" apply now but the "
+                      "background worker has not stored them yet",
+                      static_cast<int>(cluster_name.len), cluster_name.data)));
+      PG_RETURN_VOID();
+    }
+    ConditionVariableTimedSleep(&shared->changed_cv, 100, PG_WAIT_EXTENSION);
+  }
+  ConditionVariableCancelSleep();
+  PG_RETURN_VOID();
+}
+
+// One row per member, from shared memory.
+Datum sc_live_members(PG_FUNCTION_ARGS) {
+  require_preloaded();
+  InitMaterializedSRF(fcinfo, 0);
+  auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+
+  TimestampTz now = GetCurrentTimestamp();
+  LWLockAcquire(shared->lock, LW_SHARED);
+  if (shared->loaded) {
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, cluster_table);
+    while (auto *cluster =
+               static_cast<ClusterEntry *>(hash_seq_search(&status))) {
+      dlist_iter iter;
+      dlist_foreach(iter, &cluster->members) {
+        auto *member =
+            dlist_container(MemberEntry, cluster_link, iter.cur);
+        Datum values[9];
+        bool nulls[9] = {false, false, false, false, false,
+                         false, false, false, false};
+        TimestampTz deadline = member_deadline(cluster, member);
+        const char *state = state_name(member->state);
+        if (member->leaving || member->removing)
+          state = "leaving";
+        else if (deadline <= now)
+          state = "expired";
+        values[0] = CStringGetTextDatum(cluster->key.name);
+        values[1] = CStringGetTextDatum(member->key.name);
+        values[2] = Int32GetDatum(member->shard);
+        nulls[2] = member->state != MemberState::Active;
+        values[3] = Int32GetDatum(cluster->num_shards);
+        values[4] = Int64GetDatum(member->epoch);
+        nulls[4] = member->state == MemberState::Pending;
+        values[5] = CStringGetTextDatum(state);
+        values[6] = TimestampTzGetDatum(
+            static_cast<TimestampTz>(pg_atomic_read_u64(&member->last_seen)));
+        values[7] = TimestampTzGetDatum(deadline);
+        values[8] = TimestampTzGetDatum(member->joined_at);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values,
+                             nulls);
+      }
+    }
+  }
+  LWLockRelease(shared->lock);
+  return static_cast<Datum>(0);
+}
+
+// One row per cluster, from shared memory.
+Datum sc_live_clusters(PG_FUNCTION_ARGS) {
+  require_preloaded();
+  InitMaterializedSRF(fcinfo, 0);
+  auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+
+  LWLockAcquire(shared->lock, LW_SHARED);
+  if (shared->loaded) {
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, cluster_table);
+    while (auto *cluster =
+               static_cast<ClusterEntry *>(hash_seq_search(&status))) {
+      int32 counts[3] = {0, 0, 0};  // indexed by MemberState
+      dlist_iter iter;
+      dlist_foreach(iter, &cluster->members) {
+        auto *member =
+            dlist_container(MemberEntry, cluster_link, iter.cur);
+        counts[static_cast<int>(member->state)]++;
+      }
+      Datum values[12];
+      bool nulls[12] = {false, false, false, false, false, false,
+                        false, false, false, false, false, false};
+      values[0] = CStringGetTextDatum(cluster->key.name);
+      values[1] = IntervalPGetDatum(
+          us_to_interval(cluster->heartbeat_interval_us));
+      values[2] = IntervalPGetDatum(us_to_interval(cluster->grace_period_us));
+      values[3] =
+          IntervalPGetDatum(us_to_interval(cluster->reshard_interval_us));
+      values[4] = Int32GetDatum(cluster->max_shards);
+      nulls[4] = cluster->max_shards == 0;
+      values[5] = Int64GetDatum(cluster->epoch);
+      values[6] = Int32GetDatum(cluster->num_shards);
+      values[7] = Int32GetDatum(cluster->member_count);
+      values[8] = Int32GetDatum(counts[static_cast<int>(MemberState::Active)]);
+      values[9] =
+          Int32GetDatum(counts[static_cast<int>(MemberState::Standby)]);
+      values[10] =
+          Int32GetDatum(counts[static_cast<int>(MemberState::Pending)]);
+      values[11] = TimestampTzGetDatum(cluster->resharded_at);
+      nulls[11] = cluster->resharded_at == 0;
+      tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+  }
+  LWLockRelease(shared->lock);
+  return static_cast<Datum>(0);
+}
+
+Datum sc_is_live(PG_FUNCTION_ARGS) {
+  PG_RETURN_BOOL(shared != nullptr && shared->loaded);
+}
+
+// Run by CREATE EXTENSION: refuse early and clearly, and start from a clean
+// shared memory so that nothing of a dropped installation survives.
+Datum sc_install_check(PG_FUNCTION_ARGS) {
+  require_preloaded();
+  require_coordinator_database();
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  reset_all();
+  LWLockRelease(shared->lock);
+  wake_worker();
+  PG_RETURN_VOID();
+}
+
+}  // extern "C"

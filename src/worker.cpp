@@ -1,0 +1,744 @@
+// The background worker: the coordinator, and the only writer of the tables.
+//
+// Loop: sleep on the latch until the earliest member deadline, reshard gate
+// or wake-up (join, leave, configure); then, per cluster that needs it:
+//   1. snapshot its members under the exclusive lock (marking the dead ones
+//      as `removing`),
+//   2. compute the new assignment (assignment.cpp, pure C++),
+//   3. in one transaction: store the cluster row with the next epoch, store
+//      the changed members, delete the removed ones, queue one NOTIFY per
+//      member whose assignment changed; commit,
+//   4. publish the committed result to shared memory.
+// Shared memory is never ahead of the tables: a worker that dies between 3
+// and 4 reloads the tables when it starts again.
+//
+// C++ at the boundary: the functions here are written in C style (no C++
+// objects with destructors), and the pure C++ parts are reached only through
+// noexcept wrappers that copy their results into palloc'd arrays.
+
+#include "pg_prelude.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+PGDLLEXPORT void sc_worker_main(Datum main_arg);
+}
+
+#include <new>
+
+#include "module.hpp"
+#include "names.hpp"
+#include "notify_payload.hpp"
+#include "shmem.hpp"
+
+using namespace shard_coordinator;
+
+namespace {
+
+// After a failed transaction, try that cluster again this much later.
+constexpr long kRetryMs = 1000;
+// While the extension is not installed, look again this often.
+constexpr long kNotInstalledPollMs = 1000;
+// Longest sleep when nothing is due (deadlines are recomputed on waking).
+constexpr long kMaxSleepMs = 60000;
+
+// A member as copied out of shared memory for one reshard.
+struct SnapMember {
+  char *name;
+  uint64 join_seq;
+  TimestampTz joined_at;
+  MemberState state;
+  int32 shard;
+  int64 epoch;
+  bool alive;
+};
+
+// A cluster as copied out of shared memory for one reshard.
+struct SnapCluster {
+  char name[kClusterNameMax + 1];
+  uint64 reset_count;
+  int64 heartbeat_interval_us;
+  int64 grace_period_us;
+  int64 reshard_interval_us;
+  int32 max_shards;
+  int32 num_shards;
+  int64 epoch;
+  TimestampTz resharded_at;
+  uint64 config_generation;
+  bool settings_unstored;
+  int nmembers;
+  SnapMember *members;
+};
+
+// The plan in plain arrays.
+struct PlanArrays {
+  int32 num_shards;
+  size_t changed;
+  size_t removed_assigned;
+  MemberOutcome *outcomes;  // palloc'd, one per snapshot member
+};
+
+// noexcept bridge to the pure C++ algorithm. `outcomes` is allocated by the
+// caller; nothing here calls PostgreSQL.
+bool compute_plan(const SnapCluster *snap, PlanArrays *plan, char *error,
+                  size_t error_len) noexcept {
+  try {
+    std::vector<MemberView> views(static_cast<size_t>(snap->nmembers));
+    for (int i = 0; i < snap->nmembers; ++i) {
+      const SnapMember &m = snap->members[i];
+      views[static_cast<size_t>(i)] =
+          MemberView{m.join_seq, m.state, m.shard, m.alive};
+    }
+    ReshardPlan result = plan_reshard(views, snap->num_shards,
+                                      snap->max_shards);
+    if (!plan_is_valid(result)) {
+      strlcpy(error, "computed assignment violates the invariant", error_len);
+      return false;
+    }
+    plan->num_shards = result.num_shards;
+    plan->changed = result.changed;
+    plan->removed_assigned = result.removed_assigned;
+    for (size_t i = 0; i < result.outcomes.size(); ++i)
+      plan->outcomes[i] = result.outcomes[i];
+    return true;
+  } catch (const std::exception &e) {
+    strlcpy(error, e.what(), error_len);
+  } catch (...) {
+    strlcpy(error, "unknown C++ exception", error_len);
+  }
+  return false;
+}
+
+// noexcept bridge to the JSON payload builder; writes into buf (size
+// kNotifyPayloadMax + 1). Returns false if it failed or did not fit.
+bool compute_payload(const char *cluster, const char *member, int32 shard,
+                     int32 num_shards, int64 epoch, const char *state,
+                     char *buf) noexcept {
+  try {
+    AssignmentNotice notice;
+    notice.cluster = cluster;
+    notice.member = member;
+    notice.shard = shard;
+    notice.num_shards = num_shards;
+    notice.epoch = epoch;
+    notice.state = state;
+    std::string json = notice_to_json(notice);
+    if (json.size() > kNotifyPayloadMax) return false;
+    memcpy(buf, json.data(), json.size());
+    buf[json.size()] = '\0';
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+MemoryContext cycle_context = nullptr;
+
+void detach_worker(int code, Datum arg) { shared->worker_latch = nullptr; }
+
+int64 interval_datum_to_us(Datum d) {
+  const Interval *value = DatumGetIntervalP(d);
+  return value->time + static_cast<int64>(value->day) * USECS_PER_DAY +
+         static_cast<int64>(value->month) * 30 * USECS_PER_DAY;
+}
+
+Datum us_to_interval_datum(int64 us) {
+  auto *value = static_cast<Interval *>(palloc0(sizeof(Interval)));
+  value->time = us;
+  return IntervalPGetDatum(value);
+}
+
+void begin_transaction(const char *activity) {
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+  PushActiveSnapshot(GetTransactionSnapshot());
+  pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+void commit_transaction() {
+  SPI_finish();
+  PopActiveSnapshot();
+  CommitTransactionCommand();
+  pgstat_report_stat(false);
+  pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+// Logs the current error and cleans up the failed transaction.
+void recover_from_error(const char *what) {
+  MemoryContextSwitchTo(cycle_context);
+  ErrorData *edata = CopyErrorData();
+  FlushErrorState();
+  AbortCurrentTransaction();
+  ereport(LOG, (errmsg("shard_coordinator: %s failed: %s", what,
+                       edata->message)));
+  FreeErrorData(edata);
+  pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+// --- Loading the tables ----------------------------------------------------
+
+// Merges the tables into shared memory (exclusive lock held): the stored
+// assignments win, every stored member gets a full expiry period from now,
+// and a member that shared memory shows assigned but the tables do not is
+// made pending again.
+void merge_loaded_state(SPITupleTable *clusters, uint64 nclusters,
+                        SPITupleTable *members, uint64 nmembers,
+                        TimestampTz now) {
+  TupleDesc cdesc = clusters->tupdesc;
+  for (uint64 i = 0; i < nclusters; ++i) {
+    HeapTuple tuple = clusters->vals[i];
+    bool isnull = false;
+    char *name = TextDatumGetCString(SPI_getbinval(tuple, cdesc, 1, &isnull));
+    size_t len = strlen(name);
+    if (check_name(name, len, kClusterNameMax) != NameProblem::None) {
+      ereport(WARNING, (errmsg("shard_coordinator: ignoring stored cluster "
+                               "with an invalid name \"%s\"",
+                               name)));
+      continue;
+    }
+    ClusterEntry *cluster = find_cluster(name, len);
+    if (cluster == nullptr) cluster = create_cluster(name, len);
+    if (cluster == nullptr) {
+      ereport(WARNING,
+              (errmsg("shard_coordinator: no room for stored cluster \"%s\"",
+                      name),
+               errhint("Raise shard_coordinator.max_clusters.")));
+      continue;
+    }
+    if (cluster->stored_generation >= cluster->config_generation ||
+        cluster->stored_generation == 0) {
+      // Nothing newer from configure() is waiting to be stored.
+      cluster->heartbeat_interval_us =
+          interval_datum_to_us(SPI_getbinval(tuple, cdesc, 2, &isnull));
+      cluster->grace_period_us =
+          interval_datum_to_us(SPI_getbinval(tuple, cdesc, 3, &isnull));
+      cluster->reshard_interval_us =
+          interval_datum_to_us(SPI_getbinval(tuple, cdesc, 4, &isnull));
+      Datum max_shards = SPI_getbinval(tuple, cdesc, 5, &isnull);
+      cluster->max_shards = isnull ? 0 : DatumGetInt32(max_shards);
+      cluster->stored_generation = cluster->config_generation;
+    }
+    cluster->epoch = DatumGetInt64(SPI_getbinval(tuple, cdesc, 6, &isnull));
+    cluster->num_shards =
+        DatumGetInt32(SPI_getbinval(tuple, cdesc, 7, &isnull));
+    Datum resharded = SPI_getbinval(tuple, cdesc, 8, &isnull);
+    cluster->resharded_at = isnull ? 0 : DatumGetTimestampTz(resharded);
+    cluster->gate_from = cluster->num_shards > 0 ? cluster->resharded_at : 0;
+  }
+
+  TupleDesc mdesc = members->tupdesc;
+  for (uint64 i = 0; i < nmembers; ++i) {
+    HeapTuple tuple = members->vals[i];
+    bool isnull = false;
+    char *cname = TextDatumGetCString(SPI_getbinval(tuple, mdesc, 1, &isnull));
+    char *mname = TextDatumGetCString(SPI_getbinval(tuple, mdesc, 2, &isnull));
+    size_t mlen = strlen(mname);
+    ClusterEntry *cluster = find_cluster(cname, strlen(cname));
+    if (cluster == nullptr ||
+        check_name(mname, mlen, kMemberNameMax) != NameProblem::None)
+      continue;
+    MemberEntry *member = find_member(cluster, mname, mlen);
+    if (member == nullptr) member = create_member(cluster, mname, mlen, now);
+    if (member == nullptr) {
+      ereport(WARNING,
+              (errmsg("shard_coordinator: no room for stored member \"%s\"",
+                      mname),
+               errhint("Raise shard_coordinator.max_members.")));
+      continue;
+    }
+    char *state = TextDatumGetCString(SPI_getbinval(tuple, mdesc, 3, &isnull));
+    Datum shard = SPI_getbinval(tuple, mdesc, 4, &isnull);
+    bool active = strcmp(state, "active") == 0 && !isnull;
+    member->state = active ? MemberState::Active : MemberState::Standby;
+    member->shard = active ? DatumGetInt32(shard) : kNoShard;
+    member->epoch = DatumGetInt64(SPI_getbinval(tuple, mdesc, 5, &isnull));
+    member->join_seq =
+        static_cast<uint64>(DatumGetInt64(SPI_getbinval(tuple, mdesc, 6, &isnull)));
+    member->joined_at =
+        DatumGetTimestampTz(SPI_getbinval(tuple, mdesc, 7, &isnull));
+    if (member->join_seq >= shared->next_join_seq)
+      shared->next_join_seq = member->join_seq + 1;
+    if (static_cast<TimestampTz>(pg_atomic_read_u64(&member->last_seen)) < now)
+      pg_atomic_write_u64(&member->last_seen, static_cast<uint64>(now));
+    member->load_mark = true;
+  }
+
+  // Assigned in shared memory but not in the tables: pending again.
+  HASH_SEQ_STATUS status;
+  hash_seq_init(&status, cluster_table);
+  while (auto *cluster =
+             static_cast<ClusterEntry *>(hash_seq_search(&status))) {
+    dlist_iter iter;
+    dlist_foreach(iter, &cluster->members) {
+      auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
+      if (!member->load_mark && member->state != MemberState::Pending) {
+        member->state = MemberState::Pending;
+        member->shard = kNoShard;
+        cluster->reshard_wanted = true;
+      }
+      member->load_mark = false;
+    }
+  }
+}
+
+// Loads the tables into shared memory. Returns false if the extension is not
+// installed (yet) or the load failed.
+bool load_state() {
+  volatile bool loaded = false;
+  PG_TRY();
+  {
+    begin_transaction("shard_coordinator: loading state");
+    if (OidIsValid(get_extension_oid("shard_coordinator", true))) {
+      if (SPI_execute("SELECT cluster, heartbeat_interval, grace_period, "
+                      "reshard_interval, max_shards, epoch, num_shards, "
+                      "resharded_at FROM shard_coordinator.cluster_state",
+                      true, 0) != SPI_OK_SELECT)
+        elog(ERROR, "could not read shard_coordinator.cluster_state");
+      SPITupleTable *clusters = SPI_tuptable;
+      uint64 nclusters = SPI_processed;
+      if (SPI_execute("SELECT cluster, member, state, shard, epoch, join_seq, "
+                      "joined_at FROM shard_coordinator.member_state "
+                      "ORDER BY join_seq",
+                      true, 0) != SPI_OK_SELECT)
+        elog(ERROR, "could not read shard_coordinator.member_state");
+      SPITupleTable *members = SPI_tuptable;
+      uint64 nmembers = SPI_processed;
+
+      LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+      merge_loaded_state(clusters, nclusters, members, nmembers,
+                         GetCurrentTimestamp());
+      shared->loaded = true;
+      LWLockRelease(shared->lock);
+      loaded = true;
+      ereport(LOG, (errmsg("shard_coordinator: loaded %llu clusters and "
+                           "%llu members",
+                           static_cast<unsigned long long>(nclusters),
+                           static_cast<unsigned long long>(nmembers))));
+    } else {
+      // Not installed (or dropped): nothing of an old installation stays.
+      LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+      if (shared->loaded || shared->cluster_count > 0) reset_all();
+      LWLockRelease(shared->lock);
+    }
+    commit_transaction();
+  }
+  PG_CATCH();
+  {
+    recover_from_error("loading state");
+    loaded = false;
+  }
+  PG_END_TRY();
+  if (loaded) ConditionVariableBroadcast(&shared->changed_cv);
+  return loaded;
+}
+
+// --- Resharding one cluster --------------------------------------------------
+
+// Copies the cluster out of shared memory and marks its dead members as
+// removing. Returns false if the cluster is gone.
+bool snapshot_cluster(const char *name, TimestampTz now, SnapCluster *snap) {
+  size_t len = strlen(name);
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  ClusterEntry *cluster = find_cluster(name, len);
+  if (cluster == nullptr) {
+    LWLockRelease(shared->lock);
+    return false;
+  }
+  strlcpy(snap->name, name, sizeof(snap->name));
+  snap->reset_count = shared->reset_count;
+  snap->heartbeat_interval_us = cluster->heartbeat_interval_us;
+  snap->grace_period_us = cluster->grace_period_us;
+  snap->reshard_interval_us = cluster->reshard_interval_us;
+  snap->max_shards = cluster->max_shards;
+  snap->num_shards = cluster->num_shards;
+  snap->epoch = cluster->epoch;
+  snap->resharded_at = cluster->resharded_at;
+  snap->config_generation = cluster->config_generation;
+  snap->settings_unstored =
+      cluster->stored_generation < cluster->config_generation;
+  snap->nmembers = cluster->member_count;
+  snap->members = static_cast<SnapMember *>(
+      palloc0(sizeof(SnapMember) * static_cast<size_t>(Max(snap->nmembers, 1))));
+  int i = 0;
+  dlist_iter iter;
+  dlist_foreach(iter, &cluster->members) {
+    auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
+    SnapMember *m = &snap->members[i++];
+    m->name = pstrdup(member->key.name);
+    m->join_seq = member->join_seq;
+    m->joined_at = member->joined_at;
+    m->state = member->state;
+    m->shard = member->shard;
+    m->epoch = member->epoch;
+    m->alive = !member->leaving && member_deadline(cluster, member) > now;
+    if (!m->alive) member->removing = true;
+  }
+  cluster->reshard_wanted = false;
+  LWLockRelease(shared->lock);
+  return true;
+}
+
+// The transaction that stores one reshard and queues its notifications.
+void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
+                   int64 new_epoch, bool bump, TimestampTz now) {
+  begin_transaction("shard_coordinator: resharding");
+
+  // The cluster row. The WHERE clause refuses to move a stored epoch back,
+  // which can only happen if shared memory is stale: then we reload.
+  Oid cluster_types[8] = {TEXTOID,   INTERVALOID, INTERVALOID, INTERVALOID,
+                          INT4OID,   INT8OID,     INT4OID,     TIMESTAMPTZOID};
+  Datum cluster_values[8];
+  char cluster_nulls[9] = "        ";
+  cluster_values[0] = CStringGetTextDatum(snap->name);
+  cluster_values[1] = us_to_interval_datum(snap->heartbeat_interval_us);
+  cluster_values[2] = us_to_interval_datum(snap->grace_period_us);
+  cluster_values[3] = us_to_interval_datum(snap->reshard_interval_us);
+  cluster_values[4] = Int32GetDatum(snap->max_shards);
+  if (snap->max_shards == 0) cluster_nulls[4] = 'n';
+  cluster_values[5] = Int64GetDatum(new_epoch);
+  cluster_values[6] = Int32GetDatum(plan->num_shards);
+  TimestampTz resharded_at = bump ? now : snap->resharded_at;
+  cluster_values[7] = TimestampTzGetDatum(resharded_at);
+  if (resharded_at == 0) cluster_nulls[7] = 'n';
+  int rc = SPI_execute_with_args(
+      "INSERT INTO shard_coordinator.cluster_state AS c (cluster, "
+      "heartbeat_interval, grace_period, reshard_interval, max_shards, epoch, "
+      "num_shards, resharded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+      "ON CONFLICT (cluster) DO UPDATE SET "
+      "heartbeat_interval = EXCLUDED.heartbeat_interval, "
+      "grace_period = EXCLUDED.grace_period, "
+      "reshard_interval = EXCLUDED.reshard_interval, "
+      "max_shards = EXCLUDED.max_shards, epoch = EXCLUDED.epoch, "
+      "num_shards = EXCLUDED.num_shards, resharded_at = EXCLUDED.resharded_at "
+      "WHERE c.epoch <= EXCLUDED.epoch",
+      8, cluster_types, cluster_values, cluster_nulls, false, 0);
+  if (rc != SPI_OK_INSERT || SPI_processed != 1)
+    ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                    errmsg("stored epoch of cluster \"%s\" is ahead of "
+                           "shared memory",
+                           snap->name)));
+
+  int n = snap->nmembers;
+  Datum *removed_names = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+  int nremoved = 0;
+  Datum *names = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+  Datum *states = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+  Datum *shards = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+  bool *shard_nulls = static_cast<bool *>(palloc(sizeof(bool) * Max(n, 1)));
+  Datum *join_seqs = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+  Datum *joined_ats = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+  int nchanged = 0;
+  for (int i = 0; i < n; ++i) {
+    const SnapMember &m = snap->members[i];
+    const MemberOutcome &out = plan->outcomes[i];
+    if (out.removed) {
+      if (m.state != MemberState::Pending)
+        removed_names[nremoved++] = CStringGetTextDatum(m.name);
+    } else if (out.changed) {
+      names[nchanged] = CStringGetTextDatum(m.name);
+      states[nchanged] = CStringGetTextDatum(state_name(out.state));
+      shards[nchanged] = Int32GetDatum(out.shard);
+      shard_nulls[nchanged] = out.state != MemberState::Active;
+      join_seqs[nchanged] = Int64GetDatum(static_cast<int64>(m.join_seq));
+      joined_ats[nchanged] = TimestampTzGetDatum(m.joined_at);
+      nchanged++;
+    }
+  }
+
+  if (nremoved > 0) {
+    Oid types[2] = {TEXTOID, TEXTARRAYOID};
+    Datum values[2] = {
+        CStringGetTextDatum(snap->name),
+        PointerGetDatum(construct_array(removed_names, nremoved, TEXTOID, -1,
+                                        false, TYPALIGN_INT))};
+    rc = SPI_execute_with_args(
+        "DELETE FROM shard_coordinator.member_state "
+        "WHERE cluster = $1 AND member = ANY ($2)",
+        2, types, values, nullptr, false, 0);
+    if (rc != SPI_OK_DELETE) elog(ERROR, "could not delete members");
+  }
+
+  if (nchanged > 0) {
+    int dims[1] = {nchanged};
+    int lbs[1] = {1};
+    Oid types[7] = {TEXTOID,      TEXTARRAYOID, TEXTARRAYOID,
+                    INT4ARRAYOID, INT8OID,      INT8ARRAYOID,
+                    TIMESTAMPTZARRAYOID};
+    Datum values[7];
+    values[0] = CStringGetTextDatum(snap->name);
+    values[1] = PointerGetDatum(
+        construct_array(names, nchanged, TEXTOID, -1, false, TYPALIGN_INT));
+    values[2] = PointerGetDatum(
+        construct_array(states, nchanged, TEXTOID, -1, false, TYPALIGN_INT));
+    values[3] = PointerGetDatum(construct_md_array(
+        shards, shard_nulls, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
+    values[4] = Int64GetDatum(new_epoch);
+    values[5] = PointerGetDatum(construct_array(
+        join_seqs, nchanged, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+    values[6] = PointerGetDatum(construct_array(joined_ats, nchanged,
+                                                TIMESTAMPTZOID, 8,
+                                                FLOAT8PASSBYVAL,
+                                                TYPALIGN_DOUBLE));
+    rc = SPI_execute_with_args(
+        "INSERT INTO shard_coordinator.member_state AS m (cluster, member, "
+        "state, shard, epoch, join_seq, joined_at) "
+        "SELECT $1, u.member, u.state, u.shard, $5, u.join_seq, u.joined_at "
+        "FROM unnest($2, $3, $4, $6, $7) "
+        "AS u(member, state, shard, join_seq, joined_at) "
+        "ON CONFLICT (cluster, member) DO UPDATE SET state = EXCLUDED.state, "
+        "shard = EXCLUDED.shard, epoch = EXCLUDED.epoch",
+        7, types, values, nullptr, false, 0);
+    if (rc != SPI_OK_INSERT) elog(ERROR, "could not store members");
+  }
+
+  // One NOTIFY per member whose assignment changed, sent at commit.
+  char channel[kChannelNameMax + 1];
+  char *payload = static_cast<char *>(palloc(kNotifyPayloadMax + 1));
+  size_t cluster_len = strlen(snap->name);
+  for (int i = 0; i < n; ++i) {
+    const SnapMember &m = snap->members[i];
+    const MemberOutcome &out = plan->outcomes[i];
+    bool notify = out.removed ? m.state != MemberState::Pending : out.changed;
+    if (!notify) continue;
+    channel_name(snap->name, cluster_len, m.name, strlen(m.name), channel);
+    if (!compute_payload(snap->name, m.name,
+                         out.removed ? kNoShard
+                         : out.state == MemberState::Active ? out.shard
+                                                            : kNoShard,
+                         plan->num_shards, new_epoch,
+                         out.removed ? "removed" : state_name(out.state),
+                         payload))
+      elog(ERROR, "could not build the notification payload of \"%s\"",
+           m.name);
+    Async_Notify(channel, payload);
+  }
+
+  commit_transaction();
+}
+
+// Applies a committed reshard to shared memory.
+void publish_reshard(const SnapCluster *snap, const PlanArrays *plan,
+                     int64 new_epoch, bool bump, TimestampTz now) {
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  ClusterEntry *cluster = nullptr;
+  if (shared->reset_count == snap->reset_count)
+    cluster = find_cluster(snap->name, strlen(snap->name));
+  if (cluster != nullptr) {
+    for (int i = 0; i < snap->nmembers; ++i) {
+      const SnapMember &m = snap->members[i];
+      const MemberOutcome &out = plan->outcomes[i];
+      MemberEntry *member = find_member(cluster, m.name, strlen(m.name));
+      if (member == nullptr) continue;
+      if (out.removed) {
+        remove_member(cluster, member);
+      } else if (out.changed) {
+        member->state = out.state;
+        member->shard = out.state == MemberState::Active ? out.shard : kNoShard;
+        member->epoch = new_epoch;
+      }
+    }
+    cluster->epoch = new_epoch;
+    cluster->num_shards = plan->num_shards;
+    if (bump) {
+      cluster->resharded_at = now;
+      // When the last member is gone the gate resets: the next join is
+      // served at once.
+      cluster->gate_from = plan->num_shards > 0 ? now : 0;
+    }
+    if (cluster->stored_generation < snap->config_generation)
+      cluster->stored_generation = snap->config_generation;
+  }
+  LWLockRelease(shared->lock);
+  ConditionVariableBroadcast(&shared->changed_cv);
+}
+
+// Takes back the `removing` marks of a reshard that failed.
+void unmark_removing(const SnapCluster *snap) {
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  ClusterEntry *cluster = nullptr;
+  if (shared->reset_count == snap->reset_count)
+    cluster = find_cluster(snap->name, strlen(snap->name));
+  if (cluster != nullptr) {
+    for (int i = 0; i < snap->nmembers; ++i) {
+      MemberEntry *member = find_member(cluster, snap->members[i].name,
+                                        strlen(snap->members[i].name));
+      if (member != nullptr) member->removing = false;
+    }
+    cluster->reshard_wanted = true;
+  }
+  LWLockRelease(shared->lock);
+  ConditionVariableBroadcast(&shared->changed_cv);
+}
+
+enum class ReshardResult { Done, Failed, Reload };
+
+ReshardResult reshard_cluster(const char *name) {
+  TimestampTz now = GetCurrentTimestamp();
+  SnapCluster snap;
+  if (!snapshot_cluster(name, now, &snap)) return ReshardResult::Done;
+
+  PlanArrays plan;
+  plan.outcomes = static_cast<MemberOutcome *>(
+      palloc0(sizeof(MemberOutcome) * static_cast<size_t>(Max(snap.nmembers, 1))));
+  char error[256];
+  if (!compute_plan(&snap, &plan, error, sizeof(error))) {
+    ereport(LOG, (errmsg("shard_coordinator: reshard of cluster \"%s\" "
+                         "failed: %s",
+                         name, error)));
+    unmark_removing(&snap);
+    return ReshardResult::Failed;
+  }
+
+  bool bump = plan.changed > 0 || plan.removed_assigned > 0;
+  int64 new_epoch = bump ? snap.epoch + 1 : snap.epoch;
+  if (bump || snap.settings_unstored) {
+    volatile bool failed = false;
+    PG_TRY();
+    { store_reshard(&snap, &plan, new_epoch, bump, now); }
+    PG_CATCH();
+    {
+      recover_from_error("reshard");
+      failed = true;
+    }
+    PG_END_TRY();
+    if (failed) {
+      unmark_removing(&snap);
+      return ReshardResult::Reload;
+    }
+  }
+  publish_reshard(&snap, &plan, new_epoch, bump, now);
+  return ReshardResult::Done;
+}
+
+// --- The cycle -----------------------------------------------------------------
+
+// Finds the clusters due for a reshard or a settings store, and the time of
+// the next thing that will be due. Returns the names of the due clusters.
+char **find_due_clusters(TimestampTz now, TimestampTz *next_wake, int *ndue) {
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  int capacity = Max(shared->cluster_count, 1);
+  char **due = static_cast<char **>(palloc(sizeof(char *) * capacity));
+  *ndue = 0;
+  HASH_SEQ_STATUS status;
+  hash_seq_init(&status, cluster_table);
+  while (auto *cluster =
+             static_cast<ClusterEntry *>(hash_seq_search(&status))) {
+    dlist_iter iter;
+    dlist_foreach(iter, &cluster->members) {
+      auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
+      if (member->removing) continue;
+      TimestampTz deadline = member_deadline(cluster, member);
+      if (member->leaving || deadline <= now)
+        cluster->reshard_wanted = true;
+      else if (deadline < *next_wake)
+        *next_wake = deadline;
+    }
+    bool is_due = cluster->stored_generation < cluster->config_generation;
+    if (cluster->reshard_wanted) {
+      TimestampTz gate =
+          cluster->gate_from == 0
+              ? now
+              : cluster->gate_from + cluster->reshard_interval_us;
+      if (gate <= now)
+        is_due = true;
+      else if (gate < *next_wake)
+        *next_wake = gate;
+    }
+    if (is_due && *ndue < capacity) due[(*ndue)++] = pstrdup(cluster->key.name);
+  }
+  LWLockRelease(shared->lock);
+  return due;
+}
+
+// One pass; returns how long to sleep (ms).
+long run_cycle(bool *need_reload) {
+  TimestampTz now = GetCurrentTimestamp();
+  TimestampTz next_wake = TimestampTzPlusMilliseconds(now, kMaxSleepMs);
+  int ndue = 0;
+  bool any_failed = false;
+  char **due = find_due_clusters(now, &next_wake, &ndue);
+  for (int i = 0; i < ndue; ++i) {
+    CHECK_FOR_INTERRUPTS();
+    ReshardResult result = reshard_cluster(due[i]);
+    if (result == ReshardResult::Reload) {
+      *need_reload = true;
+      return kRetryMs;
+    }
+    if (result == ReshardResult::Failed) {
+      any_failed = true;
+      TimestampTz retry = TimestampTzPlusMilliseconds(now, kRetryMs);
+      if (retry < next_wake) next_wake = retry;
+    }
+  }
+  // Look again at once after work (deadlines may have moved), unless a
+  // cluster failed: then wait for its retry time.
+  if (ndue > 0 && !any_failed) return 0;
+  TimestampTz current = GetCurrentTimestamp();
+  if (next_wake <= current) return 0;
+  // Round up so that we never wake just before a deadline.
+  return static_cast<long>((next_wake - current + 999) / 1000);
+}
+
+}  // namespace
+
+void sc_worker_main(Datum main_arg) {
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  pqsignal(SIGTERM, die);
+  BackgroundWorkerUnblockSignals();
+
+  BackgroundWorkerInitializeConnection(guc_database, nullptr, 0);
+  // Every query of ours is schema-qualified; pin the path all the same.
+  SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+  pgstat_report_appname("shard_coordinator");
+
+  cycle_context = AllocSetContextCreate(TopMemoryContext,
+                                        "shard_coordinator cycle",
+                                        ALLOCSET_DEFAULT_SIZES);
+  before_shmem_exit(detach_worker, static_cast<Datum>(0));
+  shared->worker_latch = MyLatch;
+  ereport(LOG, (errmsg("shard_coordinator: background worker started in "
+                       "database \"%s\"",
+                       guc_database)));
+
+  // Always reload on start: a previous worker may have died between a
+  // commit and its publication to shared memory.
+  bool need_reload = true;
+  for (;;) {
+    long sleep_ms = kNotInstalledPollMs;
+    MemoryContextReset(cycle_context);
+    MemoryContext old = MemoryContextSwitchTo(cycle_context);
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+    }
+    if (need_reload || !shared->loaded) need_reload = !load_state();
+    if (!need_reload) sleep_ms = run_cycle(&need_reload);
+    MemoryContextSwitchTo(old);
+
+    if (sleep_ms > 0) {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+                      sleep_ms, PG_WAIT_EXTENSION);
+    }
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+  }
+}
