@@ -71,7 +71,8 @@ test: deps
 
 demo: deps
 	$(MAKE) all
-	bash scripts/demo.sh
+	$(if $(filter 0,$(shell id -u)),,sudo) $(MAKE) install >/dev/null
+	bash $(firstword $(wildcard scripts/demo.sh) scripts/demo-sql.sh)
 
 format:
 	clang-format -i src/*.cpp src/*.hpp test/unit/*.cpp

@@ -27,8 +27,21 @@ if [ $# -eq 0 ]; then
   exit 2
 fi
 
+# A port of our own (random, free) unless SC_PG_PORT says otherwise, so that
+# several throwaway servers, or the machine's own on 5432, do not collide.
+port_in_use() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null || [ -e "/var/run/postgresql/.s.PGSQL.$1" ]
+}
+port=${SC_PG_PORT:-}
+if [ -z "$port" ]; then
+  for _ in $(seq 50); do
+    port=$((20000 + RANDOM % 20000))
+    port_in_use "$port" || break
+  done
+fi
+
 export SC_DB=$db
-exec pg_virtualenv -t -v 15 "${opts[@]}" bash -c '
+exec pg_virtualenv -t -v 15 -c "-p $port" "${opts[@]}" bash -c '
   set -euo pipefail
   export SC_PG_LOG=$(ls "$PG_CLUSTER_CONF_ROOT"/../log/postgresql-15-regress.log 2>/dev/null \
                      || echo "$PG_CLUSTER_CONF_ROOT/../log/postgresql-15-regress.log")
