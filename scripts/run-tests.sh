@@ -6,14 +6,15 @@
 #   SC_SUITES="unit regress" scripts/run-tests.sh   only these
 #
 # Suites: unit (pure C++, GoogleTest), regress (pg_regress), isolation
-# (isolation specs), pgtap (pg_prove), client (the client's own tests, when
+# (isolation specs), pgtap (pg_prove), tap (PostgreSQL::Test::Cluster: restarts,
+# crashes, standby, promotion), client (the client's own tests, when
 # client/ has a Makefile). The server suites run on throwaway PostgreSQL
 # servers (scripts/with-pg.sh); the extension is installed first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
-suites=${SC_SUITES:-"unit regress isolation pgtap client"}
+suites=${SC_SUITES:-"unit regress isolation pgtap tap client"}
 logs=$(mktemp -d)
 total_passed=0
 total_failed=0
@@ -87,6 +88,10 @@ for suite in $suites; do
       if ls test/pgtap/*.sql >/dev/null 2>&1; then
         run_suite pgtap scripts/with-pg.sh bash -c \
           'psql -X -q -c "CREATE EXTENSION IF NOT EXISTS pgtap" && pg_prove --verbose test/pgtap/*.sql'
+      fi ;;
+    tap)
+      if ls test/t/*.pl >/dev/null 2>&1; then
+        run_suite tap scripts/run-tap.sh
       fi ;;
     client)
       if [ -f client/Makefile ]; then

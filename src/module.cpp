@@ -38,22 +38,19 @@ void define_settings() {
       "shard_coordinator.max_members",
       "Maximum number of members, over all clusters, in shared memory.",
       "A heartbeat that would register one more member fails.",
-      &guc_max_members, 10000, 1, 10000000, PGC_POSTMASTER, 0, nullptr,
-      nullptr, nullptr);
-  DefineCustomIntVariable(
-      "shard_coordinator.max_clusters",
-      "Maximum number of clusters in shared memory.", nullptr,
-      &guc_max_clusters, 1000, 1, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr,
+      &guc_max_members, 10000, 1, 10000000, PGC_POSTMASTER, 0, nullptr, nullptr,
       nullptr);
+  DefineCustomIntVariable("shard_coordinator.max_clusters",
+                          "Maximum number of clusters in shared memory.",
+                          nullptr, &guc_max_clusters, 1000, 1, 1000000,
+                          PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("shard_coordinator.heartbeat_interval",
+                          "Default heartbeat interval of new clusters.",
+                          "Members are told to heartbeat this often.",
+                          &guc_heartbeat_interval_ms, 5000, 1, kMaxIntervalMs,
+                          PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
-      "shard_coordinator.heartbeat_interval",
-      "Default heartbeat interval of new clusters.",
-      "Members are told to heartbeat this often.", &guc_heartbeat_interval_ms,
-      5000, 1, kMaxIntervalMs, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
-      nullptr);
-  DefineCustomIntVariable(
-      "shard_coordinator.grace_period",
-      "Default grace period of new clusters.",
+      "shard_coordinator.grace_period", "Default grace period of new clusters.",
       "A member expires after heartbeat_interval + grace_period without a "
       "heartbeat.",
       &guc_grace_period_ms, 10000, 0, kMaxIntervalMs, PGC_SIGHUP, GUC_UNIT_MS,

@@ -48,10 +48,10 @@ shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
 Size shmem_size() {
   Size size = MAXALIGN(sizeof(SharedState));
-  size = add_size(size, hash_estimate_size(guc_max_clusters,
-                                           sizeof(ClusterEntry)));
-  size = add_size(size, hash_estimate_size(guc_max_members,
-                                           sizeof(MemberEntry)));
+  size = add_size(size,
+                  hash_estimate_size(guc_max_clusters, sizeof(ClusterEntry)));
+  size =
+      add_size(size, hash_estimate_size(guc_max_members, sizeof(MemberEntry)));
   return size;
 }
 

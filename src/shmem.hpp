@@ -30,9 +30,9 @@ struct ClusterEntry {
   int64 heartbeat_interval_us;
   int64 grace_period_us;
   int64 reshard_interval_us;
-  int32 max_shards;  // 0: no cap
-  int32 num_shards;  // as of the last published reshard
-  int64 epoch;       // as of the last published reshard
+  int32 max_shards;          // 0: no cap
+  int32 num_shards;          // as of the last published reshard
+  int64 epoch;               // as of the last published reshard
   TimestampTz gate_from;     // last reshard; 0 when the gate is open
   TimestampTz resharded_at;  // last reshard, for display; 0 if none
   bool reshard_wanted;       // join, leave, expiry or max_shards change
@@ -56,9 +56,9 @@ struct MemberEntry {
   int64 epoch;      // cluster epoch at which its assignment was last set
   int32 shard;      // kNoShard unless active
   MemberState state;
-  bool leaving;   // leave() was called; removed at the next reshard
-  bool removing;  // the worker is removing it right now
-  bool load_mark; // scratch flag of the worker's load
+  bool leaving;    // leave() was called; removed at the next reshard
+  bool removing;   // the worker is removing it right now
+  bool load_mark;  // scratch flag of the worker's load
 };
 
 struct SharedState {

@@ -58,9 +58,8 @@ NameArg get_name_arg(FunctionCallInfo fcinfo, int argno, const char *what,
                       errdetail("The limit is %zu bytes.", max)));
       break;
     case NameProblem::ControlCharacter:
-      ereport(ERROR,
-              (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-               errmsg("%s must not contain control characters", what)));
+      ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                      errmsg("%s must not contain control characters", what)));
       break;
   }
   return name;
@@ -96,13 +95,12 @@ void require_coordinator_database() {
 
 void require_primary() {
   if (RecoveryInProgress())
-    ereport(ERROR,
-            (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-             errmsg("shard_coordinator cannot coordinate on a standby "
-                    "server"),
-             errhint("Connect to the primary, for example with "
-                     "target_session_attrs=read-write in the connection "
-                     "string.")));
+    ereport(ERROR, (errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+                    errmsg("shard_coordinator cannot coordinate on a standby "
+                           "server"),
+                    errhint("Connect to the primary, for example with "
+                            "target_session_attrs=read-write in the connection "
+                            "string.")));
 }
 
 // Waits until the worker has loaded the tables into shared memory.
@@ -146,8 +144,7 @@ int64 interval_to_us(const Interval *value, const char *what) {
       pg_mul_s64_overflow(static_cast<int64>(value->day), USECS_PER_DAY,
                           &days_us) ||
       pg_add_s64_overflow(months_us, days_us, &total) ||
-      pg_add_s64_overflow(total, value->time, &total) ||
-      total > kMaxIntervalUs)
+      pg_add_s64_overflow(total, value->time, &total) || total > kMaxIntervalUs)
     ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                     errmsg("%s must be at most 1 day", what)));
   return total;
@@ -165,10 +162,9 @@ bool get_interval_arg(FunctionCallInfo fcinfo, int argno, const char *what,
   if (PG_ARGISNULL(argno)) return false;
   int64 us = interval_to_us(PG_GETARG_INTERVAL_P(argno), what);
   if (us < 0 || (us == 0 && !allow_zero))
-    ereport(ERROR,
-            (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-             errmsg("%s must be %s", what,
-                    allow_zero ? "zero or positive" : "positive")));
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("%s must be %s", what,
+                           allow_zero ? "zero or positive" : "positive")));
   *out = us;
   return true;
 }
@@ -190,8 +186,8 @@ TupleDesc result_tupdesc(FunctionCallInfo fcinfo) {
 
 text *channel_text(NameArg cluster, NameArg member) {
   char buf[kChannelNameMax + 1];
-  size_t len = channel_name(cluster.data, cluster.len, member.data,
-                            member.len, buf);
+  size_t len =
+      channel_name(cluster.data, cluster.len, member.data, member.len, buf);
   return cstring_to_text_with_len(buf, static_cast<int>(len));
 }
 
@@ -259,8 +255,7 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
       outcome = RegisterOutcome::Retry;
     } else {
       if (member == nullptr) {
-        member = create_member(cluster, member_name.data, member_name.len,
-                               now);
+        member = create_member(cluster, member_name.data, member_name.len, now);
         if (member != nullptr) cluster->reshard_wanted = true;
       } else if (member->leaving) {
         // A heartbeat after leave() but before the reshard: still a member.
@@ -326,14 +321,14 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
                  errhint("Raise shard_coordinator.max_clusters and restart "
                          "the server.")));
       if (outcome == RegisterOutcome::MembersFull)
-        ereport(ERROR,
-                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-                 errmsg("cannot register member \"%.*s\": all %d member "
-                        "slots are in use",
-                        static_cast<int>(member.len), member.data,
-                        guc_max_members),
-                 errhint("Raise shard_coordinator.max_members and restart "
-                         "the server, or let expired members be removed.")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+             errmsg("cannot register member \"%.*s\": all %d member "
+                    "slots are in use",
+                    static_cast<int>(member.len), member.data, guc_max_members),
+             errhint("Raise shard_coordinator.max_members and restart "
+                     "the server, or let expired members be removed.")));
     }
     // The worker is removing this member (it expired or left): once that
     // is published, the heartbeat registers it anew.
@@ -400,10 +395,9 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
   int64 heartbeat_us = 0;
   int64 grace_us = 0;
   int64 reshard_us = 0;
-  bool set_heartbeat = get_interval_arg(fcinfo, 1, "heartbeat_interval",
-                                        false, &heartbeat_us);
-  bool set_grace =
-      get_interval_arg(fcinfo, 2, "grace_period", true, &grace_us);
+  bool set_heartbeat =
+      get_interval_arg(fcinfo, 1, "heartbeat_interval", false, &heartbeat_us);
+  bool set_grace = get_interval_arg(fcinfo, 2, "grace_period", true, &grace_us);
   bool set_reshard =
       get_interval_arg(fcinfo, 3, "reshard_interval", true, &reshard_us);
   bool set_max = !PG_ARGISNULL(4);
@@ -432,7 +426,8 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
     if (set_heartbeat) cluster->heartbeat_interval_us = heartbeat_us;
     if (set_grace) cluster->grace_period_us = grace_us;
     if (set_reshard) cluster->reshard_interval_us = reshard_us;
-    int32 new_max = clear_max ? 0 : (set_max ? max_shards : cluster->max_shards);
+    int32 new_max =
+        clear_max ? 0 : (set_max ? max_shards : cluster->max_shards);
     if (new_max != cluster->max_shards) {
       cluster->max_shards = new_max;
       cluster->reshard_wanted = true;
@@ -459,7 +454,8 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
   for (;;) {
     LWLockAcquire(shared->lock, LW_SHARED);
     cluster = find_cluster(cluster_name.data, cluster_name.len);
-    bool stored = cluster == nullptr || cluster->stored_generation >= generation;
+    bool stored =
+        cluster == nullptr || cluster->stored_generation >= generation;
     LWLockRelease(shared->lock);
     if (stored) break;
     if (GetCurrentTimestamp() >= give_up) {
@@ -491,8 +487,7 @@ Datum sc_live_members(PG_FUNCTION_ARGS) {
                static_cast<ClusterEntry *>(hash_seq_search(&status))) {
       dlist_iter iter;
       dlist_foreach(iter, &cluster->members) {
-        auto *member =
-            dlist_container(MemberEntry, cluster_link, iter.cur);
+        auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
         Datum values[9];
         bool nulls[9] = {false, false, false, false, false,
                          false, false, false, false};
@@ -514,8 +509,7 @@ Datum sc_live_members(PG_FUNCTION_ARGS) {
             static_cast<TimestampTz>(pg_atomic_read_u64(&member->last_seen)));
         values[7] = TimestampTzGetDatum(deadline);
         values[8] = TimestampTzGetDatum(member->joined_at);
-        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values,
-                             nulls);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
       }
     }
   }
@@ -538,16 +532,15 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
       int32 counts[3] = {0, 0, 0};  // indexed by MemberState
       dlist_iter iter;
       dlist_foreach(iter, &cluster->members) {
-        auto *member =
-            dlist_container(MemberEntry, cluster_link, iter.cur);
+        auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
         counts[static_cast<int>(member->state)]++;
       }
       Datum values[12];
       bool nulls[12] = {false, false, false, false, false, false,
                         false, false, false, false, false, false};
       values[0] = CStringGetTextDatum(cluster->key.name);
-      values[1] = IntervalPGetDatum(
-          us_to_interval(cluster->heartbeat_interval_us));
+      values[1] =
+          IntervalPGetDatum(us_to_interval(cluster->heartbeat_interval_us));
       values[2] = IntervalPGetDatum(us_to_interval(cluster->grace_period_us));
       values[3] =
           IntervalPGetDatum(us_to_interval(cluster->reshard_interval_us));
@@ -557,8 +550,7 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
       values[6] = Int32GetDatum(cluster->num_shards);
       values[7] = Int32GetDatum(cluster->member_count);
       values[8] = Int32GetDatum(counts[static_cast<int>(MemberState::Active)]);
-      values[9] =
-          Int32GetDatum(counts[static_cast<int>(MemberState::Standby)]);
+      values[9] = Int32GetDatum(counts[static_cast<int>(MemberState::Standby)]);
       values[10] =
           Int32GetDatum(counts[static_cast<int>(MemberState::Pending)]);
       values[11] = TimestampTzGetDatum(cluster->resharded_at);

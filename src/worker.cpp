@@ -107,8 +107,8 @@ bool compute_plan(const SnapCluster *snap, PlanArrays *plan, char *error,
       views[static_cast<size_t>(i)] =
           MemberView{m.join_seq, m.state, m.shard, m.alive};
     }
-    ReshardPlan result = plan_reshard(views, snap->num_shards,
-                                      snap->max_shards);
+    ReshardPlan result =
+        plan_reshard(views, snap->num_shards, snap->max_shards);
     if (!plan_is_valid(result)) {
       strlcpy(error, "computed assignment violates the invariant", error_len);
       return false;
@@ -188,8 +188,8 @@ void recover_from_error(const char *what) {
   ErrorData *edata = CopyErrorData();
   FlushErrorState();
   AbortCurrentTransaction();
-  ereport(LOG, (errmsg("shard_coordinator: %s failed: %s", what,
-                       edata->message)));
+  ereport(LOG,
+          (errmsg("shard_coordinator: %s failed: %s", what, edata->message)));
   FreeErrorData(edata);
   pgstat_report_activity(STATE_IDLE, nullptr);
 }
@@ -218,10 +218,10 @@ void merge_loaded_state(SPITupleTable *clusters, uint64 nclusters,
     ClusterEntry *cluster = find_cluster(name, len);
     if (cluster == nullptr) cluster = create_cluster(name, len);
     if (cluster == nullptr) {
-      ereport(WARNING,
-              (errmsg("shard_coordinator: no room for stored cluster \"%s\"",
-                      name),
-               errhint("Raise shard_coordinator.max_clusters.")));
+      ereport(
+          WARNING,
+          (errmsg("shard_coordinator: no room for stored cluster \"%s\"", name),
+           errhint("Raise shard_coordinator.max_clusters.")));
       continue;
     }
     if (cluster->stored_generation >= cluster->config_generation ||
@@ -259,10 +259,10 @@ void merge_loaded_state(SPITupleTable *clusters, uint64 nclusters,
     MemberEntry *member = find_member(cluster, mname, mlen);
     if (member == nullptr) member = create_member(cluster, mname, mlen, now);
     if (member == nullptr) {
-      ereport(WARNING,
-              (errmsg("shard_coordinator: no room for stored member \"%s\"",
-                      mname),
-               errhint("Raise shard_coordinator.max_members.")));
+      ereport(
+          WARNING,
+          (errmsg("shard_coordinator: no room for stored member \"%s\"", mname),
+           errhint("Raise shard_coordinator.max_members.")));
       continue;
     }
     char *state = TextDatumGetCString(SPI_getbinval(tuple, mdesc, 3, &isnull));
@@ -271,8 +271,8 @@ void merge_loaded_state(SPITupleTable *clusters, uint64 nclusters,
     member->state = active ? MemberState::Active : MemberState::Standby;
     member->shard = active ? DatumGetInt32(shard) : kNoShard;
     member->epoch = DatumGetInt64(SPI_getbinval(tuple, mdesc, 5, &isnull));
-    member->join_seq =
-        static_cast<uint64>(DatumGetInt64(SPI_getbinval(tuple, mdesc, 6, &isnull)));
+    member->join_seq = static_cast<uint64>(
+        DatumGetInt64(SPI_getbinval(tuple, mdesc, 6, &isnull)));
     member->joined_at =
         DatumGetTimestampTz(SPI_getbinval(tuple, mdesc, 7, &isnull));
     if (member->join_seq >= shared->next_join_seq)
@@ -376,8 +376,8 @@ bool snapshot_cluster(const char *name, TimestampTz now, SnapCluster *snap) {
   snap->settings_unstored =
       cluster->stored_generation < cluster->config_generation;
   snap->nmembers = cluster->member_count;
-  snap->members = static_cast<SnapMember *>(
-      palloc0(sizeof(SnapMember) * static_cast<size_t>(Max(snap->nmembers, 1))));
+  snap->members = static_cast<SnapMember *>(palloc0(
+      sizeof(SnapMember) * static_cast<size_t>(Max(snap->nmembers, 1))));
   int i = 0;
   dlist_iter iter;
   dlist_foreach(iter, &cluster->members) {
@@ -404,8 +404,8 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
 
   // The cluster row. The WHERE clause refuses to move a stored epoch back,
   // which can only happen if shared memory is stale: then we reload.
-  Oid cluster_types[8] = {TEXTOID,   INTERVALOID, INTERVALOID, INTERVALOID,
-                          INT4OID,   INT8OID,     INT4OID,     TIMESTAMPTZOID};
+  Oid cluster_types[8] = {TEXTOID, INTERVALOID, INTERVALOID, INTERVALOID,
+                          INT4OID, INT8OID,     INT4OID,     TIMESTAMPTZOID};
   Datum cluster_values[8];
   char cluster_nulls[9] = "        ";
   cluster_values[0] = CStringGetTextDatum(snap->name);
@@ -438,7 +438,8 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
                            snap->name)));
 
   int n = snap->nmembers;
-  Datum *removed_names = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+  Datum *removed_names =
+      static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
   int nremoved = 0;
   Datum *names = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
   Datum *states = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
@@ -480,9 +481,8 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
   if (nchanged > 0) {
     int dims[1] = {nchanged};
     int lbs[1] = {1};
-    Oid types[7] = {TEXTOID,      TEXTARRAYOID, TEXTARRAYOID,
-                    INT4ARRAYOID, INT8OID,      INT8ARRAYOID,
-                    TIMESTAMPTZARRAYOID};
+    Oid types[7] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID,       INT4ARRAYOID,
+                    INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
     Datum values[7];
     values[0] = CStringGetTextDatum(snap->name);
     values[1] = PointerGetDatum(
@@ -494,10 +494,9 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
     values[4] = Int64GetDatum(new_epoch);
     values[5] = PointerGetDatum(construct_array(
         join_seqs, nchanged, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-    values[6] = PointerGetDatum(construct_array(joined_ats, nchanged,
-                                                TIMESTAMPTZOID, 8,
-                                                FLOAT8PASSBYVAL,
-                                                TYPALIGN_DOUBLE));
+    values[6] =
+        PointerGetDatum(construct_array(joined_ats, nchanged, TIMESTAMPTZOID, 8,
+                                        FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
     rc = SPI_execute_with_args(
         "INSERT INTO shard_coordinator.member_state AS m (cluster, member, "
         "state, shard, epoch, join_seq, joined_at) "
@@ -521,14 +520,13 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
     if (!notify) continue;
     channel_name(snap->name, cluster_len, m.name, strlen(m.name), channel);
     if (!compute_payload(snap->name, m.name,
-                         out.removed ? kNoShard
+                         out.removed                        ? kNoShard
                          : out.state == MemberState::Active ? out.shard
                                                             : kNoShard,
                          plan->num_shards, new_epoch,
                          out.removed ? "removed" : state_name(out.state),
                          payload))
-      elog(ERROR, "could not build the notification payload of \"%s\"",
-           m.name);
+      elog(ERROR, "could not build the notification payload of \"%s\"", m.name);
     Async_Notify(channel, payload);
   }
 
@@ -597,8 +595,8 @@ ReshardResult reshard_cluster(const char *name) {
   if (!snapshot_cluster(name, now, &snap)) return ReshardResult::Done;
 
   PlanArrays plan;
-  plan.outcomes = static_cast<MemberOutcome *>(
-      palloc0(sizeof(MemberOutcome) * static_cast<size_t>(Max(snap.nmembers, 1))));
+  plan.outcomes = static_cast<MemberOutcome *>(palloc0(
+      sizeof(MemberOutcome) * static_cast<size_t>(Max(snap.nmembers, 1))));
   char error[256];
   if (!compute_plan(&snap, &plan, error, sizeof(error))) {
     ereport(LOG, (errmsg("shard_coordinator: reshard of cluster \"%s\" "
@@ -629,7 +627,8 @@ ReshardResult reshard_cluster(const char *name) {
   return ReshardResult::Done;
 }
 
-// --- The cycle -----------------------------------------------------------------
+// --- The cycle
+// -----------------------------------------------------------------
 
 // Finds the clusters due for a reshard or a settings store, and the time of
 // the next thing that will be due. Returns the names of the due clusters.
@@ -710,9 +709,8 @@ void sc_worker_main(Datum main_arg) {
   SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
   pgstat_report_appname("shard_coordinator");
 
-  cycle_context = AllocSetContextCreate(TopMemoryContext,
-                                        "shard_coordinator cycle",
-                                        ALLOCSET_DEFAULT_SIZES);
+  cycle_context = AllocSetContextCreate(
+      TopMemoryContext, "shard_coordinator cycle", ALLOCSET_DEFAULT_SIZES);
   before_shmem_exit(detach_worker, static_cast<Datum>(0));
   shared->worker_latch = MyLatch;
   ereport(LOG, (errmsg("shard_coordinator: background worker started in "
