@@ -17,6 +17,8 @@ OBJS = \
 	src/sql_functions.o \
 	src/assignment.o \
 	src/names.o \
+	src/jump_hash.o \
+	src/fence.o \
 	src/notify_payload.o
 
 # pg_regress suites run against an already running server (installcheck),
@@ -56,7 +58,8 @@ deps:
 
 # Unit tests of the pure C++ parts (no PostgreSQL headers).
 UNIT_SRCS = test/unit/assignment_test.cpp test/unit/names_test.cpp \
-	test/unit/notify_payload_test.cpp src/assignment.cpp src/names.cpp src/notify_payload.cpp
+	test/unit/notify_payload_test.cpp test/unit/jump_hash_test.cpp \
+	src/assignment.cpp src/names.cpp src/notify_payload.cpp src/jump_hash.cpp
 test/unit/unit_tests: $(UNIT_SRCS) $(wildcard src/*.hpp)
 	$(CXX) -std=c++17 -O1 -g -Wall -Wextra -Werror -Isrc -o $@ $(UNIT_SRCS) \
 		-lgtest -lgtest_main -pthread

@@ -182,3 +182,35 @@ COMMENT ON VIEW shard_coordinator.clusters IS
 -- recipe that gives an application role what a worker needs.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA shard_coordinator FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA shard_coordinator FROM PUBLIC;
+
+-- Key -> shard helpers (Lamping and Veach's jump consistent hash).
+CREATE FUNCTION shard_coordinator.jump_hash(key bigint, buckets integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'sc_jump_hash_bigint'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION shard_coordinator.jump_hash(bigint, integer) IS
+    'Jump consistent hash of a key into 0 .. buckets-1';
+
+CREATE FUNCTION shard_coordinator.jump_hash(key text, buckets integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'sc_jump_hash_text'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION shard_coordinator.jump_hash(text, integer) IS
+    'Jump consistent hash of the 64-bit FNV-1a hash of the text''s bytes';
+
+-- Fencing: inside the worker's own transaction, before it commits work done
+-- under the assignment it received at `epoch`.
+CREATE FUNCTION shard_coordinator.fence(cluster text, member text, epoch bigint)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sc_fence'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shard_coordinator.fence(text, text, bigint) IS
+    'Fails (SQLSTATE SC001) unless the member''s assignment is still the one of epoch; then holds reshards of the cluster until the transaction ends';
+
+REVOKE ALL ON FUNCTION shard_coordinator.fence(text, text, bigint) FROM PUBLIC;
+-- Pure functions of their arguments: anyone with USAGE on the schema.
+GRANT EXECUTE ON FUNCTION shard_coordinator.jump_hash(bigint, integer),
+                          shard_coordinator.jump_hash(text, integer) TO PUBLIC;

@@ -21,6 +21,8 @@ extern "C" {
 #include "utils/wait_event.h"
 }
 
+#include "fence.hpp"
+#include "jump_hash.hpp"
 #include "module.hpp"
 #include "names.hpp"
 #include "notify_payload.hpp"
@@ -293,6 +295,9 @@ PG_FUNCTION_INFO_V1(sc_live_members);
 PG_FUNCTION_INFO_V1(sc_live_clusters);
 PG_FUNCTION_INFO_V1(sc_is_live);
 PG_FUNCTION_INFO_V1(sc_install_check);
+PG_FUNCTION_INFO_V1(sc_jump_hash_bigint);
+PG_FUNCTION_INFO_V1(sc_jump_hash_text);
+PG_FUNCTION_INFO_V1(sc_fence);
 
 Datum sc_heartbeat(PG_FUNCTION_ARGS) {
   NameArg cluster = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
@@ -575,6 +580,87 @@ Datum sc_install_check(PG_FUNCTION_ARGS) {
   reset_all();
   LWLockRelease(shared->lock);
   wake_worker();
+  PG_RETURN_VOID();
+}
+
+static void require_buckets(int32 buckets) {
+  if (buckets < 1)
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("buckets must be at least 1")));
+}
+
+Datum sc_jump_hash_bigint(PG_FUNCTION_ARGS) {
+  int64 key = PG_GETARG_INT64(0);
+  int32 buckets = PG_GETARG_INT32(1);
+  require_buckets(buckets);
+  PG_RETURN_INT32(jump_consistent_hash(static_cast<uint64>(key), buckets));
+}
+
+Datum sc_jump_hash_text(PG_FUNCTION_ARGS) {
+  text *key = PG_GETARG_TEXT_PP(0);
+  int32 buckets = PG_GETARG_INT32(1);
+  require_buckets(buckets);
+  PG_RETURN_INT32(jump_consistent_hash_bytes(VARDATA_ANY(key),
+                                             VARSIZE_ANY_EXHDR(key), buckets));
+}
+
+// Succeeds only while the member's assignment is still the one it received
+// at `epoch`; then holds every reshard of the cluster until this transaction
+// ends (fence.hpp).
+Datum sc_fence(PG_FUNCTION_ARGS) {
+  NameArg cluster_name = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
+  NameArg member_name = get_name_arg(fcinfo, 1, "member", kMemberNameMax);
+  if (PG_ARGISNULL(2))
+    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                    errmsg("epoch must not be NULL")));
+  int64 epoch = PG_GETARG_INT64(2);
+  require_ready_for_writes();
+
+  // Taken before the check: a reshard in flight (between its snapshot and
+  // its publication) holds the lock exclusively, so once we have it shared
+  // memory shows the latest committed assignment, and it cannot change
+  // until we commit or abort.
+  acquire_fence_lock(cluster_name.data, cluster_name.len);
+
+  bool found = false;
+  bool current = false;
+  MemberState state = MemberState::Pending;
+  int32 shard = kNoShard;
+  int64 member_epoch = 0;
+  LWLockAcquire(shared->lock, LW_SHARED);
+  ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
+  MemberEntry *member =
+      cluster ? find_member(cluster, member_name.data, member_name.len)
+              : nullptr;
+  if (member != nullptr) {
+    found = true;
+    state = member->state;
+    shard = member->shard;
+    member_epoch = member->epoch;
+    current = state == MemberState::Active && !member->leaving &&
+              !member->removing && member_epoch <= epoch &&
+              epoch <= cluster->epoch &&
+              member_deadline(cluster, member) > GetCurrentTimestamp();
+  }
+  LWLockRelease(shared->lock);
+
+  if (!current)
+    ereport(
+        ERROR,
+        (errcode(kFenceSqlstate),
+         errmsg("assignment of member \"%.*s\" in cluster \"%.*s\" at "
+                "epoch %lld is no longer current",
+                static_cast<int>(member_name.len), member_name.data,
+                static_cast<int>(cluster_name.len), cluster_name.data,
+                static_cast<long long>(epoch)),
+         found ? errdetail("The member is %s%s, shard %d, assignment "
+                           "epoch %lld.",
+                           state_name(state),
+                           state == MemberState::Active ? "" : " (no shard)",
+                           shard, static_cast<long long>(member_epoch))
+               : errdetail("The member is not registered."),
+         errhint("Roll back, stop working under this assignment and "
+                 "heartbeat for the current one.")));
   PG_RETURN_VOID();
 }
 

@@ -44,6 +44,7 @@ PGDLLEXPORT void sc_worker_main(Datum main_arg);
 
 #include <new>
 
+#include "fence.hpp"
 #include "module.hpp"
 #include "names.hpp"
 #include "notify_payload.hpp"
@@ -55,6 +56,8 @@ namespace {
 
 // After a failed transaction, try that cluster again this much later.
 constexpr long kRetryMs = 1000;
+// While a fence() holds a cluster, look at it again this often.
+constexpr long kFenceRetryMs = 10;
 // While the extension is not installed, look again this often.
 constexpr long kNotInstalledPollMs = 1000;
 // Longest sleep when nothing is due (deadlines are recomputed on waking).
@@ -587,9 +590,21 @@ void unmark_removing(const SnapCluster *snap) {
   ConditionVariableBroadcast(&shared->changed_cv);
 }
 
-enum class ReshardResult { Done, Failed, Reload };
+enum class ReshardResult { Done, Failed, Reload, Fenced };
 
+ReshardResult reshard_locked(const char *name);
+
+// Reshards one cluster unless a fence() holds it (then: Fenced, and the
+// caller comes back soon).
 ReshardResult reshard_cluster(const char *name) {
+  size_t len = strlen(name);
+  if (!try_lock_cluster_for_reshard(name, len)) return ReshardResult::Fenced;
+  ReshardResult result = reshard_locked(name);
+  unlock_cluster_after_reshard(name, len);
+  return result;
+}
+
+ReshardResult reshard_locked(const char *name) {
   TimestampTz now = GetCurrentTimestamp();
   SnapCluster snap;
   if (!snapshot_cluster(name, now, &snap)) return ReshardResult::Done;
@@ -632,8 +647,12 @@ ReshardResult reshard_cluster(const char *name) {
 
 // Finds the clusters due for a reshard or a settings store, and the time of
 // the next thing that will be due. Returns the names of the due clusters.
+//
+// Runs under the shared lock so that heartbeats go on meanwhile. It sets
+// reshard_wanted, which only the worker reads; heartbeats under the shared
+// lock never touch it and writers of it hold the lock exclusively.
 char **find_due_clusters(TimestampTz now, TimestampTz *next_wake, int *ndue) {
-  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  LWLockAcquire(shared->lock, LW_SHARED);
   int capacity = Max(shared->cluster_count, 1);
   char **due = static_cast<char **>(palloc(sizeof(char *) * capacity));
   *ndue = 0;
@@ -682,14 +701,15 @@ long run_cycle(bool *need_reload) {
       *need_reload = true;
       return kRetryMs;
     }
-    if (result == ReshardResult::Failed) {
+    if (result == ReshardResult::Failed || result == ReshardResult::Fenced) {
       any_failed = true;
-      TimestampTz retry = TimestampTzPlusMilliseconds(now, kRetryMs);
+      TimestampTz retry = TimestampTzPlusMilliseconds(
+          now, result == ReshardResult::Fenced ? kFenceRetryMs : kRetryMs);
       if (retry < next_wake) next_wake = retry;
     }
   }
   // Look again at once after work (deadlines may have moved), unless a
-  // cluster failed: then wait for its retry time.
+  // cluster failed or is fenced: then wait for its retry time.
   if (ndue > 0 && !any_failed) return 0;
   TimestampTz current = GetCurrentTimestamp();
   if (next_wake <= current) return 0;

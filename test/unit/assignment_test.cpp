@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <iostream>
 #include <map>
 #include <numeric>
 #include <random>
@@ -744,6 +745,28 @@ TEST(PlanReshard, DuplicateShardClaimStillGivesValidPlan) {
   EXPECT_EQ(plan.outcomes[0].shard + plan.outcomes[1].shard, 2);
 }
 
+TEST(PlanReshard, RepairedMemberIsChangedEvenIfStateAndCountStay) {
+  // Invalid input: shard 5 with two members and a stored count of 2. The
+  // member moves 5 -> 1 while state and num_shards stay: it must be told.
+  std::vector<MemberView> in = {Active(1, 0), Active(2, 5)};
+  ReshardPlan plan = sc::plan_reshard(in, 2, 0);
+  ASSERT_TRUE(sc::plan_is_valid(plan));
+  EXPECT_EQ(plan.num_shards, 2);
+  EXPECT_EQ(plan.outcomes[1].shard, 1);
+  EXPECT_TRUE(plan.outcomes[1].changed);
+  EXPECT_FALSE(plan.outcomes[0].changed);
+  EXPECT_EQ(plan.changed, 1u);
+
+  // Duplicate claim: the claimant that moves is told, the other is not.
+  std::vector<MemberView> dup = {Active(1, 0), Active(2, 0)};
+  ReshardPlan p2 = sc::plan_reshard(dup, 2, 0);
+  ASSERT_TRUE(sc::plan_is_valid(p2));
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(p2.outcomes[i].changed, p2.outcomes[i].shard != 0) << i;
+  }
+  EXPECT_EQ(p2.changed, 1u);
+}
+
 TEST(PlanReshard, ShardBeyondRangeStillGivesValidPlan) {
   ExpectValidFor({Active(1, 0), Active(2, 7)}, 2, 0);
   ExpectValidFor({Active(1, 2), Active(2, 3)}, 2, 0);
@@ -824,6 +847,9 @@ TEST(PlanReshard, RandomSequencesSatisfyAllRules) {
   const int kSequences = 3000;
   const std::size_t kMaxMembers = 40;
   std::size_t total_steps = 0;
+  // Coverage counters: the generator must exercise every kind of move.
+  std::size_t with_standby = 0, moved_active = 0, promoted = 0, demoted = 0,
+              unlimited = 0, big = 0, assigned_removals = 0;
   for (int sequence = 0; sequence < kSequences; ++sequence) {
     const std::uint64_t seed = base_seed + static_cast<std::uint64_t>(sequence);
     std::mt19937_64 rng(seed);
@@ -833,27 +859,34 @@ TEST(PlanReshard, RandomSequencesSatisfyAllRules) {
         rng() % 3 == 0 ? static_cast<std::int32_t>(rng() % 10) : 0;
     std::uint64_t next_seq = 1;
     const int steps = 1 + static_cast<int>(rng() % 80);
+    // Per-sequence event rates: some clusters grow to the member limit,
+    // some churn, some shrink.
+    const int join_pct = 20 + static_cast<int>(rng() % 70);
+    const int death_pct = 10 + static_cast<int>(rng() % 50);
+    const int cap_pct = 5 + static_cast<int>(rng() % 25);
     for (int step = 0; step < steps; ++step) {
       ++total_steps;
       std::ostringstream where;
       where << "seed=" << seed << " (base " << base_seed << " + sequence "
             << sequence << ") step=" << step;
 
-      // Events batched into one reshard.
-      const int kind = static_cast<int>(rng() % 10);
-      const int joins = kind < 5 ? static_cast<int>(rng() % 4) : 0;
-      for (int j = 0; j < joins && members.size() < kMaxMembers; ++j) {
-        MemberView m = Pending(next_seq++);
-        if (rng() % 15 == 0) m.alive = false;  // joined and died in one batch
-        members.push_back(m);
+      // Events batched into one reshard (several may happen together, or
+      // none: then the reshard must be a no-op).
+      if (static_cast<int>(rng() % 100) < join_pct) {
+        const int joins = 1 + static_cast<int>(rng() % 4);
+        for (int j = 0; j < joins && members.size() < kMaxMembers; ++j) {
+          MemberView m = Pending(next_seq++);
+          if (rng() % 15 == 0) m.alive = false;  // joined and died at once
+          members.push_back(m);
+        }
       }
-      if (!members.empty() && kind >= 3 && kind < 8) {
+      if (!members.empty() && static_cast<int>(rng() % 100) < death_pct) {
         const int deaths = 1 + static_cast<int>(rng() % 3);
         for (int d = 0; d < deaths; ++d) {
           members[rng() % members.size()].alive = false;
         }
       }
-      if (kind >= 8 || rng() % 12 == 0) {
+      if (static_cast<int>(rng() % 100) < cap_pct) {
         const int pick = static_cast<int>(rng() % 6);
         if (pick == 0) {
           cap = 0;
@@ -889,6 +922,31 @@ TEST(PlanReshard, RandomSequencesSatisfyAllRules) {
             << members[perm[k]].join_seq;
       }
 
+      for (std::size_t i = 0; i < members.size(); ++i) {
+        const MemberOutcome &o = plan.outcomes[i];
+        if (o.removed) continue;
+        const MemberState was = members[i].state;
+        if (was == MemberState::Active && o.state == MemberState::Active &&
+            o.shard != members[i].shard) {
+          ++moved_active;
+        }
+        if (was == MemberState::Standby && o.state == MemberState::Active) {
+          ++promoted;
+        }
+        if (was == MemberState::Active && o.state == MemberState::Standby) {
+          ++demoted;
+        }
+      }
+      for (const MemberOutcome &o : plan.outcomes) {
+        if (!o.removed && o.state == MemberState::Standby) {
+          ++with_standby;
+          break;
+        }
+      }
+      if (cap <= 0) ++unlimited;
+      if (members.size() >= 30) ++big;
+      assigned_removals += plan.removed_assigned;
+
       members = Apply(members, plan);
       num_shards = plan.num_shards;
 
@@ -903,6 +961,19 @@ TEST(PlanReshard, RandomSequencesSatisfyAllRules) {
     }
   }
   EXPECT_GT(total_steps, 50000u);
+  RecordProperty("steps", static_cast<int>(total_steps));
+  std::cout << "steps=" << total_steps << " with_standby=" << with_standby
+            << " moved_active=" << moved_active << " promoted=" << promoted
+            << " demoted=" << demoted << " unlimited_cap=" << unlimited
+            << " members>=30=" << big
+            << " assigned_removals=" << assigned_removals << "\n";
+  EXPECT_GT(with_standby, 1000u);
+  EXPECT_GT(moved_active, 1000u);
+  EXPECT_GT(promoted, 1000u);
+  EXPECT_GT(demoted, 1000u);
+  EXPECT_GT(unlimited, 1000u);
+  EXPECT_GT(big, 1000u);
+  EXPECT_GT(assigned_removals, 1000u);
 }
 
 // ---------------------------------------------------------------------------

@@ -237,6 +237,10 @@ TEST(ChannelName, BoundaryBetweenNamesMatters) {
   EXPECT_NE(Channel("ab", "c"), Channel("a", "bc"));
   EXPECT_NE(Channel("", "abc"), Channel("abc", ""));
   EXPECT_NE(Channel("a", "b"), Channel("b", "a"));
+  // Same readable parts, boundary only visible in the hash.
+  EXPECT_NE(Channel("x-", "y"), Channel("x", "-y"));
+  EXPECT_NE(Channel("x\xC3\xA9", "y"), Channel("x", "\xC3\xA9y"));
+  EXPECT_NE(Channel("--", ""), Channel("", "--"));
 }
 
 TEST(ChannelName, DifferentClustersWithSameMemberDiffer) {

@@ -1,0 +1,40 @@
+#include "fence.hpp"
+
+extern "C" {
+#include "miscadmin.h"
+#include "storage/lock.h"
+}
+
+#include "names.hpp"
+
+namespace shard_coordinator {
+
+namespace {
+
+void cluster_lock_tag(LOCKTAG *tag, const char *cluster, size_t len) {
+  const uint64 hash = fnv1a64(cluster, len);
+  SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, static_cast<uint32>(hash >> 32),
+                       static_cast<uint32>(hash), kFenceLockSpace);
+}
+
+}  // namespace
+
+void acquire_fence_lock(const char *cluster, size_t len) {
+  LOCKTAG tag;
+  cluster_lock_tag(&tag, cluster, len);
+  (void)LockAcquire(&tag, ShareLock, false, false);
+}
+
+bool try_lock_cluster_for_reshard(const char *cluster, size_t len) {
+  LOCKTAG tag;
+  cluster_lock_tag(&tag, cluster, len);
+  return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+void unlock_cluster_after_reshard(const char *cluster, size_t len) {
+  LOCKTAG tag;
+  cluster_lock_tag(&tag, cluster, len);
+  (void)LockRelease(&tag, ExclusiveLock, true);
+}
+
+}  // namespace shard_coordinator
