@@ -19,6 +19,7 @@ OBJS = \
 	src/names.o \
 	src/jump_hash.o \
 	src/fence.o \
+	src/slots.o \
 	src/notify_payload.o
 
 # pg_regress suites run against an already running server (installcheck),
@@ -59,6 +60,7 @@ deps:
 # Unit tests of the pure C++ parts (no PostgreSQL headers).
 UNIT_SRCS = test/unit/assignment_test.cpp test/unit/names_test.cpp \
 	test/unit/notify_payload_test.cpp test/unit/jump_hash_test.cpp \
+	test/unit/slots_test.cpp src/slots.cpp \
 	src/assignment.cpp src/names.cpp src/notify_payload.cpp src/jump_hash.cpp
 test/unit/unit_tests: $(UNIT_SRCS) $(wildcard src/*.hpp)
 	$(CXX) -std=c++17 -O1 -g -Wall -Wextra -Werror -Isrc -o $@ $(UNIT_SRCS) \

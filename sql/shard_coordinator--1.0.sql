@@ -25,7 +25,9 @@ CREATE TABLE shard_coordinator.cluster_state (
     max_shards         integer     CHECK (max_shards >= 1),
     epoch              bigint      NOT NULL DEFAULT 0 CHECK (epoch >= 0),
     num_shards         integer     NOT NULL DEFAULT 0 CHECK (num_shards >= 0),
-    resharded_at       timestamptz
+    resharded_at       timestamptz,
+    -- Fixed slot set (ascending keys), NULL in plain index-and-count mode.
+    slots              integer[]
 );
 
 COMMENT ON TABLE shard_coordinator.cluster_state IS
@@ -40,6 +42,7 @@ CREATE TABLE shard_coordinator.member_state (
     epoch     bigint      NOT NULL CHECK (epoch >= 1),
     join_seq  bigint      NOT NULL,
     joined_at timestamptz NOT NULL,
+    slots     integer[],  -- this member's keys in slot mode
     PRIMARY KEY (cluster, member),
     -- The safety invariant, enforced by the database as well as the algorithm.
     -- Deferred because a reshard moves shards between members in one statement.
@@ -65,7 +68,8 @@ CREATE FUNCTION shard_coordinator.heartbeat(
     OUT state text,
     OUT channel text,
     OUT heartbeat_interval interval,
-    OUT expires_at timestamptz)
+    OUT expires_at timestamptz,
+    OUT slots integer[])
 RETURNS record
 AS 'MODULE_PATHNAME', 'sc_heartbeat'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
@@ -95,13 +99,14 @@ CREATE FUNCTION shard_coordinator.configure(
     grace_period interval DEFAULT NULL,
     reshard_interval interval DEFAULT NULL,
     max_shards integer DEFAULT NULL,
-    clear_max_shards boolean DEFAULT false)
+    clear_max_shards boolean DEFAULT false,
+    slots integer[] DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'sc_configure'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-COMMENT ON FUNCTION shard_coordinator.configure(text, interval, interval, interval, integer, boolean) IS
-    'Creates a cluster or changes its settings; NULL keeps a setting, clear_max_shards removes the cap';
+COMMENT ON FUNCTION shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[]) IS
+    'Creates a cluster or changes its settings; NULL keeps a setting, clear_max_shards removes the cap, slots => ''{}'' leaves slot mode';
 
 -- Live state from shared memory (empty on a standby server, or before the
 -- background worker has loaded the tables).
@@ -114,7 +119,8 @@ CREATE FUNCTION shard_coordinator._live_members(
     OUT state text,
     OUT last_heartbeat timestamptz,
     OUT expires_at timestamptz,
-    OUT joined_at timestamptz)
+    OUT joined_at timestamptz,
+    OUT slots integer[])
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'sc_live_members'
 LANGUAGE C VOLATILE;
@@ -131,7 +137,8 @@ CREATE FUNCTION shard_coordinator._live_clusters(
     OUT active integer,
     OUT standby integer,
     OUT pending integer,
-    OUT resharded_at timestamptz)
+    OUT resharded_at timestamptz,
+    OUT slots integer[])
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'sc_live_clusters'
 LANGUAGE C VOLATILE;
@@ -145,13 +152,13 @@ LANGUAGE C VOLATILE;
 -- replicated tables elsewhere (on a standby server).
 CREATE VIEW shard_coordinator.members AS
 SELECT l.cluster, l.member, l.shard, l.num_shards, l.epoch, l.state,
-       l.last_heartbeat, l.expires_at, l.joined_at
+       l.last_heartbeat, l.expires_at, l.joined_at, l.slots
   FROM shard_coordinator._live_members() AS l
 UNION ALL
 SELECT m.cluster, m.member, m.shard,
        c.num_shards,
        m.epoch, m.state,
-       NULL::timestamptz, NULL::timestamptz, m.joined_at
+       NULL::timestamptz, NULL::timestamptz, m.joined_at, m.slots
   FROM shard_coordinator.member_state AS m
   JOIN shard_coordinator.cluster_state AS c USING (cluster)
  WHERE NOT shard_coordinator._is_live();
@@ -162,7 +169,7 @@ COMMENT ON VIEW shard_coordinator.members IS
 CREATE VIEW shard_coordinator.clusters AS
 SELECT l.cluster, l.heartbeat_interval, l.grace_period, l.reshard_interval,
        l.max_shards, l.epoch, l.num_shards, l.members, l.active, l.standby,
-       l.pending, l.resharded_at
+       l.pending, l.resharded_at, l.slots
   FROM shard_coordinator._live_clusters() AS l
 UNION ALL
 SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
@@ -171,7 +178,7 @@ SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
        (SELECT count(*) FROM shard_coordinator.member_state m WHERE m.cluster = c.cluster AND m.state = 'active')::integer,
        (SELECT count(*) FROM shard_coordinator.member_state m WHERE m.cluster = c.cluster AND m.state = 'standby')::integer,
        0,
-       c.resharded_at
+       c.resharded_at, c.slots
   FROM shard_coordinator.cluster_state AS c
  WHERE NOT shard_coordinator._is_live();
 

@@ -21,6 +21,8 @@ namespace shard_coordinator {
 char *guc_database = nullptr;
 int guc_max_members = 10000;
 int guc_max_clusters = 1000;
+int guc_max_slot_clusters = 64;
+int guc_max_slots = 1024;
 int guc_heartbeat_interval_ms = 5000;
 int guc_grace_period_ms = 10000;
 int guc_reshard_interval_ms = 1000;
@@ -43,6 +45,15 @@ void define_settings() {
   DefineCustomIntVariable("shard_coordinator.max_clusters",
                           "Maximum number of clusters in shared memory.",
                           nullptr, &guc_max_clusters, 1000, 1, 1000000,
+                          PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "shard_coordinator.max_slot_clusters",
+      "Maximum number of clusters configured with fixed slot sets.", nullptr,
+      &guc_max_slot_clusters, 64, 0, 100000, PGC_POSTMASTER, 0, nullptr,
+      nullptr, nullptr);
+  DefineCustomIntVariable("shard_coordinator.max_slots",
+                          "Maximum number of slot keys of one cluster.",
+                          nullptr, &guc_max_slots, 1024, 1, 1000000,
                           PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("shard_coordinator.heartbeat_interval",
                           "Default heartbeat interval of new clusters.",

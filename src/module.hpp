@@ -11,6 +11,10 @@ extern char *guc_database;
 // shard_coordinator.max_members / max_clusters: shared memory capacity.
 extern int guc_max_members;
 extern int guc_max_clusters;
+// shard_coordinator.max_slot_clusters / max_slots: how many clusters can use
+// fixed slot sets at once, and how many slot keys each may have.
+extern int guc_max_slot_clusters;
+extern int guc_max_slots;
 // Defaults for clusters that come into being on a first heartbeat (ms).
 extern int guc_heartbeat_interval_ms;
 extern int guc_grace_period_ms;

@@ -28,6 +28,7 @@ std::string notice_to_json(const AssignmentNotice &notice) {
   j["num_shards"] = notice.num_shards;
   j["epoch"] = notice.epoch;
   j["state"] = notice.state;
+  if (notice.has_slots) j["slots"] = notice.slots;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

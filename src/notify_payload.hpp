@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "assignment.hpp"
 
@@ -20,9 +21,12 @@ struct AssignmentNotice {
   std::int32_t num_shards = 0;
   std::int64_t epoch = 0;
   const char *state = "pending";  // "active", "standby" or "removed"
+  bool has_slots = false;         // slot mode: add a "slots" key
+  std::vector<std::int32_t> slots;
 };
 
 // {"cluster":..,"member":..,"shard":..,"num_shards":..,"epoch":..,"state":..}
+// plus "slots":[..] in slot mode.
 // Invalid UTF-8 in names is replaced, never thrown on.
 std::string notice_to_json(const AssignmentNotice &notice);
 

@@ -40,14 +40,27 @@ namespace shard_coordinator {
 SharedState *shared = nullptr;
 HTAB *cluster_table = nullptr;
 HTAB *member_table = nullptr;
+SlotSet *slot_sets = nullptr;
 
 namespace {
 
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
+// Slot sets: headers, then keys, owners and pending keys, each an array of
+// guc_max_slots per set.
+Size slot_area_size() {
+  Size per_set =
+      add_size(mul_size(guc_max_slots, sizeof(int32) * 2 + sizeof(uint64)),
+               MAXALIGN(sizeof(SlotSet)));
+  return mul_size(guc_max_slot_clusters, per_set);
+}
+
+char *slot_area = nullptr;
+
 Size shmem_size() {
   Size size = MAXALIGN(sizeof(SharedState));
+  size = add_size(size, slot_area_size());
   size = add_size(size,
                   hash_estimate_size(guc_max_clusters, sizeof(ClusterEntry)));
   size =
@@ -80,6 +93,11 @@ void startup_shmem() {
     shared->member_count = 0;
   }
 
+  slot_area = static_cast<char *>(
+      ShmemInitStruct("shard_coordinator slot sets", slot_area_size(), &found));
+  slot_sets = reinterpret_cast<SlotSet *>(slot_area);
+  if (!found) memset(slot_area, 0, slot_area_size());
+
   HASHCTL info;
   info.keysize = sizeof(ClusterKey);
   info.entrysize = sizeof(ClusterEntry);
@@ -107,6 +125,57 @@ void make_member_key(MemberKey *key, uint32 cluster_id, const char *name,
 }
 
 }  // namespace
+
+int32 *slot_keys(int32 set) {
+  char *base = slot_area + MAXALIGN(sizeof(SlotSet) * guc_max_slot_clusters);
+  return reinterpret_cast<int32 *>(base) +
+         static_cast<Size>(set) * guc_max_slots;
+}
+
+int32 *slot_pending_keys(int32 set) {
+  char *base =
+      slot_area + MAXALIGN(sizeof(SlotSet) * guc_max_slot_clusters) +
+      sizeof(int32) * static_cast<Size>(guc_max_slots) * guc_max_slot_clusters;
+  return reinterpret_cast<int32 *>(base) +
+         static_cast<Size>(set) * guc_max_slots;
+}
+
+uint64 *slot_owners(int32 set) {
+  char *base = slot_area + MAXALIGN(sizeof(SlotSet) * guc_max_slot_clusters) +
+               2 * sizeof(int32) * static_cast<Size>(guc_max_slots) *
+                   guc_max_slot_clusters;
+  base = reinterpret_cast<char *>(MAXALIGN(base));
+  return reinterpret_cast<uint64 *>(base) +
+         static_cast<Size>(set) * guc_max_slots;
+}
+
+int32 allocate_slot_set(uint32 cluster_id) {
+  for (int32 i = 0; i < guc_max_slot_clusters; ++i) {
+    if (slot_sets[i].cluster_id == 0) {
+      slot_sets[i].cluster_id = cluster_id;
+      slot_sets[i].count = 0;
+      slot_sets[i].pending_count = -1;
+      return i;
+    }
+  }
+  return -1;
+}
+
+void free_slot_set(int32 set) {
+  slot_sets[set].cluster_id = 0;
+  slot_sets[set].count = 0;
+  slot_sets[set].pending_count = -1;
+}
+
+int32 member_slots(int32 set, uint64 join_seq, int32 *out) {
+  const int32 *keys = slot_keys(set);
+  const uint64 *owners = slot_owners(set);
+  int32 n = 0;
+  for (int32 i = 0; i < slot_sets[set].count; ++i) {
+    if (owners[i] == join_seq) out[n++] = keys[i];
+  }
+  return n;
+}
 
 void install_shmem_hooks() {
   prev_shmem_request_hook = shmem_request_hook;
@@ -157,6 +226,7 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   cluster->stored_generation = 0;
   cluster->member_count = 0;
   dlist_init(&cluster->members);
+  cluster->slot_set = -1;
   return cluster;
 }
 
@@ -206,6 +276,7 @@ void reset_all() {
     ClusterKey key = cluster->key;
     hash_search(cluster_table, &key, HASH_REMOVE, nullptr);
   }
+  for (int32 i = 0; i < guc_max_slot_clusters; ++i) free_slot_set(i);
   shared->cluster_count = 0;
   shared->member_count = 0;
   shared->loaded = false;

@@ -40,6 +40,7 @@ struct ClusterEntry {
   uint64 stored_generation;  // settings generation the worker has stored
   int32 member_count;
   dlist_head members;  // MemberEntry.cluster_link
+  int32 slot_set;      // index of its SlotSet, or -1: plain index-and-count
 };
 
 struct MemberKey {
@@ -61,6 +62,17 @@ struct MemberEntry {
   bool load_mark;  // scratch flag of the worker's load
 };
 
+// The fixed slot set of one cluster: published keys (ascending) with the
+// join_seq of each key's owner, and a key set configure() asked for that the
+// worker has not applied yet. The arrays live after the headers, see
+// slot_keys() and friends.
+struct SlotSet {
+  uint32 cluster_id;      // 0: free
+  int32 count;            // published keys
+  int32 pending_count;    // -1: nothing pending; 0: leave slot mode
+  uint64 pending_serial;  // bumped by each configure(slots => ...)
+};
+
 struct SharedState {
   LWLock *lock;
   ConditionVariable changed_cv;  // broadcast on load and on each publish
@@ -76,6 +88,17 @@ struct SharedState {
 extern SharedState *shared;
 extern HTAB *cluster_table;
 extern HTAB *member_table;
+extern SlotSet *slot_sets;  // guc_max_slot_clusters entries
+
+int32 *slot_keys(int32 set);
+uint64 *slot_owners(int32 set);
+int32 *slot_pending_keys(int32 set);
+// -1 when every slot set is in use.
+int32 allocate_slot_set(uint32 cluster_id);
+void free_slot_set(int32 set);
+// Keys of set owned by the member with this join_seq, ascending, into out
+// (room for slot_sets[set].count); returns how many.
+int32 member_slots(int32 set, uint64 join_seq, int32 *out);
 
 void install_shmem_hooks();
 

@@ -12,10 +12,12 @@
 extern "C" {
 #include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "common/int.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -171,6 +173,51 @@ bool get_interval_arg(FunctionCallInfo fcinfo, int argno, const char *what,
   return true;
 }
 
+int cmp_int32(const void *a, const void *b) {
+  const int32 x = *static_cast<const int32 *>(a);
+  const int32 y = *static_cast<const int32 *>(b);
+  return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+// Reads the optional slots argument: NULL keeps (*nkeys = -1), '{}' leaves
+// slot mode (*nkeys = 0), else the keys ascending.
+int32 *get_slots_arg(FunctionCallInfo fcinfo, int argno, int32 *nkeys) {
+  *nkeys = -1;
+  if (PG_ARGISNULL(argno)) return nullptr;
+  ArrayType *array = PG_GETARG_ARRAYTYPE_P(argno);
+  if (ARR_NDIM(array) > 1)
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("slots must be a one-dimensional array")));
+  Datum *elems = nullptr;
+  bool *elem_nulls = nullptr;
+  int n = 0;
+  deconstruct_array(array, INT4OID, 4, true, TYPALIGN_INT, &elems, &elem_nulls,
+                    &n);
+  if (n > guc_max_slots)
+    ereport(ERROR,
+            (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+             errmsg("slots has %d keys; the limit is %d", n, guc_max_slots),
+             errhint("Raise shard_coordinator.max_slots and restart the "
+                     "server.")));
+  auto *keys = static_cast<int32 *>(
+      palloc(sizeof(int32) * static_cast<size_t>(Max(n, 1))));
+  for (int i = 0; i < n; ++i) {
+    if (elem_nulls[i])
+      ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                      errmsg("slots must not contain NULL")));
+    keys[i] = DatumGetInt32(elems[i]);
+  }
+  qsort(keys, static_cast<size_t>(n), sizeof(int32), cmp_int32);
+  for (int i = 1; i < n; ++i) {
+    if (keys[i] == keys[i - 1])
+      ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                      errmsg("slots must not contain duplicates"),
+                      errdetail("Key %d appears more than once.", keys[i])));
+  }
+  *nkeys = n;
+  return keys;
+}
+
 TupleDesc result_tupdesc(FunctionCallInfo fcinfo) {
   auto cached = static_cast<TupleDesc>(fcinfo->flinfo->fn_extra);
   if (cached != nullptr) return cached;
@@ -201,7 +248,32 @@ struct HeartbeatResult {
   int64 epoch;
   int64 heartbeat_interval_us;
   TimestampTz expires_at;
+  int32 *slots;  // NULL unless active in a cluster with a slot set
+  int32 nslots;
 };
+
+// The member's slot keys as an int4[] Datum (caller holds the lock), or NULL
+// when the cluster has no published slot set or the member is not active.
+int32 *copy_member_slots(const ClusterEntry *cluster, const MemberEntry *member,
+                         int32 *nslots) {
+  *nslots = 0;
+  if (cluster->slot_set < 0 || member->state != MemberState::Active)
+    return nullptr;
+  const SlotSet &set = slot_sets[cluster->slot_set];
+  if (set.count == 0) return nullptr;
+  auto *keys = static_cast<int32 *>(
+      palloc(sizeof(int32) * static_cast<size_t>(set.count)));
+  *nslots = member_slots(cluster->slot_set, member->join_seq, keys);
+  return keys;
+}
+
+Datum slots_datum(const int32 *slots, int32 nslots) {
+  auto *elems = static_cast<Datum *>(
+      palloc(sizeof(Datum) * static_cast<size_t>(Max(nslots, 1))));
+  for (int32 i = 0; i < nslots; ++i) elems[i] = Int32GetDatum(slots[i]);
+  return PointerGetDatum(
+      construct_array(elems, nslots, INT4OID, 4, true, TYPALIGN_INT));
+}
 
 void fill_result(const ClusterEntry *cluster, MemberEntry *member,
                  HeartbeatResult *out) {
@@ -212,6 +284,7 @@ void fill_result(const ClusterEntry *cluster, MemberEntry *member,
       member->state == MemberState::Pending ? cluster->epoch : member->epoch;
   out->heartbeat_interval_us = cluster->heartbeat_interval_us;
   out->expires_at = member_deadline(cluster, member);
+  out->slots = copy_member_slots(cluster, member, &out->nslots);
 }
 
 enum class HeartbeatStep { Done, Register, WaitForRemoval };
@@ -349,8 +422,8 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
   }
 
   TupleDesc tupdesc = result_tupdesc(fcinfo);
-  Datum values[7];
-  bool nulls[7] = {false, false, false, false, false, false, false};
+  Datum values[8];
+  bool nulls[8] = {false, false, false, false, false, false, false, false};
   if (result.state == MemberState::Active) {
     values[0] = Int32GetDatum(result.shard);
   } else {
@@ -363,6 +436,12 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
   values[4] = PointerGetDatum(channel_text(cluster, member));
   values[5] = IntervalPGetDatum(us_to_interval(result.heartbeat_interval_us));
   values[6] = TimestampTzGetDatum(result.expires_at);
+  if (result.slots != nullptr) {
+    values[7] = slots_datum(result.slots, result.nslots);
+  } else {
+    values[7] = static_cast<Datum>(0);
+    nulls[7] = true;
+  }
   PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
@@ -417,9 +496,12 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
     ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                     errmsg("max_shards and clear_max_shards cannot both be "
                            "given")));
+  int32 nkeys = -1;  // -1: keep the slot set
+  int32 *keys = get_slots_arg(fcinfo, 6, &nkeys);
   require_ready_for_writes();
 
   bool full = false;
+  bool no_slot_set = false;
   uint64 generation = 0;
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
@@ -427,7 +509,20 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
     cluster = create_cluster(cluster_name.data, cluster_name.len);
   if (cluster == nullptr) {
     full = true;
+  } else if (nkeys > 0 && cluster->slot_set < 0 &&
+             (cluster->slot_set = allocate_slot_set(cluster->id)) < 0) {
+    no_slot_set = true;
   } else {
+    if (nkeys >= 0 && cluster->slot_set >= 0) {
+      // Applied by the worker at the next reshard.
+      SlotSet &set = slot_sets[cluster->slot_set];
+      if (nkeys > 0)
+        memcpy(slot_pending_keys(cluster->slot_set), keys,
+               sizeof(int32) * static_cast<size_t>(nkeys));
+      set.pending_count = nkeys;
+      set.pending_serial++;
+      cluster->reshard_wanted = true;
+    }
     if (set_heartbeat) cluster->heartbeat_interval_us = heartbeat_us;
     if (set_grace) cluster->grace_period_us = grace_us;
     if (set_reshard) cluster->reshard_interval_us = reshard_us;
@@ -440,6 +535,15 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
     generation = ++cluster->config_generation;
   }
   LWLockRelease(shared->lock);
+  if (no_slot_set)
+    ereport(ERROR,
+            (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+             errmsg("cannot give cluster \"%.*s\" a slot set: all %d slot "
+                    "sets are in use",
+                    static_cast<int>(cluster_name.len), cluster_name.data,
+                    guc_max_slot_clusters),
+             errhint("Raise shard_coordinator.max_slot_clusters and restart "
+                     "the server.")));
   if (full)
     ereport(ERROR,
             (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -493,9 +597,9 @@ Datum sc_live_members(PG_FUNCTION_ARGS) {
       dlist_iter iter;
       dlist_foreach(iter, &cluster->members) {
         auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
-        Datum values[9];
-        bool nulls[9] = {false, false, false, false, false,
-                         false, false, false, false};
+        Datum values[10];
+        bool nulls[10] = {false, false, false, false, false,
+                          false, false, false, false, false};
         TimestampTz deadline = member_deadline(cluster, member);
         const char *state = state_name(member->state);
         if (member->leaving || member->removing)
@@ -514,6 +618,10 @@ Datum sc_live_members(PG_FUNCTION_ARGS) {
             static_cast<TimestampTz>(pg_atomic_read_u64(&member->last_seen)));
         values[7] = TimestampTzGetDatum(deadline);
         values[8] = TimestampTzGetDatum(member->joined_at);
+        int32 nslots = 0;
+        int32 *slots = copy_member_slots(cluster, member, &nslots);
+        values[9] = slots ? slots_datum(slots, nslots) : static_cast<Datum>(0);
+        nulls[9] = slots == nullptr;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
       }
     }
@@ -540,8 +648,8 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
         auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
         counts[static_cast<int>(member->state)]++;
       }
-      Datum values[12];
-      bool nulls[12] = {false, false, false, false, false, false,
+      Datum values[13];
+      bool nulls[13] = {false, false, false, false, false, false, false,
                         false, false, false, false, false, false};
       values[0] = CStringGetTextDatum(cluster->key.name);
       values[1] =
@@ -560,6 +668,13 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
           Int32GetDatum(counts[static_cast<int>(MemberState::Pending)]);
       values[11] = TimestampTzGetDatum(cluster->resharded_at);
       nulls[11] = cluster->resharded_at == 0;
+      nulls[12] = true;
+      values[12] = static_cast<Datum>(0);
+      if (cluster->slot_set >= 0 && slot_sets[cluster->slot_set].count > 0) {
+        values[12] = slots_datum(slot_keys(cluster->slot_set),
+                                 slot_sets[cluster->slot_set].count);
+        nulls[12] = false;
+      }
       tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
   }

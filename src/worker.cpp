@@ -24,6 +24,7 @@ extern "C" {
 #include "commands/async.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -42,13 +43,16 @@ extern "C" {
 PGDLLEXPORT void sc_worker_main(Datum main_arg);
 }
 
+#include <algorithm>
 #include <new>
+#include <unordered_map>
 
 #include "fence.hpp"
 #include "module.hpp"
 #include "names.hpp"
 #include "notify_payload.hpp"
 #include "shmem.hpp"
+#include "slots.hpp"
 
 using namespace shard_coordinator;
 
@@ -89,6 +93,15 @@ struct SnapCluster {
   bool settings_unstored;
   int nmembers;
   SnapMember *members;
+  // Slot sets (slot_set < 0: plain index-and-count mode, before and after).
+  int32 slot_set;
+  int32 old_nkeys;  // 0 if the cluster was not in slot mode
+  int32 *old_keys;
+  uint64 *old_owners;
+  bool slots_pending;  // configure() asked for new_keys
+  uint64 pending_serial;
+  int32 new_nkeys;  // the key set after this reshard; 0: plain mode
+  int32 *new_keys;
 };
 
 // The plan in plain arrays.
@@ -96,6 +109,11 @@ struct PlanArrays {
   int32 num_shards;
   size_t changed;
   size_t removed_assigned;
+  // Slot mode after this reshard: new_owners[k] owns snap->new_keys[k];
+  // member i's keys are slot_flat[slot_offsets[i] .. slot_offsets[i + 1]).
+  uint64 *new_owners;
+  int32 *slot_offsets;
+  int32 *slot_flat;
   MemberOutcome *outcomes;  // palloc'd, one per snapshot member
 };
 
@@ -110,12 +128,67 @@ bool compute_plan(const SnapCluster *snap, PlanArrays *plan, char *error,
       views[static_cast<size_t>(i)] =
           MemberView{m.join_seq, m.state, m.shard, m.alive};
     }
-    ReshardPlan result =
-        plan_reshard(views, snap->num_shards, snap->max_shards);
+    // In slot mode there are at most as many active members as keys.
+    const bool slot_mode = snap->new_nkeys > 0;
+    int32 cap = snap->max_shards;
+    if (slot_mode && (cap <= 0 || cap > snap->new_nkeys)) cap = snap->new_nkeys;
+    ReshardPlan result = plan_reshard(views, snap->num_shards, cap);
     if (!plan_is_valid(result)) {
       strlcpy(error, "computed assignment violates the invariant", error_len);
       return false;
     }
+
+    if (slot_mode || snap->old_nkeys > 0) {
+      // Old and new key lists per member (by join_seq).
+      std::unordered_map<uint64, std::vector<int32>> old_lists;
+      for (int32 k = 0; k < snap->old_nkeys; ++k)
+        old_lists[snap->old_owners[k]].push_back(snap->old_keys[k]);
+      std::vector<int32> new_keys(snap->new_keys,
+                                  snap->new_keys + snap->new_nkeys);
+      std::vector<uint64> previous(new_keys.size(), kNoOwner);
+      const int32 *old_end = snap->old_keys + snap->old_nkeys;
+      for (size_t k = 0; k < new_keys.size(); ++k) {
+        const int32 *at = std::lower_bound(
+            static_cast<const int32 *>(snap->old_keys), old_end, new_keys[k]);
+        if (at != old_end && *at == new_keys[k])
+          previous[k] = snap->old_owners[at - snap->old_keys];
+      }
+      std::vector<uint64> active(static_cast<size_t>(result.num_shards));
+      for (size_t i = 0; i < result.outcomes.size(); ++i) {
+        const MemberOutcome &out = result.outcomes[i];
+        if (!out.removed && out.state == MemberState::Active)
+          active[static_cast<size_t>(out.shard)] = views[i].join_seq;
+      }
+      std::vector<uint64> owners = assign_slots(new_keys, previous, active);
+      std::unordered_map<uint64, std::vector<int32>> new_lists;
+      for (size_t k = 0; k < owners.size(); ++k) {
+        plan->new_owners[k] = owners[k];
+        new_lists[owners[k]].push_back(new_keys[k]);
+      }
+      static const std::vector<int32> none;
+      int32 offset = 0;
+      result.changed = 0;
+      for (size_t i = 0; i < result.outcomes.size(); ++i) {
+        MemberOutcome &out = result.outcomes[i];
+        plan->slot_offsets[i] = offset;
+        if (out.removed) continue;
+        const uint64 id = views[i].join_seq;
+        auto now_it = new_lists.find(id);
+        auto was_it = old_lists.find(id);
+        const std::vector<int32> &now_keys =
+            now_it == new_lists.end() ? none : now_it->second;
+        const std::vector<int32> &was_keys =
+            was_it == old_lists.end() ? none : was_it->second;
+        // Entering or leaving slot mode changes every active member.
+        const bool mode_flip = (snap->old_nkeys > 0) != slot_mode &&
+                               out.state == MemberState::Active;
+        if (now_keys != was_keys || mode_flip) out.changed = true;
+        if (out.changed) ++result.changed;
+        for (int32 key : now_keys) plan->slot_flat[offset++] = key;
+      }
+      plan->slot_offsets[result.outcomes.size()] = offset;
+    }
+
     plan->num_shards = result.num_shards;
     plan->changed = result.changed;
     plan->removed_assigned = result.removed_assigned;
@@ -134,7 +207,7 @@ bool compute_plan(const SnapCluster *snap, PlanArrays *plan, char *error,
 // kNotifyPayloadMax + 1). Returns false if it failed or did not fit.
 bool compute_payload(const char *cluster, const char *member, int32 shard,
                      int32 num_shards, int64 epoch, const char *state,
-                     char *buf) noexcept {
+                     const int32 *slots, int32 nslots, char *buf) noexcept {
   try {
     AssignmentNotice notice;
     notice.cluster = cluster;
@@ -143,6 +216,10 @@ bool compute_payload(const char *cluster, const char *member, int32 shard,
     notice.num_shards = num_shards;
     notice.epoch = epoch;
     notice.state = state;
+    if (slots != nullptr) {
+      notice.has_slots = true;
+      notice.slots.assign(slots, slots + nslots);
+    }
     std::string json = notice_to_json(notice);
     if (json.size() > kNotifyPayloadMax) return false;
     memcpy(buf, json.data(), json.size());
@@ -246,6 +323,39 @@ void merge_loaded_state(SPITupleTable *clusters, uint64 nclusters,
     Datum resharded = SPI_getbinval(tuple, cdesc, 8, &isnull);
     cluster->resharded_at = isnull ? 0 : DatumGetTimestampTz(resharded);
     cluster->gate_from = cluster->num_shards > 0 ? cluster->resharded_at : 0;
+
+    Datum slots = SPI_getbinval(tuple, cdesc, 9, &isnull);
+    if (!isnull) {
+      Datum *elems = nullptr;
+      bool *elem_nulls = nullptr;
+      int nelems = 0;
+      deconstruct_array(DatumGetArrayTypeP(slots), INT4OID, 4, true,
+                        TYPALIGN_INT, &elems, &elem_nulls, &nelems);
+      if (cluster->slot_set < 0)
+        cluster->slot_set = allocate_slot_set(cluster->id);
+      if (cluster->slot_set < 0 || nelems > guc_max_slots) {
+        ereport(WARNING,
+                (errmsg("shard_coordinator: no room for the slot set of "
+                        "cluster \"%s\"",
+                        name),
+                 errhint("Raise shard_coordinator.max_slot_clusters or "
+                         "shard_coordinator.max_slots.")));
+        if (cluster->slot_set >= 0) free_slot_set(cluster->slot_set);
+        cluster->slot_set = -1;
+      } else {
+        int32 *keys = slot_keys(cluster->slot_set);
+        uint64 *owners = slot_owners(cluster->slot_set);
+        for (int k = 0; k < nelems; ++k) {
+          keys[k] = DatumGetInt32(elems[k]);
+          owners[k] = kNoOwner;
+        }
+        slot_sets[cluster->slot_set].count = nelems;
+      }
+    } else if (cluster->slot_set >= 0 &&
+               slot_sets[cluster->slot_set].pending_count < 0) {
+      free_slot_set(cluster->slot_set);
+      cluster->slot_set = -1;
+    }
   }
 
   TupleDesc mdesc = members->tupdesc;
@@ -283,6 +393,24 @@ void merge_loaded_state(SPITupleTable *clusters, uint64 nclusters,
     if (static_cast<TimestampTz>(pg_atomic_read_u64(&member->last_seen)) < now)
       pg_atomic_write_u64(&member->last_seen, static_cast<uint64>(now));
     member->load_mark = true;
+
+    Datum slots = SPI_getbinval(tuple, mdesc, 8, &isnull);
+    if (!isnull && cluster->slot_set >= 0) {
+      Datum *elems = nullptr;
+      bool *elem_nulls = nullptr;
+      int nelems = 0;
+      deconstruct_array(DatumGetArrayTypeP(slots), INT4OID, 4, true,
+                        TYPALIGN_INT, &elems, &elem_nulls, &nelems);
+      const SlotSet &set = slot_sets[cluster->slot_set];
+      int32 *keys = slot_keys(cluster->slot_set);
+      uint64 *owners = slot_owners(cluster->slot_set);
+      for (int e = 0; e < nelems; ++e) {
+        int32 key = DatumGetInt32(elems[e]);
+        int32 *at = std::lower_bound(keys, keys + set.count, key);
+        if (at != keys + set.count && *at == key)
+          owners[at - keys] = member->join_seq;
+      }
+    }
   }
 
   // Assigned in shared memory but not in the tables: pending again.
@@ -311,15 +439,16 @@ bool load_state() {
   {
     begin_transaction("shard_coordinator: loading state");
     if (OidIsValid(get_extension_oid("shard_coordinator", true))) {
-      if (SPI_execute("SELECT cluster, heartbeat_interval, grace_period, "
-                      "reshard_interval, max_shards, epoch, num_shards, "
-                      "resharded_at FROM shard_coordinator.cluster_state",
-                      true, 0) != SPI_OK_SELECT)
+      if (SPI_execute(
+              "SELECT cluster, heartbeat_interval, grace_period, "
+              "reshard_interval, max_shards, epoch, num_shards, "
+              "resharded_at, slots FROM shard_coordinator.cluster_state",
+              true, 0) != SPI_OK_SELECT)
         elog(ERROR, "could not read shard_coordinator.cluster_state");
       SPITupleTable *clusters = SPI_tuptable;
       uint64 nclusters = SPI_processed;
       if (SPI_execute("SELECT cluster, member, state, shard, epoch, join_seq, "
-                      "joined_at FROM shard_coordinator.member_state "
+                      "joined_at, slots FROM shard_coordinator.member_state "
                       "ORDER BY join_seq",
                       true, 0) != SPI_OK_SELECT)
         elog(ERROR, "could not read shard_coordinator.member_state");
@@ -395,6 +524,33 @@ bool snapshot_cluster(const char *name, TimestampTz now, SnapCluster *snap) {
     m->alive = !member->leaving && member_deadline(cluster, member) > now;
     if (!m->alive) member->removing = true;
   }
+  snap->slot_set = cluster->slot_set;
+  snap->old_nkeys = 0;
+  snap->new_nkeys = 0;
+  snap->slots_pending = false;
+  snap->pending_serial = 0;
+  if (cluster->slot_set >= 0) {
+    const SlotSet &set = slot_sets[cluster->slot_set];
+    size_t room = static_cast<size_t>(Max(set.count, 1));
+    snap->old_nkeys = set.count;
+    snap->old_keys = static_cast<int32 *>(palloc(sizeof(int32) * room));
+    snap->old_owners = static_cast<uint64 *>(palloc(sizeof(uint64) * room));
+    memcpy(snap->old_keys, slot_keys(cluster->slot_set),
+           sizeof(int32) * static_cast<size_t>(set.count));
+    memcpy(snap->old_owners, slot_owners(cluster->slot_set),
+           sizeof(uint64) * static_cast<size_t>(set.count));
+    snap->new_nkeys = set.count;
+    snap->new_keys = snap->old_keys;
+    if (set.pending_count >= 0) {
+      snap->slots_pending = true;
+      snap->pending_serial = set.pending_serial;
+      snap->new_nkeys = set.pending_count;
+      snap->new_keys = static_cast<int32 *>(palloc(
+          sizeof(int32) * static_cast<size_t>(Max(set.pending_count, 1))));
+      memcpy(snap->new_keys, slot_pending_keys(cluster->slot_set),
+             sizeof(int32) * static_cast<size_t>(set.pending_count));
+    }
+  }
   cluster->reshard_wanted = false;
   LWLockRelease(shared->lock);
   return true;
@@ -407,10 +563,11 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
 
   // The cluster row. The WHERE clause refuses to move a stored epoch back,
   // which can only happen if shared memory is stale: then we reload.
-  Oid cluster_types[8] = {TEXTOID, INTERVALOID, INTERVALOID, INTERVALOID,
-                          INT4OID, INT8OID,     INT4OID,     TIMESTAMPTZOID};
-  Datum cluster_values[8];
-  char cluster_nulls[9] = "        ";
+  Oid cluster_types[9] = {TEXTOID,     INTERVALOID,    INTERVALOID,
+                          INTERVALOID, INT4OID,        INT8OID,
+                          INT4OID,     TIMESTAMPTZOID, INT4ARRAYOID};
+  Datum cluster_values[9];
+  char cluster_nulls[10] = "         ";
   cluster_values[0] = CStringGetTextDatum(snap->name);
   cluster_values[1] = us_to_interval_datum(snap->heartbeat_interval_us);
   cluster_values[2] = us_to_interval_datum(snap->grace_period_us);
@@ -422,18 +579,31 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
   TimestampTz resharded_at = bump ? now : snap->resharded_at;
   cluster_values[7] = TimestampTzGetDatum(resharded_at);
   if (resharded_at == 0) cluster_nulls[7] = 'n';
+  if (snap->new_nkeys > 0) {
+    Datum *keys = static_cast<Datum *>(
+        palloc(sizeof(Datum) * static_cast<size_t>(snap->new_nkeys)));
+    for (int32 k = 0; k < snap->new_nkeys; ++k)
+      keys[k] = Int32GetDatum(snap->new_keys[k]);
+    cluster_values[8] = PointerGetDatum(
+        construct_array(keys, snap->new_nkeys, INT4OID, 4, true, TYPALIGN_INT));
+  } else {
+    cluster_values[8] = static_cast<Datum>(0);
+    cluster_nulls[8] = 'n';
+  }
   int rc = SPI_execute_with_args(
       "INSERT INTO shard_coordinator.cluster_state AS c (cluster, "
       "heartbeat_interval, grace_period, reshard_interval, max_shards, epoch, "
-      "num_shards, resharded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+      "num_shards, resharded_at, slots) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
       "ON CONFLICT (cluster) DO UPDATE SET "
       "heartbeat_interval = EXCLUDED.heartbeat_interval, "
       "grace_period = EXCLUDED.grace_period, "
       "reshard_interval = EXCLUDED.reshard_interval, "
       "max_shards = EXCLUDED.max_shards, epoch = EXCLUDED.epoch, "
-      "num_shards = EXCLUDED.num_shards, resharded_at = EXCLUDED.resharded_at "
+      "num_shards = EXCLUDED.num_shards, resharded_at = EXCLUDED.resharded_at, "
+      "slots = EXCLUDED.slots "
       "WHERE c.epoch <= EXCLUDED.epoch",
-      8, cluster_types, cluster_values, cluster_nulls, false, 0);
+      9, cluster_types, cluster_values, cluster_nulls, false, 0);
   if (rc != SPI_OK_INSERT || SPI_processed != 1)
     ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
                     errmsg("stored epoch of cluster \"%s\" is ahead of "
@@ -450,6 +620,9 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
   bool *shard_nulls = static_cast<bool *>(palloc(sizeof(bool) * Max(n, 1)));
   Datum *join_seqs = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
   Datum *joined_ats = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+  // A member's keys as an array literal ('{1,2,3}'), NULL outside slot mode.
+  Datum *slot_lists = static_cast<Datum *>(palloc(sizeof(Datum) * Max(n, 1)));
+  bool *slot_nulls = static_cast<bool *>(palloc(sizeof(bool) * Max(n, 1)));
   int nchanged = 0;
   for (int i = 0; i < n; ++i) {
     const SnapMember &m = snap->members[i];
@@ -464,6 +637,20 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
       shard_nulls[nchanged] = out.state != MemberState::Active;
       join_seqs[nchanged] = Int64GetDatum(static_cast<int64>(m.join_seq));
       joined_ats[nchanged] = TimestampTzGetDatum(m.joined_at);
+      slot_nulls[nchanged] =
+          snap->new_nkeys == 0 || out.state != MemberState::Active;
+      slot_lists[nchanged] = static_cast<Datum>(0);
+      if (!slot_nulls[nchanged]) {
+        StringInfoData list;
+        initStringInfo(&list);
+        appendStringInfoChar(&list, '{');
+        for (int32 k = plan->slot_offsets[i]; k < plan->slot_offsets[i + 1];
+             ++k)
+          appendStringInfo(&list, "%s%d", k > plan->slot_offsets[i] ? "," : "",
+                           plan->slot_flat[k]);
+        appendStringInfoChar(&list, '}');
+        slot_lists[nchanged] = CStringGetTextDatum(list.data);
+      }
       nchanged++;
     }
   }
@@ -484,9 +671,9 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
   if (nchanged > 0) {
     int dims[1] = {nchanged};
     int lbs[1] = {1};
-    Oid types[7] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID,       INT4ARRAYOID,
-                    INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID};
-    Datum values[7];
+    Oid types[8] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID,        INT4ARRAYOID,
+                    INT8OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID};
+    Datum values[8];
     values[0] = CStringGetTextDatum(snap->name);
     values[1] = PointerGetDatum(
         construct_array(names, nchanged, TEXTOID, -1, false, TYPALIGN_INT));
@@ -500,15 +687,20 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
     values[6] =
         PointerGetDatum(construct_array(joined_ats, nchanged, TIMESTAMPTZOID, 8,
                                         FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+    values[7] =
+        PointerGetDatum(construct_md_array(slot_lists, slot_nulls, 1, dims, lbs,
+                                           TEXTOID, -1, false, TYPALIGN_INT));
     rc = SPI_execute_with_args(
         "INSERT INTO shard_coordinator.member_state AS m (cluster, member, "
-        "state, shard, epoch, join_seq, joined_at) "
-        "SELECT $1, u.member, u.state, u.shard, $5, u.join_seq, u.joined_at "
-        "FROM unnest($2, $3, $4, $6, $7) "
-        "AS u(member, state, shard, join_seq, joined_at) "
+        "state, shard, epoch, join_seq, joined_at, slots) "
+        "SELECT $1, u.member, u.state, u.shard, $5, u.join_seq, u.joined_at, "
+        "u.slots::pg_catalog.int4[] "
+        "FROM unnest($2, $3, $4, $6, $7, $8) "
+        "AS u(member, state, shard, join_seq, joined_at, slots) "
         "ON CONFLICT (cluster, member) DO UPDATE SET state = EXCLUDED.state, "
-        "shard = EXCLUDED.shard, epoch = EXCLUDED.epoch",
-        7, types, values, nullptr, false, 0);
+        "shard = EXCLUDED.shard, epoch = EXCLUDED.epoch, slots = "
+        "EXCLUDED.slots",
+        8, types, values, nullptr, false, 0);
     if (rc != SPI_OK_INSERT) elog(ERROR, "could not store members");
   }
 
@@ -522,13 +714,18 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
     bool notify = out.removed ? m.state != MemberState::Pending : out.changed;
     if (!notify) continue;
     channel_name(snap->name, cluster_len, m.name, strlen(m.name), channel);
-    if (!compute_payload(snap->name, m.name,
-                         out.removed                        ? kNoShard
-                         : out.state == MemberState::Active ? out.shard
-                                                            : kNoShard,
-                         plan->num_shards, new_epoch,
-                         out.removed ? "removed" : state_name(out.state),
-                         payload))
+    const bool with_slots =
+        snap->new_nkeys > 0 && !out.removed && out.state == MemberState::Active;
+    if (!compute_payload(
+            snap->name, m.name,
+            out.removed                        ? kNoShard
+            : out.state == MemberState::Active ? out.shard
+                                               : kNoShard,
+            plan->num_shards, new_epoch,
+            out.removed ? "removed" : state_name(out.state),
+            with_slots ? plan->slot_flat + plan->slot_offsets[i] : nullptr,
+            with_slots ? plan->slot_offsets[i + 1] - plan->slot_offsets[i] : 0,
+            payload))
       elog(ERROR, "could not build the notification payload of \"%s\"", m.name);
     Async_Notify(channel, payload);
   }
@@ -555,6 +752,21 @@ void publish_reshard(const SnapCluster *snap, const PlanArrays *plan,
         member->state = out.state;
         member->shard = out.state == MemberState::Active ? out.shard : kNoShard;
         member->epoch = new_epoch;
+      }
+    }
+    if (cluster->slot_set >= 0 && cluster->slot_set == snap->slot_set) {
+      SlotSet &set = slot_sets[cluster->slot_set];
+      memcpy(slot_keys(cluster->slot_set), snap->new_keys,
+             sizeof(int32) * static_cast<size_t>(snap->new_nkeys));
+      memcpy(slot_owners(cluster->slot_set), plan->new_owners,
+             sizeof(uint64) * static_cast<size_t>(snap->new_nkeys));
+      set.count = snap->new_nkeys;
+      // A configure() that came during this reshard stays pending.
+      if (snap->slots_pending && set.pending_serial == snap->pending_serial)
+        set.pending_count = -1;
+      if (set.count == 0 && set.pending_count < 0) {
+        free_slot_set(cluster->slot_set);
+        cluster->slot_set = -1;
       }
     }
     cluster->epoch = new_epoch;
@@ -612,6 +824,12 @@ ReshardResult reshard_locked(const char *name) {
   PlanArrays plan;
   plan.outcomes = static_cast<MemberOutcome *>(palloc0(
       sizeof(MemberOutcome) * static_cast<size_t>(Max(snap.nmembers, 1))));
+  plan.new_owners = static_cast<uint64 *>(
+      palloc0(sizeof(uint64) * static_cast<size_t>(Max(snap.new_nkeys, 1))));
+  plan.slot_offsets = static_cast<int32 *>(
+      palloc0(sizeof(int32) * static_cast<size_t>(snap.nmembers + 1)));
+  plan.slot_flat = static_cast<int32 *>(
+      palloc0(sizeof(int32) * static_cast<size_t>(Max(snap.new_nkeys, 1))));
   char error[256];
   if (!compute_plan(&snap, &plan, error, sizeof(error))) {
     ereport(LOG, (errmsg("shard_coordinator: reshard of cluster \"%s\" "
