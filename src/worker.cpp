@@ -91,6 +91,9 @@ struct SnapCluster {
   TimestampTz resharded_at;
   uint64 config_generation;
   bool settings_unstored;
+  // The reshard gate is closed (or nothing but settings changed): store the
+  // settings, leave members, epoch and slots alone.
+  bool settings_only;
   int nmembers;
   SnapMember *members;
   // Slot sets (slot_set < 0: plain index-and-count mode, before and after).
@@ -507,12 +510,17 @@ bool snapshot_cluster(const char *name, TimestampTz now, SnapCluster *snap) {
   snap->config_generation = cluster->config_generation;
   snap->settings_unstored =
       cluster->stored_generation < cluster->config_generation;
-  snap->nmembers = cluster->member_count;
+  const bool gate_open =
+      cluster->gate_from == 0 ||
+      cluster->gate_from + cluster->reshard_interval_us <= now;
+  snap->settings_only = !(cluster->reshard_wanted && gate_open);
+  snap->nmembers = snap->settings_only ? 0 : cluster->member_count;
   snap->members = static_cast<SnapMember *>(palloc0(
       sizeof(SnapMember) * static_cast<size_t>(Max(snap->nmembers, 1))));
   int i = 0;
   dlist_iter iter;
   dlist_foreach(iter, &cluster->members) {
+    if (snap->settings_only) break;
     auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
     SnapMember *m = &snap->members[i++];
     m->name = pstrdup(member->key.name);
@@ -541,7 +549,7 @@ bool snapshot_cluster(const char *name, TimestampTz now, SnapCluster *snap) {
            sizeof(uint64) * static_cast<size_t>(set.count));
     snap->new_nkeys = set.count;
     snap->new_keys = snap->old_keys;
-    if (set.pending_count >= 0) {
+    if (set.pending_count >= 0 && !snap->settings_only) {
       snap->slots_pending = true;
       snap->pending_serial = set.pending_serial;
       snap->new_nkeys = set.pending_count;
@@ -551,7 +559,7 @@ bool snapshot_cluster(const char *name, TimestampTz now, SnapCluster *snap) {
              sizeof(int32) * static_cast<size_t>(set.pending_count));
     }
   }
-  cluster->reshard_wanted = false;
+  if (!snap->settings_only) cluster->reshard_wanted = false;
   LWLockRelease(shared->lock);
   return true;
 }
@@ -754,7 +762,8 @@ void publish_reshard(const SnapCluster *snap, const PlanArrays *plan,
         member->epoch = new_epoch;
       }
     }
-    if (cluster->slot_set >= 0 && cluster->slot_set == snap->slot_set) {
+    if (!snap->settings_only && cluster->slot_set >= 0 &&
+        cluster->slot_set == snap->slot_set) {
       SlotSet &set = slot_sets[cluster->slot_set];
       memcpy(slot_keys(cluster->slot_set), snap->new_keys,
              sizeof(int32) * static_cast<size_t>(snap->new_nkeys));
@@ -831,7 +840,11 @@ ReshardResult reshard_locked(const char *name) {
   plan.slot_flat = static_cast<int32 *>(
       palloc0(sizeof(int32) * static_cast<size_t>(Max(snap.new_nkeys, 1))));
   char error[256];
-  if (!compute_plan(&snap, &plan, error, sizeof(error))) {
+  if (snap.settings_only) {
+    plan.num_shards = snap.num_shards;
+    plan.changed = 0;
+    plan.removed_assigned = 0;
+  } else if (!compute_plan(&snap, &plan, error, sizeof(error))) {
     ereport(LOG, (errmsg("shard_coordinator: reshard of cluster \"%s\" "
                          "failed: %s",
                          name, error)));
