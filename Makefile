@@ -52,7 +52,7 @@ else
 include $(PGXS)
 
 
-.PHONY: deps unit-test sql-test test demo format tidy
+.PHONY: deps unit-test test demo format lint
 
 deps:
 	@bash scripts/install-deps.sh
@@ -79,8 +79,20 @@ demo: deps
 	$(if $(filter 0,$(shell id -u)),,sudo) $(MAKE) install >/dev/null
 	bash $(firstword $(wildcard scripts/demo.sh) scripts/demo-sql.sh)
 
+FORMATTED = src/*.cpp src/*.hpp test/unit/*.cpp
+TIDY_FLAGS = -std=c++17 -Isrc -I$(shell $(PG_CONFIG) --includedir-server) -D_GNU_SOURCE
+
 format:
-	clang-format -i src/*.cpp src/*.hpp test/unit/*.cpp
+	clang-format -i $(FORMATTED)
+
+# Formatting and clang-tidy must be clean (run by make test).
+lint:
+	clang-format --dry-run -Werror $(FORMATTED)
+	@for f in src/*.cpp; do \
+	  out=$$(clang-tidy --quiet $$f -- $(TIDY_FLAGS) 2>/dev/null | grep -E '^src/.*(warning|error):'); \
+	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+	done
+	@echo "ok 1 - clang-format and clang-tidy are clean"
 
 EXTRA_CLEAN = test/unit/unit_tests results output_iso regression.diffs \
 	regression.out log

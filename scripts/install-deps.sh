@@ -10,7 +10,7 @@ packages=(
   postgresql-common libpq-dev
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
   nlohmann-json3-dev libcli11-dev libgtest-dev
-  clang-format python3 procps
+  clang-format clang-tidy python3 procps
 )
 
 missing=()

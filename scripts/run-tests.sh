@@ -5,7 +5,7 @@
 #   scripts/run-tests.sh            all suites
 #   SC_SUITES="unit regress" scripts/run-tests.sh   only these
 #
-# Suites: unit (pure C++, GoogleTest), regress (pg_regress), isolation
+# Suites: lint (clang-format, clang-tidy), unit (pure C++, GoogleTest), regress (pg_regress), isolation
 # (isolation specs), pgtap (pg_prove), tap (PostgreSQL::Test::Cluster: restarts,
 # crashes, standby, promotion), client (the client's own tests, when
 # client/ has a Makefile). The server suites run on throwaway PostgreSQL
@@ -14,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
-suites=${SC_SUITES:-"unit regress isolation pgtap tap client"}
+suites=${SC_SUITES:-"lint unit regress isolation pgtap tap client"}
 logs=$(mktemp -d)
 total_passed=0
 total_failed=0
@@ -72,6 +72,8 @@ $sudo make -s install >/dev/null || { echo "make install failed"; echo "0 passed
 
 for suite in $suites; do
   case $suite in
+    lint)
+      run_suite lint make -s lint ;;
     unit)
       run_suite unit make -s unit-test ;;
     regress)
