@@ -10,7 +10,7 @@ packages=(
   postgresql-common libpq-dev
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
   nlohmann-json3-dev libcli11-dev libgtest-dev
-  clang-format clang-tidy python3 procps
+  clang-format clang-tidy python3 procps perl
 )
 
 missing=()
@@ -33,11 +33,5 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 export DEBIAN_FRONTEND=noninteractive
-# Debian's postgresql-common creates a "main" cluster on install; we only use
-# throwaway clusters, so tell it not to.
-if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-  $sudo mkdir -p /etc/postgresql-common
-  echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
-fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null

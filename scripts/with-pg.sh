@@ -41,7 +41,8 @@ if [ -z "$port" ]; then
 fi
 
 export SC_DB=$db
-exec pg_virtualenv -t -v 15 -c "-p $port" "${opts[@]}" bash -c '
+# UTF-8 whatever the caller's locale, so that results do not depend on it.
+exec pg_virtualenv -t -v 15 -c "-p $port --locale=C.UTF-8 --encoding=UTF8" "${opts[@]}" bash -c '
   set -euo pipefail
   export SC_PG_LOG=$(ls "$PG_CLUSTER_CONF_ROOT"/../log/postgresql-15-regress.log 2>/dev/null \
                      || echo "$PG_CLUSTER_CONF_ROOT/../log/postgresql-15-regress.log")
