@@ -379,7 +379,7 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
 
   HeartbeatResult result;
   TimestampTz give_up =
-      TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kWorkerWaitMs);
+      0;  // set on the first wait only: keep the hot path lean
   for (;;) {
     HeartbeatStep step = heartbeat_known(cluster, member, &result);
     if (step == HeartbeatStep::Done) break;
@@ -410,7 +410,10 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
     }
     // The worker is removing this member (it expired or left): once that
     // is published, the heartbeat registers it anew.
-    if (GetCurrentTimestamp() >= give_up)
+    if (give_up == 0)
+      give_up =
+          TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kWorkerWaitMs);
+    else if (GetCurrentTimestamp() >= give_up)
       ereport(ERROR,
               (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                errmsg("member \"%.*s\" is being removed and the background "
