@@ -25,9 +25,9 @@ OBJS = \
 # pg_regress suites run against an already running server (installcheck),
 # started by scripts/with-pg.sh with the library preloaded.
 REGRESS      = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
-REGRESS_OPTS = --inputdir=test --use-existing --dbname=$(TEST_DB)
+REGRESS_OPTS = --inputdir=test --use-existing
 ISOLATION    = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
-ISOLATION_OPTS = --inputdir=test --use-existing --dbname=$(TEST_DB)
+ISOLATION_OPTS = --inputdir=test --use-existing
 TEST_DB     ?= sc_test
 
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
@@ -41,6 +41,9 @@ SHLIB_LINK  += -lstdc++
 # query plans, and skipping it saves a clang dependency.
 override with_llvm = no
 
+# test/ is a directory: without this, `make test` would be "up to date".
+.PHONY: all install test demo unit-test deps format lint bench
+
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(wildcard $(PGXS)),)
 # A fresh machine without PostgreSQL's headers: install the packages first,
@@ -51,8 +54,12 @@ all install test demo unit-test:
 else
 include $(PGXS)
 
+# pg_regress and pg_isolation_regress run in the database that
+# scripts/with-pg.sh made (PGXS would otherwise name its own).
+CONTRIB_TESTDB = $(TEST_DB)
+ISOLATION_TESTDB = $(TEST_DB)
 
-.PHONY: deps unit-test test demo format lint
+
 
 deps:
 	@bash scripts/install-deps.sh

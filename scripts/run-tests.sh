@@ -51,6 +51,7 @@ run_suite() {  # name command...
   shift
   echo "=== suite: $name"
   local log="$logs/$name.log"
+  rm -f regression.diffs output_iso/regression.diffs
   "$@" >"$log" 2>&1
   local rc=$?
   cat "$log"

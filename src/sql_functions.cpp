@@ -46,7 +46,8 @@ NameArg get_name_arg(FunctionCallInfo fcinfo, int argno, const char *what,
                      size_t max) {
   if (PG_ARGISNULL(argno))
     ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                    errmsg("%s must not be NULL", what)));
+                    errmsg("%s must not be NULL", what),
+                    errhint("Pass a name of 1 to %zu bytes.", max)));
   text *arg = PG_GETARG_TEXT_PP(argno);
   NameArg name{VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg)};
   switch (check_name(name.data, name.len, max)) {
@@ -54,16 +55,19 @@ NameArg get_name_arg(FunctionCallInfo fcinfo, int argno, const char *what,
       break;
     case NameProblem::Empty:
       ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                      errmsg("%s must not be empty", what)));
+                      errmsg("%s must not be empty", what),
+                      errhint("Pass a name of 1 to %zu bytes.", max)));
       break;
     case NameProblem::TooLong:
       ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                       errmsg("%s is too long (%zu bytes)", what, name.len),
-                      errdetail("The limit is %zu bytes.", max)));
+                      errdetail("The limit is %zu bytes.", max),
+                      errhint("Use a shorter name.")));
       break;
     case NameProblem::ControlCharacter:
       ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                      errmsg("%s must not contain control characters", what)));
+                      errmsg("%s must not contain control characters", what),
+                      errhint("Use printable characters only.")));
       break;
   }
   return name;
@@ -139,19 +143,17 @@ void require_ready_for_writes() {
   require_loaded();
 }
 
-int64 interval_to_us(const Interval *value, const char *what) {
+// An interval in microseconds (a month counts 30 days, a day 24 hours);
+// false if that does not fit in 64 bits.
+bool interval_to_us(const Interval *value, int64 *out) {
   int64 days_us = 0;
   int64 months_us = 0;
-  int64 total = 0;
-  if (pg_mul_s64_overflow(static_cast<int64>(value->month),
-                          INT64CONST(30) * USECS_PER_DAY, &months_us) ||
-      pg_mul_s64_overflow(static_cast<int64>(value->day), USECS_PER_DAY,
-                          &days_us) ||
-      pg_add_s64_overflow(months_us, days_us, &total) ||
-      pg_add_s64_overflow(total, value->time, &total) || total > kMaxIntervalUs)
-    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                    errmsg("%s must be at most 1 day", what)));
-  return total;
+  return !pg_mul_s64_overflow(static_cast<int64>(value->month),
+                              INT64CONST(30) * USECS_PER_DAY, &months_us) &&
+         !pg_mul_s64_overflow(static_cast<int64>(value->day), USECS_PER_DAY,
+                              &days_us) &&
+         !pg_add_s64_overflow(months_us, days_us, out) &&
+         !pg_add_s64_overflow(*out, value->time, out);
 }
 
 Interval *us_to_interval(int64 us) {
@@ -164,11 +166,28 @@ Interval *us_to_interval(int64 us) {
 bool get_interval_arg(FunctionCallInfo fcinfo, int argno, const char *what,
                       bool allow_zero, int64 *out) {
   if (PG_ARGISNULL(argno)) return false;
-  int64 us = interval_to_us(PG_GETARG_INTERVAL_P(argno), what);
-  if (us < 0 || (us == 0 && !allow_zero))
+  const Interval *value = PG_GETARG_INTERVAL_P(argno);
+  int64 us = 0;
+  bool fits = interval_to_us(value, &us);
+  // The sign of a value too large for 64 bits: that of its largest unit.
+  bool negative =
+      fits ? us < 0
+           : (value->month != 0
+                  ? value->month < 0
+                  : (value->day != 0 ? value->day < 0 : value->time < 0));
+  if (negative || (fits && us == 0 && !allow_zero))
     ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                     errmsg("%s must be %s", what,
-                           allow_zero ? "zero or positive" : "positive")));
+                           allow_zero ? "zero or positive" : "positive"),
+                    errhint("Use a value from %s to 1 day, or NULL to keep the "
+                            "current one.",
+                            allow_zero ? "0" : "1 ms")));
+  if (!fits || us > kMaxIntervalUs)
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("%s must be at most 1 day", what),
+                    errhint("Use a value from %s to 1 day, or NULL to keep the "
+                            "current one.",
+                            allow_zero ? "0" : "1 ms")));
   *out = us;
   return true;
 }
@@ -187,7 +206,9 @@ int32 *get_slots_arg(FunctionCallInfo fcinfo, int argno, int32 *nkeys) {
   ArrayType *array = PG_GETARG_ARRAYTYPE_P(argno);
   if (ARR_NDIM(array) > 1)
     ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                    errmsg("slots must be a one-dimensional array")));
+                    errmsg("slots must be a one-dimensional array"),
+                    errhint("Pass the keys as integer[], or '{}' to leave "
+                            "slot mode.")));
   Datum *elems = nullptr;
   bool *elem_nulls = nullptr;
   int n = 0;
@@ -204,7 +225,8 @@ int32 *get_slots_arg(FunctionCallInfo fcinfo, int argno, int32 *nkeys) {
   for (int i = 0; i < n; ++i) {
     if (elem_nulls[i])
       ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                      errmsg("slots must not contain NULL")));
+                      errmsg("slots must not contain NULL"),
+                      errhint("Remove the NULL elements.")));
     keys[i] = DatumGetInt32(elems[i]);
   }
   qsort(keys, static_cast<size_t>(n), sizeof(int32), cmp_int32);
@@ -212,7 +234,8 @@ int32 *get_slots_arg(FunctionCallInfo fcinfo, int argno, int32 *nkeys) {
     if (keys[i] == keys[i - 1])
       ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                       errmsg("slots must not contain duplicates"),
-                      errdetail("Key %d appears more than once.", keys[i])));
+                      errdetail("Key %d appears more than once.", keys[i]),
+                      errhint("Pass each key once.")));
   }
   *nkeys = n;
   return keys;
@@ -319,9 +342,12 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   TimestampTz now = GetCurrentTimestamp();
   ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
-  if (cluster == nullptr)
-    cluster = create_cluster(cluster_name.data, cluster_name.len);
-  if (cluster == nullptr) {
+  if (cluster == nullptr && shared->member_count >= guc_max_members) {
+    // Refused: do not leave an empty cluster behind.
+    outcome = RegisterOutcome::MembersFull;
+  } else if (cluster == nullptr &&
+             (cluster = create_cluster(cluster_name.data, cluster_name.len)) ==
+                 nullptr) {
     outcome = RegisterOutcome::ClustersFull;
   } else {
     MemberEntry *member =
@@ -498,7 +524,9 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
   if (set_max && clear_max)
     ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                     errmsg("max_shards and clear_max_shards cannot both be "
-                           "given")));
+                           "given"),
+                    errhint("Pass max_shards to set a cap, or "
+                            "clear_max_shards => true to remove it.")));
   int32 nkeys = -1;  // -1: keep the slot set
   int32 *keys = get_slots_arg(fcinfo, 6, &nkeys);
   require_ready_for_writes();
@@ -704,7 +732,8 @@ Datum sc_install_check(PG_FUNCTION_ARGS) {
 static void require_buckets(int32 buckets) {
   if (buckets < 1)
     ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                    errmsg("buckets must be at least 1")));
+                    errmsg("buckets must be at least 1"),
+                    errhint("Pass the number of shards.")));
 }
 
 Datum sc_jump_hash_bigint(PG_FUNCTION_ARGS) {
@@ -730,7 +759,9 @@ Datum sc_fence(PG_FUNCTION_ARGS) {
   NameArg member_name = get_name_arg(fcinfo, 1, "member", kMemberNameMax);
   if (PG_ARGISNULL(2))
     ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                    errmsg("epoch must not be NULL")));
+                    errmsg("epoch must not be NULL"),
+                    errhint("Pass the epoch of the assignment the work was "
+                            "done under, from the heartbeat row.")));
   int64 epoch = PG_GETARG_INT64(2);
   require_ready_for_writes();
 
