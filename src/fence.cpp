@@ -25,6 +25,12 @@ void acquire_fence_lock(const char *cluster, size_t len) {
   (void)LockAcquire(&tag, ShareLock, false, false);
 }
 
+bool fence_lock_held_by_me(const char *cluster, size_t len) {
+  LOCKTAG tag;
+  cluster_lock_tag(&tag, cluster, len);
+  return LockHeldByMe(&tag, ShareLock);
+}
+
 bool try_lock_cluster_for_reshard(const char *cluster, size_t len) {
   LOCKTAG tag;
   cluster_lock_tag(&tag, cluster, len);

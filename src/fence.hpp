@@ -7,7 +7,10 @@
 // worker takes it in ExclusiveLock mode, session-level and without waiting,
 // from before it snapshots a cluster until it has published the committed
 // reshard. So a fenced transaction delays reshards of its own cluster only,
-// and the worker serves other clusters meanwhile and comes back.
+// and the worker serves other clusters meanwhile and comes back. While a
+// reshard is held up that way (ClusterEntry.reshard_fenced), new fences of
+// that cluster wait for it, so overlapping fences cannot starve it; storing
+// settings needs no lock and is never held up.
 #pragma once
 
 #include "pg_prelude.hpp"
@@ -22,6 +25,7 @@ constexpr int kFenceSqlstate = MAKE_SQLSTATE('S', 'C', '0', '0', '1');
 // fence(): ShareLock until the end of the transaction (waits for a reshard
 // in flight).
 void acquire_fence_lock(const char *cluster, size_t len);
+bool fence_lock_held_by_me(const char *cluster, size_t len);
 
 // The worker: ExclusiveLock, session-level; false if a fence holds it.
 bool try_lock_cluster_for_reshard(const char *cluster, size_t len);

@@ -221,6 +221,7 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   cluster->gate_from = 0;
   cluster->resharded_at = 0;
   cluster->reshard_wanted = false;
+  cluster->reshard_fenced = false;
   // A new cluster's settings are not stored yet.
   cluster->config_generation = 1;
   cluster->stored_generation = 0;

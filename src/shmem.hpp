@@ -36,6 +36,7 @@ struct ClusterEntry {
   TimestampTz gate_from;     // last reshard; 0 when the gate is open
   TimestampTz resharded_at;  // last reshard, for display; 0 if none
   bool reshard_wanted;       // join, leave, expiry or max_shards change
+  bool reshard_fenced;       // the worker found the cluster held by fence()
   uint64 config_generation;  // bumped by configure()
   uint64 stored_generation;  // settings generation the worker has stored
   int32 member_count;

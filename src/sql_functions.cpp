@@ -374,6 +374,23 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
   return outcome;
 }
 
+// Waits while the worker has a reshard of this cluster held up by fences
+// (see sc_fence). Interruptible; statement_timeout and lock_timeout apply
+// as to any wait.
+void wait_while_reshard_fenced(NameArg cluster_name) {
+  for (;;) {
+    LWLockAcquire(shared->lock, LW_SHARED);
+    ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
+    bool fenced = cluster != nullptr && cluster->reshard_fenced;
+    LWLockRelease(shared->lock);
+    if (!fenced) break;
+    ConditionVariablePrepareToSleep(&shared->changed_cv);
+    ConditionVariableTimedSleep(&shared->changed_cv, 10, PG_WAIT_EXTENSION);
+    ConditionVariableCancelSleep();
+    CHECK_FOR_INTERRUPTS();
+  }
+}
+
 // Waits (bounded) for the worker to publish whatever it is doing now.
 void wait_for_publish() {
   ConditionVariablePrepareToSleep(&shared->changed_cv);
@@ -765,35 +782,51 @@ Datum sc_fence(PG_FUNCTION_ARGS) {
   int64 epoch = PG_GETARG_INT64(2);
   require_ready_for_writes();
 
+  // A reshard the worker could not run because of fences goes first: new
+  // fences wait until it is done, so a stream of overlapping fences cannot
+  // hold it off for ever. A transaction that already holds the fence lock
+  // does not wait (that would wait for itself).
+  if (!fence_lock_held_by_me(cluster_name.data, cluster_name.len))
+    wait_while_reshard_fenced(cluster_name);
+
   // Taken before the check: a reshard in flight (between its snapshot and
   // its publication) holds the lock exclusively, so once we have it shared
   // memory shows the latest committed assignment, and it cannot change
   // until we commit or abort.
   acquire_fence_lock(cluster_name.data, cluster_name.len);
 
-  bool found = false;
-  bool current = false;
-  MemberState state = MemberState::Pending;
+  // Why the assignment is not current, if it is not.
+  const char *reason = nullptr;
   int32 shard = kNoShard;
   int64 member_epoch = 0;
+  int64 cluster_epoch = 0;
   LWLockAcquire(shared->lock, LW_SHARED);
   ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
   MemberEntry *member =
       cluster ? find_member(cluster, member_name.data, member_name.len)
               : nullptr;
-  if (member != nullptr) {
-    found = true;
-    state = member->state;
+  if (member == nullptr) {
+    reason = "is not registered";
+  } else {
     shard = member->shard;
     member_epoch = member->epoch;
-    current = state == MemberState::Active && !member->leaving &&
-              !member->removing && member_epoch <= epoch &&
-              epoch <= cluster->epoch &&
-              member_deadline(cluster, member) > GetCurrentTimestamp();
+    cluster_epoch = cluster->epoch;
+    if (member->state == MemberState::Pending)
+      reason = "is pending (not assigned yet)";
+    else if (member->state == MemberState::Standby)
+      reason = "is standby (holds no shard)";
+    else if (member->leaving || member->removing)
+      reason = "is leaving";
+    else if (member_deadline(cluster, member) <= GetCurrentTimestamp())
+      reason = "has expired (its lease ran out)";
+    else if (epoch > cluster_epoch)
+      reason = "was given an epoch the cluster has not reached";
+    else if (member_epoch > epoch)
+      reason = "was reassigned after that epoch";
   }
   LWLockRelease(shared->lock);
 
-  if (!current)
+  if (reason != nullptr)
     ereport(
         ERROR,
         (errcode(kFenceSqlstate),
@@ -802,12 +835,14 @@ Datum sc_fence(PG_FUNCTION_ARGS) {
                 static_cast<int>(member_name.len), member_name.data,
                 static_cast<int>(cluster_name.len), cluster_name.data,
                 static_cast<long long>(epoch)),
-         found ? errdetail("The member is %s%s, shard %d, assignment "
-                           "epoch %lld.",
-                           state_name(state),
-                           state == MemberState::Active ? "" : " (no shard)",
-                           shard, static_cast<long long>(member_epoch))
-               : errdetail("The member is not registered."),
+         member == nullptr ? errdetail("The member %s.", reason)
+         : shard == kNoShard
+             ? errdetail("The member %s; cluster epoch %lld.", reason,
+                         static_cast<long long>(cluster_epoch))
+             : errdetail("The member %s; it holds shard %d since epoch "
+                         "%lld, cluster epoch %lld.",
+                         reason, shard, static_cast<long long>(member_epoch),
+                         static_cast<long long>(cluster_epoch)),
          errhint("Roll back, stop working under this assignment and "
                  "heartbeat for the current one.")));
   PG_RETURN_VOID();

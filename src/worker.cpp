@@ -490,7 +490,8 @@ bool load_state() {
 
 // Copies the cluster out of shared memory and marks its dead members as
 // removing. Returns false if the cluster is gone.
-bool snapshot_cluster(const char *name, TimestampTz now, SnapCluster *snap) {
+bool snapshot_cluster(const char *name, TimestampTz now, bool settings_only,
+                      SnapCluster *snap) {
   size_t len = strlen(name);
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = find_cluster(name, len);
@@ -513,7 +514,8 @@ bool snapshot_cluster(const char *name, TimestampTz now, SnapCluster *snap) {
   const bool gate_open =
       cluster->gate_from == 0 ||
       cluster->gate_from + cluster->reshard_interval_us <= now;
-  snap->settings_only = !(cluster->reshard_wanted && gate_open);
+  snap->settings_only =
+      settings_only || !(cluster->reshard_wanted && gate_open);
   snap->nmembers = snap->settings_only ? 0 : cluster->member_count;
   snap->members = static_cast<SnapMember *>(palloc0(
       sizeof(SnapMember) * static_cast<size_t>(Max(snap->nmembers, 1))));
@@ -813,22 +815,47 @@ void unmark_removing(const SnapCluster *snap) {
 
 enum class ReshardResult { Done, Failed, Reload, Fenced };
 
-ReshardResult reshard_locked(const char *name);
+ReshardResult reshard_locked(const char *name, bool settings_only);
 
-// Reshards one cluster unless a fence() holds it (then: Fenced, and the
-// caller comes back soon).
+// Marks (or clears) a cluster whose membership reshard a fence() holds up.
+// Marks it only if such a reshard is due now; returns whether it did.
+bool set_reshard_fenced(const char *name, bool fenced) {
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  ClusterEntry *cluster = find_cluster(name, strlen(name));
+  if (cluster != nullptr && fenced) {
+    const bool gate_open = cluster->gate_from == 0 ||
+                           cluster->gate_from + cluster->reshard_interval_us <=
+                               GetCurrentTimestamp();
+    fenced = cluster->reshard_wanted && gate_open;
+  }
+  if (cluster != nullptr) cluster->reshard_fenced = fenced;
+  LWLockRelease(shared->lock);
+  if (!fenced) ConditionVariableBroadcast(&shared->changed_cv);
+  return fenced;
+}
+
+// Reshards one cluster unless a fence() holds it: then it only stores
+// settings (which move nobody), marks the cluster so that new fences wait,
+// and returns Fenced so that the caller comes back soon.
 ReshardResult reshard_cluster(const char *name) {
   size_t len = strlen(name);
-  if (!try_lock_cluster_for_reshard(name, len)) return ReshardResult::Fenced;
-  ReshardResult result = reshard_locked(name);
+  if (!try_lock_cluster_for_reshard(name, len)) {
+    ReshardResult result = reshard_locked(name, true);
+    if (result == ReshardResult::Done && set_reshard_fenced(name, true))
+      return ReshardResult::Fenced;
+    return result;
+  }
+  ReshardResult result = reshard_locked(name, false);
   unlock_cluster_after_reshard(name, len);
+  set_reshard_fenced(name, false);
   return result;
 }
 
-ReshardResult reshard_locked(const char *name) {
+ReshardResult reshard_locked(const char *name, bool settings_only) {
   TimestampTz now = GetCurrentTimestamp();
   SnapCluster snap;
-  if (!snapshot_cluster(name, now, &snap)) return ReshardResult::Done;
+  if (!snapshot_cluster(name, now, settings_only, &snap))
+    return ReshardResult::Done;
 
   PlanArrays plan;
   plan.outcomes = static_cast<MemberOutcome *>(palloc0(
