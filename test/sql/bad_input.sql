@@ -141,7 +141,7 @@ $$;
 
 -- Runs one statement, catches its error and reports SQLSTATE, message,
 -- detail and hint, and whether the fingerprint stayed the same. (Hints are
--- checked in known_bugs.sql.)
+-- checked in fixed_bugs.sql.)
 CREATE FUNCTION test_helpers.try(stmt text,
     OUT code text, OUT message text, OUT detail text, OUT hint text, OUT unchanged boolean)
 LANGUAGE plpgsql AS $$

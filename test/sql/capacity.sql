@@ -136,7 +136,7 @@ $$;
 
 -- Runs one statement, catches its error and reports SQLSTATE, message,
 -- detail and hint, and whether the fingerprint stayed the same. (Hints are
--- checked in known_bugs.sql.)
+-- checked in fixed_bugs.sql.)
 CREATE FUNCTION test_helpers.try(stmt text,
     OUT code text, OUT message text, OUT detail text, OUT hint text, OUT unchanged boolean)
 LANGUAGE plpgsql AS $$
@@ -176,7 +176,7 @@ SELECT members = :max_members - :others AS all_in_cluster,
   FROM shard_coordinator.clusters WHERE cluster = 'reg_full';
 
 -- One more member, in this cluster or another: refused. (A cluster that
--- does not exist yet: see known_bugs.sql.)
+-- does not exist yet: see fixed_bugs.sql.)
 SELECT stmt, t.code, replace(t.message, :'max_members', 'N') AS message, t.detail,
        replace(t.hint, :'max_members', 'N') AS hint, t.unchanged
   FROM unnest(ARRAY['SELECT shard_coordinator.heartbeat(''reg_full'', ''one_too_many'')',
