@@ -42,7 +42,8 @@ SHLIB_LINK  += -lstdc++
 override with_llvm = no
 
 # test/ is a directory: without this, `make test` would be "up to date".
-.PHONY: all install test demo unit-test deps format lint bench
+.PHONY: all install test demo unit-test deps format lint bench \
+	all-client install-client clean-client
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(wildcard $(PGXS)),)
@@ -63,6 +64,17 @@ ISOLATION_TESTDB = $(TEST_DB)
 
 deps:
 	@bash scripts/install-deps.sh
+
+# The client library and the shard-coordinator agent (client/, CMake).
+all: all-client
+install: install-client
+clean: clean-client
+all-client:
+	$(MAKE) -C client all
+install-client: all-client
+	$(MAKE) -C client install
+clean-client:
+	$(MAKE) -C client clean
 
 # Unit tests of the pure C++ parts (no PostgreSQL headers).
 UNIT_SRCS = test/unit/assignment_test.cpp test/unit/names_test.cpp \
@@ -99,6 +111,7 @@ lint:
 	  out=$$(clang-tidy --quiet $$f -- $(TIDY_FLAGS) 2>/dev/null | grep -E '^src/.*(warning|error):'); \
 	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	done
+	$(MAKE) -s -C client lint
 	@echo "ok 1 - clang-format and clang-tidy are clean"
 
 EXTRA_CLEAN = test/unit/unit_tests results output_iso regression.diffs \

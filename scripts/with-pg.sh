@@ -40,6 +40,11 @@ if [ -z "$port" ]; then
   done
 fi
 
+# Every pg_virtualenv cluster is "15/regress" and would share
+# /var/run/postgresql/15-regress.pid; a pid file of its own keeps
+# pg_ctlcluster restart reliable when several throwaway servers run at once.
+opts+=(-o "external_pid_file=${TMPDIR:-/tmp}/sc-pg-$port.pid")
+
 export SC_DB=$db
 # UTF-8 whatever the caller's locale, so that results do not depend on it.
 exec pg_virtualenv -t -v 15 -c "-p $port --locale=C.UTF-8 --encoding=UTF8" "${opts[@]}" bash -c '

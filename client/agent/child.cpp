@@ -1,0 +1,167 @@
+#include "child.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace shard_coordinator::agent {
+
+ChildProcess::ChildProcess(std::vector<std::string> argv,
+                           std::chrono::milliseconds kill_timeout)
+    : argv_(std::move(argv)), kill_timeout_(kill_timeout) {}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ <= 0) return;
+  signal_group(SIGKILL);
+  int status;
+  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  }
+}
+
+std::string ChildProcess::start(const std::vector<std::string> &env) {
+  // Everything the child needs is built before fork(): between fork() and
+  // exec() only async-signal-safe calls are allowed (the library may run a
+  // connecting thread that holds a malloc lock at that moment).
+  std::vector<char *> args;
+  for (const auto &arg : argv_) args.push_back(const_cast<char *>(arg.c_str()));
+  args.push_back(nullptr);
+  std::vector<char *> envp;
+  for (const auto &entry : env)
+    envp.push_back(const_cast<char *>(entry.c_str()));
+  envp.push_back(nullptr);
+  // exec() failures come back through a close-on-exec pipe: EOF means exec
+  // succeeded, an int means errno.
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0)
+    return std::string("cannot create a pipe: ") + std::strerror(errno);
+  pid_t parent = getpid();
+  // The child has its own process group, so it is never the terminal's
+  // foreground group: reading a terminal would stop it (SIGTTIN). Workers
+  // get /dev/null instead; a redirected stdin (file, pipe) is kept.
+  bool stdin_is_terminal = isatty(STDIN_FILENO) == 1;
+  pid_t pid = fork();
+  if (pid < 0) {
+    int saved = errno;
+    close(report[0]);
+    close(report[1]);
+    return std::string("cannot fork: ") + std::strerror(saved);
+  }
+  if (pid == 0) {
+    close(report[0]);
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    // The agent may have died between fork() and prctl().
+    if (getppid() != parent) _exit(127);
+    struct sigaction action {};
+    action.sa_handler = SIG_DFL;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGPIPE, &action, nullptr);  // ignored in the agent
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (stdin_is_terminal) {
+      int null_fd = open("/dev/null", O_RDONLY);
+      if (null_fd >= 0) {
+        dup2(null_fd, STDIN_FILENO);
+        if (null_fd != STDIN_FILENO) close(null_fd);
+      }
+    }
+    execvpe(args[0], args.data(), envp.data());
+    int err = errno;
+    ssize_t ignored = write(report[1], &err, sizeof err);
+    (void)ignored;
+    _exit(127);
+  }
+  close(report[1]);
+  // Also set the group from the parent, so signal_group() works even before
+  // the child has run.
+  setpgid(pid, pid);
+  int err = 0;
+  ssize_t n;
+  while ((n = read(report[0], &err, sizeof err)) < 0 && errno == EINTR) {
+  }
+  close(report[0]);
+  if (n == static_cast<ssize_t>(sizeof err)) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return "cannot run " + argv_[0] + ": " + std::strerror(err);
+  }
+  pid_ = pid;
+  stopping_ = false;
+  killed_ = false;
+  kill_at_.reset();
+  return "";
+}
+
+void ChildProcess::signal_group(int signo) {
+  if (pid_ <= 0) return;
+  if (kill(-pid_, signo) != 0) kill(pid_, signo);
+}
+
+void ChildProcess::stop(Clock::time_point now,
+                        std::optional<Clock::time_point> kill_by_at) {
+  if (pid_ <= 0 || stopping_) {
+    if (kill_by_at) kill_by(*kill_by_at);
+    return;
+  }
+  stopping_ = true;
+  signal_group(SIGTERM);
+  kill_at_ = now + kill_timeout_;
+  if (kill_by_at) kill_by(*kill_by_at);
+  on_timer(now);
+}
+
+void ChildProcess::kill_by(Clock::time_point at) {
+  if (pid_ <= 0 || killed_) return;
+  stopping_ = true;
+  if (!kill_at_ || at < *kill_at_) kill_at_ = at;
+  on_timer(Clock::now());
+}
+
+void ChildProcess::on_timer(Clock::time_point now) {
+  if (pid_ <= 0 || killed_ || !kill_at_ || now < *kill_at_) return;
+  signal_group(SIGKILL);
+  killed_ = true;
+}
+
+std::optional<ChildProcess::Clock::time_point> ChildProcess::next_deadline()
+    const {
+  if (pid_ <= 0 || killed_) return std::nullopt;
+  return kill_at_;
+}
+
+std::optional<ChildProcess::Exit> ChildProcess::reap() {
+  if (pid_ <= 0) return std::nullopt;
+  int status = 0;
+  pid_t done = waitpid(pid_, &status, WNOHANG);
+  if (done != pid_) return std::nullopt;
+  // Grandchildren left in the group would otherwise keep working on a shard
+  // this member may no longer hold.
+  kill(-pid_, SIGKILL);
+  Exit exit{status, stopping_};
+  pid_ = -1;
+  stopping_ = false;
+  killed_ = false;
+  kill_at_.reset();
+  return exit;
+}
+
+std::string describe_wait_status(int wait_status) {
+  if (WIFEXITED(wait_status))
+    return "exited with status " + std::to_string(WEXITSTATUS(wait_status));
+  if (WIFSIGNALED(wait_status)) {
+    const char *name = sigabbrev_np(WTERMSIG(wait_status));
+    return std::string("was killed by ") +
+           (name ? std::string("SIG") + name
+                 : "signal " + std::to_string(WTERMSIG(wait_status)));
+  }
+  return "ended (wait status " + std::to_string(wait_status) + ")";
+}
+
+}  // namespace shard_coordinator::agent

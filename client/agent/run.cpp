@@ -1,0 +1,198 @@
+// `shard-coordinator run`: one loop that polls the registrar's socket and the
+// signal pipe, and after every wake-up makes the child match the assignment.
+//
+// Order of events that matter:
+// - assignment changes (shard, count or slots): SIGTERM the old child, wait
+//   for it (SIGKILL after --kill-timeout), then start the new one; two
+//   children of one agent never overlap.
+// - the lease runs out (Lost): same, but SIGKILL no later than halfway
+//   between the fence point and the lease end, whatever --kill-timeout says,
+//   so the child is gone before the server can give the shard away. The
+//   server dropped the member (Removed): SIGKILL at once.
+// - SIGTERM/SIGINT/SIGHUP: stop the child while still heartbeating, then
+//   leave() so the shard is handed on at once, then exit 0. A second signal
+//   SIGKILLs the child at once.
+// - the child exits by itself: leave and exit (5 or 6); a supervisor such as
+//   systemd or Kubernetes restarts the agent.
+
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "agent.hpp"
+#include "child.hpp"
+#include "format.hpp"
+#include "log.hpp"
+#include "signals.hpp"
+
+extern char **environ;
+
+namespace shard_coordinator::agent {
+
+namespace {
+
+using client::Clock;
+
+std::string describe(const client::Assignment &a) {
+  if (a.active())
+    return "shard " + std::to_string(*a.shard) + " of " +
+           std::to_string(a.num_shards) + " (epoch " + std::to_string(a.epoch) +
+           ")";
+  return std::string(client::state_name(a.state)) + " (epoch " +
+         std::to_string(a.epoch) + ")";
+}
+
+// The moment by which a child must be dead once the lease is not held.
+Clock::time_point hard_deadline(const client::Registrar &reg) {
+  auto lease = reg.lease();
+  if (!lease) return Clock::now();
+  return lease->fence_at + (lease->end - lease->fence_at) / 2;
+}
+
+int poll_timeout_ms(std::optional<Clock::time_point> deadline) {
+  if (!deadline) return -1;
+  auto left = *deadline - Clock::now();
+  if (left <= Clock::duration::zero()) return 0;
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  return static_cast<int>(std::min<long long>(ms, INT_MAX));
+}
+
+std::optional<Clock::time_point> earliest(std::optional<Clock::time_point> a,
+                                          std::optional<Clock::time_point> b) {
+  if (!a) return b;
+  if (!b) return a;
+  return std::min(*a, *b);
+}
+
+}  // namespace
+
+int run_command(const RunOptions &options) {
+  SignalPipe signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
+  RepeatFilter repeats(std::chrono::seconds(30));
+
+  client::Options reg_options;
+  reg_options.conninfo = options.dsn;
+  reg_options.cluster = options.cluster;
+  reg_options.member = options.member;
+  reg_options.leave_on_stop = !options.no_leave;
+  reg_options.on_log = log_library;
+  reg_options.on_error = [&repeats](const client::Error &e) {
+    if (e.fatal) {
+      log(Level::Error, e.message);
+    } else {
+      repeats.warn(e.message);
+    }
+  };
+  client::Registrar reg(std::move(reg_options));
+  log(Level::Info, "member " + reg.member() + " of cluster " + reg.cluster() +
+                       ", command: " + options.command.front());
+
+  ChildProcess child(options.command, options.kill_timeout);
+  client::Assignment child_assignment;  // what the running child was given
+  bool shutting_down = false;
+  bool registrar_stopped = false;
+  int exit_code = kExitStopped;
+  auto shut_down = [&](int code) {
+    if (shutting_down) return;
+    shutting_down = true;
+    exit_code = code;
+  };
+
+  for (;;) {
+    const client::Assignment &a = reg.assignment();
+    if (reg.finished() && !shutting_down)
+      shut_down(reg.failed() ? kExitRejected : kExitInternal);
+
+    // Make the child match the assignment.
+    bool held = a.active() && !reg.finished();
+    bool want_child = held && !shutting_down;
+    if (child.running()) {
+      if (!child.stopping() &&
+          (!want_child || !same_work(child_assignment, a))) {
+        log(Level::Info, "stopping pid " + std::to_string(child.pid()) + " (" +
+                             describe(child_assignment) + "): now " +
+                             (shutting_down ? "shutting down" : describe(a)));
+        child.stop(Clock::now());
+      }
+      // Without the lease, the child must be gone before the server can
+      // give its shard to another member. Removed means the server has
+      // already dropped the member (its lease is void): at once.
+      if (child.stopping() &&
+          (a.state == client::State::Lost ||
+           a.state == client::State::Removed || reg.finished()))
+        child.kill_by(hard_deadline(reg));
+    } else if (want_child) {
+      std::string error = child.start(
+          child_environment(environ, a, reg.cluster(), reg.member()));
+      if (!error.empty()) {
+        log(Level::Error, error + "; check the command and PATH");
+        shut_down(kExitCannotStart);
+      } else {
+        child_assignment = a;
+        log(Level::Info,
+            "started pid " + std::to_string(child.pid()) + ": " + describe(a));
+      }
+    }
+
+    // Shutting down: leave once the child is gone (the shard is handed on
+    // only when nobody here works on it any more).
+    if (shutting_down && !child.running() && !registrar_stopped) {
+      reg.stop();
+      registrar_stopped = true;
+    }
+    if (reg.finished() && !child.running()) break;
+
+    // Wait for the socket, a signal or the next deadline.
+    client::Registrar::Wait wait = reg.next_wait();
+    pollfd fds[2];
+    nfds_t count = 0;
+    fds[count++] = pollfd{signals.fd(), POLLIN, 0};
+    if (wait.fd >= 0) fds[count++] = pollfd{wait.fd, wait.events, 0};
+    int rc =
+        poll(fds, count,
+             poll_timeout_ms(earliest(wait.deadline, child.next_deadline())));
+    if (rc < 0 && errno != EINTR) {
+      log(Level::Error, std::string("poll failed: ") + std::strerror(errno));
+      shut_down(kExitInternal);
+    }
+
+    for (int signo : signals.drain()) {
+      if (signo == SIGCHLD) continue;
+      const char *name = sigabbrev_np(signo);
+      if (!shutting_down) {
+        log(Level::Info, std::string("received SIG") + (name ? name : "?") +
+                             ": stopping the command, then leaving");
+        shut_down(kExitStopped);
+      } else if (child.running()) {
+        log(Level::Warning, std::string("received SIG") + (name ? name : "?") +
+                                " again: killing pid " +
+                                std::to_string(child.pid()));
+        child.kill_by(Clock::now());
+      }
+    }
+
+    pid_t pid = child.pid();
+    if (auto exit = child.reap()) {
+      std::string how = describe_wait_status(exit->wait_status);
+      if (exit->stopped) {
+        log(Level::Info, "pid " + std::to_string(pid) + " " + how);
+      } else {
+        bool ok =
+            WIFEXITED(exit->wait_status) && WEXITSTATUS(exit->wait_status) == 0;
+        log(Level::Warning, "the command (pid " + std::to_string(pid) + ") " +
+                                how + " by itself; leaving the cluster");
+        shut_down(ok ? kExitChildDone : kExitChildFailed);
+      }
+    }
+    child.on_timer(Clock::now());
+    reg.step(rc > 0 && wait.fd >= 0 ? fds[1].revents : 0);
+  }
+  return exit_code;
+}
+
+}  // namespace shard_coordinator::agent

@@ -1,0 +1,185 @@
+// `shard-coordinator status`: the clusters and members views as two tables
+// (or one JSON document with --json). The server renders each view as a JSON
+// array, so both outputs come from the same data.
+
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "agent.hpp"
+#include "connect.hpp"
+#include "format.hpp"
+#include "log.hpp"
+#include "sqlstate.hpp"
+#include "text.hpp"
+
+namespace shard_coordinator::agent {
+
+namespace {
+
+// Keeps the views' column order in --json output.
+using json = nlohmann::ordered_json;
+
+const char *const kClustersQuery =
+    "SELECT coalesce(json_agg(c ORDER BY c.cluster), '[]') FROM ("
+    "SELECT cluster, epoch, num_shards, members, active, standby, pending, "
+    "heartbeat_interval, grace_period, reshard_interval, max_shards, "
+    "resharded_at, slots, "
+    "extract(epoch FROM heartbeat_interval)::float8 AS heartbeat_interval_s, "
+    "extract(epoch FROM grace_period)::float8 AS grace_period_s, "
+    "extract(epoch FROM reshard_interval)::float8 AS reshard_interval_s, "
+    "extract(epoch FROM now() - resharded_at)::float8 AS resharded_ago_s "
+    "FROM shard_coordinator.clusters "
+    "WHERE $1::text IS NULL OR cluster = $1) c";
+
+const char *const kMembersQuery =
+    "SELECT coalesce(json_agg(m ORDER BY m.cluster, m.shard NULLS LAST, "
+    "m.member), '[]') FROM ("
+    "SELECT cluster, member, state, shard, num_shards, epoch, last_heartbeat, "
+    "expires_at, joined_at, slots, "
+    "extract(epoch FROM now() - last_heartbeat)::float8 AS "
+    "last_heartbeat_ago_s, "
+    "extract(epoch FROM expires_at - now())::float8 AS expires_in_s, "
+    "extract(epoch FROM now() - joined_at)::float8 AS age_s "
+    "FROM shard_coordinator.members "
+    "WHERE $1::text IS NULL OR cluster = $1) m";
+
+std::string text(const json &value) {
+  if (value.is_null()) return "-";
+  if (value.is_string()) return value.get<std::string>();
+  return value.dump();
+}
+
+std::string seconds(const json &value, const char *suffix = "") {
+  if (!value.is_number()) return "-";
+  double s = value.get<double>();
+  return client::format_duration(std::chrono::nanoseconds(
+             static_cast<long long>(std::llround(s * 1e9)))) +
+         suffix;
+}
+
+// The number of slot keys ("-" outside slot mode).
+std::string slot_count(const json &value) {
+  return value.is_array() ? std::to_string(value.size()) : "-";
+}
+
+// Whether any row is in slot mode: only then is there a SLOTS column.
+bool any_slots(const json &rows) {
+  for (const json &row : rows)
+    if (row.contains("slots") && row["slots"].is_array()) return true;
+  return false;
+}
+
+std::string clusters_table(const json &clusters) {
+  bool slots = any_slots(clusters);
+  std::vector<std::string> header = {"CLUSTER", "EPOCH",      "SHARDS",
+                                     "MEMBERS", "ACTIVE",     "STANDBY",
+                                     "PENDING", "HEARTBEAT",  "GRACE",
+                                     "RESHARD", "MAX-SHARDS", "LAST-RESHARD"};
+  if (slots) header.push_back("SLOTS");
+  std::vector<std::vector<std::string>> rows;
+  for (const json &c : clusters) {
+    rows.push_back({text(c["cluster"]), text(c["epoch"]), text(c["num_shards"]),
+                    text(c["members"]), text(c["active"]), text(c["standby"]),
+                    text(c["pending"]), seconds(c["heartbeat_interval_s"]),
+                    seconds(c["grace_period_s"]),
+                    seconds(c["reshard_interval_s"]), text(c["max_shards"]),
+                    seconds(c["resharded_ago_s"], " ago")});
+    if (slots) rows.back().push_back(slot_count(c["slots"]));
+  }
+  return render_table(header, rows);
+}
+
+std::string members_table(const json &members) {
+  bool slots = any_slots(members);
+  std::vector<std::string> header = {"CLUSTER",    "MEMBER", "STATE",
+                                     "SHARD",      "EPOCH",  "LAST-HEARTBEAT",
+                                     "EXPIRES-IN", "AGE"};
+  if (slots) header.push_back("SLOTS");
+  std::vector<std::vector<std::string>> rows;
+  for (const json &m : members) {
+    rows.push_back({text(m["cluster"]), text(m["member"]), text(m["state"]),
+                    text(m["shard"]), text(m["epoch"]),
+                    seconds(m["last_heartbeat_ago_s"], " ago"),
+                    seconds(m["expires_in_s"]), seconds(m["age_s"])});
+    if (slots) rows.back().push_back(slot_count(m["slots"]));
+  }
+  return render_table(header, rows);
+}
+
+// One JSON array from `query`; on failure logs and sets *exit_code.
+std::optional<json> fetch(PGconn *conn, const char *query,
+                          const std::string &cluster, int *exit_code) {
+  const char *values[1] = {cluster.empty() ? nullptr : cluster.c_str()};
+  client::PgResult result(
+      PQexecParams(conn, query, 1, nullptr, values, nullptr, nullptr, 0));
+  if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
+    const char *state = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
+    std::string sqlstate = state ? state : "";
+    client::Diagnosis diagnosis = client::diagnose(sqlstate);
+    std::string message = "cannot read the shard_coordinator views: " +
+                          client::one_line(PQresultErrorMessage(result.get()));
+    if (!diagnosis.advice.empty()) message += "; " + diagnosis.advice;
+    log(Level::Error, message);
+    *exit_code = diagnosis.recovery == client::Recovery::GiveUp ? kExitRejected
+                                                                : kExitInternal;
+    return std::nullopt;
+  }
+  json value = json::parse(PQgetvalue(result.get(), 0, 0), nullptr, false);
+  if (value.is_discarded() || !value.is_array()) {
+    log(Level::Error,
+        "the server's answer is not a JSON array; make the "
+        "client and the extension the same version");
+    *exit_code = kExitInternal;
+    return std::nullopt;
+  }
+  return value;
+}
+
+}  // namespace
+
+int status_command(const StatusOptions &options) {
+  auto params = client::connection_params(options.dsn, "shard-coordinator");
+  std::vector<const char *> keywords;
+  std::vector<const char *> values;
+  for (const auto &[key, value] : params) {
+    keywords.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  keywords.push_back(nullptr);
+  values.push_back(nullptr);
+  client::PgConn conn(PQconnectdbParams(keywords.data(), values.data(), 1));
+  if (PQstatus(conn.get()) != CONNECTION_OK) {
+    log(Level::Error, "cannot connect to the database: " +
+                          client::one_line(PQerrorMessage(conn.get())) +
+                          "; check --dsn (or PGHOST, PGPORT, PGUSER, "
+                          "PGDATABASE) and that the server is up");
+    return kExitInternal;
+  }
+  int exit_code = kExitOk;
+  auto clusters =
+      fetch(conn.get(), kClustersQuery, options.cluster, &exit_code);
+  if (!clusters) return exit_code;
+  auto members = fetch(conn.get(), kMembersQuery, options.cluster, &exit_code);
+  if (!members) return exit_code;
+
+  std::string out;
+  if (options.json) {
+    json doc;
+    doc["clusters"] = *clusters;
+    doc["members"] = *members;
+    out = doc.dump(2) + "\n";
+  } else if (clusters->empty()) {
+    out = options.cluster.empty()
+              ? "No clusters yet: a cluster appears with its first heartbeat "
+                "or configure().\n"
+              : "No cluster named \"" + options.cluster + "\".\n";
+  } else {
+    out = clusters_table(*clusters);
+    if (!members->empty()) out += "\n" + members_table(*members);
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return std::fflush(stdout) == 0 ? kExitOk : kExitInternal;
+}
+
+}  // namespace shard_coordinator::agent

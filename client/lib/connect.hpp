@@ -1,0 +1,58 @@
+// Opening a libpq connection without blocking the registrar's loop.
+//
+// libpq's non-blocking PQconnectPoll ignores connect_timeout, so with a
+// multi-host connection string it would wait on an unreachable first host
+// until the kernel gives up (minutes) and never try the next one. The blocking
+// PQconnectdbParams honours connect_timeout per host, so it runs on a helper
+// thread while the loop keeps its timers (the self-fencing deadline above
+// all). The thread signals completion through a pipe the loop can poll.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace shard_coordinator::client {
+
+struct PGconnDeleter {
+  void operator()(PGconn *conn) const { PQfinish(conn); }
+};
+using PgConn = std::unique_ptr<PGconn, PGconnDeleter>;
+
+struct PGresultDeleter {
+  void operator()(PGresult *result) const { PQclear(result); }
+};
+using PgResult = std::unique_ptr<PGresult, PGresultDeleter>;
+
+// libpq keyword/value pairs for `conninfo`: our defaults
+// (fallback_application_name, connect_timeout unless PGCONNECT_TIMEOUT is
+// set) first, then the connection string, which overrides them.
+std::vector<std::pair<std::string, std::string>> connection_params(
+    const std::string &conninfo, const std::string &application_name);
+
+class ConnectAttempt {
+ public:
+  // Starts connecting on a detached thread. Throws std::system_error if no
+  // pipe or thread can be made.
+  explicit ConnectAttempt(
+      std::vector<std::pair<std::string, std::string>> params);
+  // Abandons the attempt: the thread closes its connection when it is done.
+  ~ConnectAttempt();
+  ConnectAttempt(const ConnectAttempt &) = delete;
+  ConnectAttempt &operator=(const ConnectAttempt &) = delete;
+
+  // Readable once the attempt is over.
+  int fd() const;
+  bool done() const;
+  // The connection (check PQstatus) once done(); null before.
+  PgConn take();
+
+ private:
+  struct Shared;
+  std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace shard_coordinator::client

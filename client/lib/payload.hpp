@@ -1,0 +1,49 @@
+// Parsing what the server sends: the JSON payload of an assignment
+// notification, and the heartbeat row (which the registrar's query returns as
+// one JSON object, so both go through the same checks).
+//
+// Notification: {"cluster","member","shard" (int|null),"num_shards","epoch",
+// "state" (active|standby|removed), optional "slots" (int array)}.
+// Unknown keys are ignored, so the server may add keys without breaking
+// clients.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "shard_coordinator/client.hpp"
+
+namespace shard_coordinator::client {
+
+struct Notice {
+  std::string cluster;
+  std::string member;
+  Assignment assignment;
+};
+
+struct HeartbeatRow {
+  Assignment assignment;
+  std::chrono::nanoseconds heartbeat_interval{};
+  // expires_at minus the server's clock_timestamp() after the heartbeat.
+  std::chrono::nanoseconds lease_remaining{};
+};
+
+// On failure returns nullopt and sets *error to a one-line reason.
+std::optional<Notice> parse_notice(std::string_view payload,
+                                   std::string *error);
+
+// The row of
+//   SELECT to_jsonb(h) || jsonb_build_object(
+//            'sc_interval_s', extract(epoch FROM h.heartbeat_interval),
+//            'sc_lease_s', extract(epoch FROM h.expires_at -
+//            clock_timestamp()))
+//     FROM shard_coordinator.heartbeat($1, $2) h
+std::optional<HeartbeatRow> parse_heartbeat_row(std::string_view json,
+                                                std::string *error);
+
+// The query above, for the registrar.
+extern const char *const kHeartbeatQuery;
+
+}  // namespace shard_coordinator::client

@@ -1,0 +1,624 @@
+// The registrar: one libpq connection driven by a non-blocking state machine.
+//
+//   Idle ──▶ Connecting ──▶ Connected ──(lost / timeout / error)──▶ Backoff
+//                ▲                                                    │
+//                └────────────────────────────────────────────────────┘
+//
+// On each new connection: SELECT channel(), LISTEN, heartbeat at once; then a
+// heartbeat every interval the server returns. Only one query is in flight at
+// a time; notifications are read whenever the socket is readable. The
+// self-fencing deadline (Tracker::fence_at) is a timer of its own, honoured in
+// every phase, including while connecting.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <system_error>
+
+#include "backoff.hpp"
+#include "connect.hpp"
+#include "payload.hpp"
+#include "shard_coordinator/client.hpp"
+#include "sqlstate.hpp"
+#include "text.hpp"
+#include "tracker.hpp"
+
+namespace shard_coordinator::client {
+
+const char *state_name(State state) {
+  switch (state) {
+    case State::Pending:
+      return "pending";
+    case State::Active:
+      return "active";
+    case State::Standby:
+      return "standby";
+    case State::Removed:
+      return "removed";
+    case State::Lost:
+      return "lost";
+  }
+  return "unknown";
+}
+
+bool Assignment::operator==(const Assignment &other) const {
+  return state == other.state && shard == other.shard &&
+         num_shards == other.num_shards && epoch == other.epoch &&
+         slots == other.slots;
+}
+
+namespace {
+
+using namespace std::chrono_literals;
+
+enum class Phase { Idle, Backoff, Connecting, Connected, Finished };
+enum class Query { None, Channel, Listen, Heartbeat, Leave };
+
+constexpr auto kMinQueryTimeout = 2s;
+constexpr const char *kApplicationName = "shard-coordinator";
+
+std::string describe(const Assignment &a) {
+  std::string text = state_name(a.state);
+  if (a.shard) {
+    text += " shard " + std::to_string(*a.shard) + " of " +
+            std::to_string(a.num_shards);
+  } else {
+    text += ", " + std::to_string(a.num_shards) + " shards";
+  }
+  text += ", epoch " + std::to_string(a.epoch);
+  return text;
+}
+
+// "message (hint)" from a failed result, one line.
+std::string server_message(const PGresult *result, PGconn *conn) {
+  const char *primary =
+      result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  std::string text =
+      primary ? primary : (conn ? PQerrorMessage(conn) : "unknown error");
+  const char *hint =
+      result ? PQresultErrorField(result, PG_DIAG_MESSAGE_HINT) : nullptr;
+  if (hint) text += std::string(" (") + hint + ")";
+  return one_line(text);
+}
+
+}  // namespace
+
+struct Registrar::Impl {
+  explicit Impl(Options opts)
+      : options(std::move(opts)),
+        tracker(options.clock),
+        backoff(options.min_backoff, options.max_backoff, random_uniform01()) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
+      throw std::system_error(errno, std::generic_category(), "pipe2");
+    wake_read = fds[0];
+    wake_write = fds[1];
+  }
+  ~Impl() {
+    close(wake_read);
+    close(wake_write);
+  }
+
+  Options options;
+  Tracker tracker;
+  Backoff backoff;
+
+  Phase phase = Phase::Idle;
+  std::unique_ptr<ConnectAttempt> attempt;
+  PgConn conn;
+  std::string server;  // "host:port" of the current connection
+  std::string channel;
+  bool listening = false;
+
+  Query query = Query::None;
+  PgResult query_result;  // first result of the query in flight
+  Clock::time_point query_sent_at{};
+  Clock::time_point query_deadline{};
+  bool want_write = false;
+
+  std::optional<Clock::time_point> next_heartbeat_at;  // nullopt: at once
+  std::optional<Clock::duration> heartbeat_interval;
+  Clock::time_point retry_at{};
+
+  bool stop_pending = false;
+  bool stopping = false;
+  Clock::time_point stop_deadline{};
+  bool failed = false;
+
+  std::atomic<bool> stop_requested{false};
+  int wake_read = -1;
+  int wake_write = -1;
+
+  Clock::time_point now() const { return options.clock(); }
+
+  void log(LogLevel level, const std::string &message) const {
+    if (options.on_log) options.on_log(level, message);
+  }
+
+  void error(const std::string &message, const std::string &sqlstate,
+             bool fatal) const {
+    if (options.on_error) options.on_error(Error{message, sqlstate, fatal});
+  }
+
+  void report() const {
+    const Assignment &a = tracker.reported();
+    log(LogLevel::Info, "assignment: " + describe(a));
+    if (options.on_assignment) options.on_assignment(a);
+  }
+
+  Clock::duration query_timeout() const {
+    if (options.query_timeout > 0ms) return options.query_timeout;
+    return std::max<Clock::duration>(kMinQueryTimeout,
+                                     heartbeat_interval.value_or(0ms));
+  }
+
+  // ----- phases -----
+
+  void finish() {
+    attempt.reset();
+    drop_connection();
+    phase = Phase::Finished;
+  }
+
+  void give_up(const std::string &message, const std::string &sqlstate) {
+    failed = true;
+    finish();
+    error(message, sqlstate, true);
+  }
+
+  void drop_connection() {
+    conn.reset();
+    query = Query::None;
+    query_result.reset();
+    want_write = false;
+    channel.clear();
+    listening = false;
+  }
+
+  void schedule_reconnect() {
+    drop_connection();
+    if (stopping) {
+      log(LogLevel::Info,
+          "not connected, so not leaving: the server will expire the member");
+      finish();
+      return;
+    }
+    auto delay = backoff.next();
+    retry_at = now() + delay;
+    phase = Phase::Backoff;
+    log(LogLevel::Debug, "reconnecting in " + format_duration(delay));
+  }
+
+  void connection_lost(const std::string &what) {
+    error(what + "; reconnecting", "", false);
+    schedule_reconnect();
+  }
+
+  void start_connect() {
+    try {
+      attempt = std::make_unique<ConnectAttempt>(
+          connection_params(options.conninfo, kApplicationName));
+      phase = Phase::Connecting;
+      log(LogLevel::Debug, "connecting");
+    } catch (const std::system_error &e) {
+      error(std::string("cannot start connecting: ") + e.what(), "", false);
+      schedule_reconnect();
+    }
+  }
+
+  void finish_connect() {
+    PgConn c = attempt->take();
+    attempt.reset();
+    if (!c || PQstatus(c.get()) != CONNECTION_OK) {
+      std::string why = c ? one_line(PQerrorMessage(c.get())) : "out of memory";
+      error("cannot connect to the database: " + why +
+                "; check the connection string (or PGHOST, PGPORT, PGUSER, "
+                "PGDATABASE) and that the server is up; retrying",
+            "", false);
+      schedule_reconnect();
+      return;
+    }
+    if (PQsetnonblocking(c.get(), 1) != 0) {
+      error("cannot make the connection non-blocking: " +
+                one_line(PQerrorMessage(c.get())) + "; retrying",
+            "", false);
+      schedule_reconnect();
+      return;
+    }
+    // Server NOTICEs and WARNINGs go to the log, not raw to stderr.
+    PQsetNoticeProcessor(
+        c.get(),
+        [](void *self, const char *message) {
+          static_cast<const Impl *>(self)->log(LogLevel::Info,
+                                               "server: " + one_line(message));
+        },
+        this);
+    conn = std::move(c);
+    phase = Phase::Connected;
+    server = std::string(PQhost(conn.get())) + ":" + PQport(conn.get());
+    next_heartbeat_at.reset();  // heartbeat at once after LISTEN
+    log(LogLevel::Info, "connected to " + server);
+  }
+
+  // ----- queries -----
+
+  bool send(Query kind, const char *sql, bool with_names) {
+    const char *values[2] = {options.cluster.c_str(), options.member.c_str()};
+    Clock::time_point sent_at = now();  // before sending: see lease.hpp
+    int ok =
+        PQsendQueryParams(conn.get(), sql, with_names ? 2 : 0, nullptr,
+                          with_names ? values : nullptr, nullptr, nullptr, 0);
+    if (!ok) {
+      connection_lost("lost the connection to " + server + ": " +
+                      one_line(PQerrorMessage(conn.get())));
+      return false;
+    }
+    query = kind;
+    query_sent_at = sent_at;
+    query_deadline = sent_at + query_timeout();
+    flush();
+    return phase == Phase::Connected;
+  }
+
+  void flush() {
+    int rc = PQflush(conn.get());
+    if (rc < 0) {
+      connection_lost("lost the connection to " + server + ": " +
+                      one_line(PQerrorMessage(conn.get())));
+      return;
+    }
+    want_write = rc == 1;
+  }
+
+  // What to send next when nothing is in flight.
+  void next_action() {
+    if (phase != Phase::Connected || query != Query::None) return;
+    if (stopping) {
+      send(Query::Leave, "SELECT shard_coordinator.leave($1, $2)", true);
+    } else if (channel.empty()) {
+      send(Query::Channel, "SELECT shard_coordinator.channel($1, $2)", true);
+    } else if (!listening) {
+      char *quoted =
+          PQescapeIdentifier(conn.get(), channel.c_str(), channel.size());
+      if (quoted == nullptr) {
+        connection_lost("cannot quote the channel name: " +
+                        one_line(PQerrorMessage(conn.get())));
+        return;
+      }
+      std::string sql = std::string("LISTEN ") + quoted;
+      PQfreemem(quoted);
+      send(Query::Listen, sql.c_str(), false);
+    } else if (!next_heartbeat_at || now() >= *next_heartbeat_at) {
+      send(Query::Heartbeat, kHeartbeatQuery, true);
+    }
+  }
+
+  void collect_results() {
+    while (phase == Phase::Connected && query != Query::None) {
+      if (PQisBusy(conn.get())) return;
+      PgResult result(PQgetResult(conn.get()));
+      if (result) {
+        if (!query_result) query_result = std::move(result);
+        continue;
+      }
+      Query done = query;
+      PgResult first = std::move(query_result);
+      query = Query::None;
+      complete(done, first.get());
+    }
+  }
+
+  void complete(Query kind, const PGresult *result) {
+    ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+      failed_query(kind, result);
+      return;
+    }
+    switch (kind) {
+      case Query::Channel:
+        if (PQntuples(result) != 1 || PQgetisnull(result, 0, 0)) {
+          give_up(
+              "shard_coordinator.channel() returned no channel; upgrade "
+              "the extension",
+              "");
+          return;
+        }
+        channel = PQgetvalue(result, 0, 0);
+        break;
+      case Query::Listen:
+        listening = true;
+        log(LogLevel::Debug, "listening on " + channel);
+        break;
+      case Query::Heartbeat:
+        heartbeat_done(result);
+        break;
+      case Query::Leave: {
+        bool left = PQntuples(result) == 1 && !PQgetisnull(result, 0, 0) &&
+                    std::strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+        log(LogLevel::Info, left ? "left cluster " + options.cluster
+                                 : "was no longer a member of " +
+                                       options.cluster + " when leaving");
+        finish();
+        return;
+      }
+      case Query::None:
+        break;
+    }
+  }
+
+  void heartbeat_done(const PGresult *result) {
+    std::string why;
+    std::optional<HeartbeatRow> row;
+    if (PQntuples(result) != 1 || PQnfields(result) != 1 ||
+        PQgetisnull(result, 0, 0)) {
+      why = "not one row";
+    } else {
+      row = parse_heartbeat_row(PQgetvalue(result, 0, 0), &why);
+    }
+    if (!row) {
+      error("the server's heartbeat answer is not understood (" + why +
+                "); make the client and the extension the same version",
+            "", false);
+      next_heartbeat_at = now() + backoff.next();
+      return;
+    }
+    heartbeat_interval = row->heartbeat_interval;
+    backoff.set_cap(std::min<Backoff::Duration>(options.max_backoff,
+                                                row->heartbeat_interval));
+    backoff.reset();
+    next_heartbeat_at = query_sent_at + row->heartbeat_interval;
+    log(LogLevel::Debug, "heartbeat: " + describe(row->assignment) +
+                             ", lease " +
+                             format_duration(row->lease_remaining));
+    if (tracker.on_heartbeat(*row, query_sent_at)) report();
+  }
+
+  void failed_query(Query kind, const PGresult *result) {
+    const char *state =
+        result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+    std::string sqlstate = state ? state : "";
+    std::string message = server_message(result, conn.get());
+    if (kind == Query::Leave) {
+      error("could not leave: " + message +
+                "; the server will expire the member instead",
+            sqlstate, false);
+      finish();
+      return;
+    }
+    static const char *const kWhat[] = {"", "channel", "LISTEN", "heartbeat",
+                                        "leave"};
+    std::string what = std::string(kWhat[static_cast<int>(kind)]) +
+                       " failed on " + server + ": " + message;
+    if (!sqlstate.empty()) what += " [SQLSTATE " + sqlstate + "]";
+    if (PQstatus(conn.get()) == CONNECTION_BAD) {
+      connection_lost(what);
+      return;
+    }
+    Diagnosis diagnosis = diagnose(sqlstate);
+    if (!diagnosis.advice.empty()) what += "; " + diagnosis.advice;
+    switch (diagnosis.recovery) {
+      case Recovery::GiveUp:
+        give_up(what, sqlstate);
+        return;
+      case Recovery::RetrySameConnection:
+        if (kind == Query::Heartbeat) {
+          error(what, sqlstate, false);
+          next_heartbeat_at = now() + backoff.next();
+          return;
+        }
+        [[fallthrough]];
+      case Recovery::Reconnect:
+        error(what + "; reconnecting", sqlstate, false);
+        schedule_reconnect();
+        return;
+    }
+  }
+
+  void read_notifications() {
+    while (phase == Phase::Connected) {
+      PGnotify *raw = PQnotifies(conn.get());
+      if (raw == nullptr) return;
+      std::unique_ptr<PGnotify, decltype(&PQfreemem)> note(raw, PQfreemem);
+      if (channel != note->relname) continue;
+      std::string why;
+      auto notice = parse_notice(note->extra, &why);
+      if (!notice) {
+        error("ignored a notification that is not understood (" + why +
+                  "): " + one_line(note->extra),
+              "", false);
+        continue;
+      }
+      if (notice->cluster != options.cluster ||
+          notice->member != options.member) {
+        log(LogLevel::Debug, "ignored a notification for another member");
+        continue;
+      }
+      log(LogLevel::Debug, "notification: " + describe(notice->assignment));
+      if (tracker.on_notice(notice->assignment)) report();
+      // The server dropped the member: register again at once.
+      if (tracker.reported().state == State::Removed) next_heartbeat_at.reset();
+    }
+  }
+
+  void service_connection(short revents) {
+    if (revents & (POLLIN | POLLERR | POLLHUP)) {
+      if (!PQconsumeInput(conn.get())) {
+        connection_lost("lost the connection to " + server + ": " +
+                        one_line(PQerrorMessage(conn.get())));
+        return;
+      }
+    }
+    if (want_write || (revents & POLLOUT)) flush();
+    collect_results();
+    read_notifications();
+    if (phase != Phase::Connected) return;
+    if (query != Query::None && now() >= query_deadline) {
+      connection_lost("no answer from " + server + " within " +
+                      format_duration(query_timeout()));
+      return;
+    }
+    next_action();
+  }
+
+  void begin_stop() {
+    stop_pending = false;
+    if (stopping || phase == Phase::Finished) return;
+    stopping = true;
+    stop_deadline = now() + options.leave_timeout;
+    if (!options.leave_on_stop || phase != Phase::Connected) {
+      if (options.leave_on_stop)
+        log(LogLevel::Info,
+            "not connected, so not leaving: the server will expire the member");
+      finish();
+    }
+    // Connected: next_action() sends leave() once nothing is in flight.
+  }
+
+  void step(short revents) {
+    if (stop_requested.exchange(false)) stop_pending = true;
+    if (stop_pending) begin_stop();
+    switch (phase) {
+      case Phase::Idle:
+        start_connect();
+        break;
+      case Phase::Backoff:
+        if (now() >= retry_at) start_connect();
+        break;
+      case Phase::Connecting:
+        if (attempt->done()) finish_connect();
+        if (phase == Phase::Connected) next_action();
+        break;
+      case Phase::Connected:
+        service_connection(revents);
+        break;
+      case Phase::Finished:
+        return;
+    }
+    if (stopping && phase != Phase::Finished && now() >= stop_deadline) {
+      log(LogLevel::Info, "leave() got no answer within " +
+                              format_duration(options.leave_timeout) +
+                              "; the server will expire the member");
+      finish();
+    }
+    if (tracker.on_clock()) report();
+  }
+
+  Wait next_wait() const {
+    Wait wait;
+    auto at = [&wait](Clock::time_point t) {
+      if (!wait.deadline || t < *wait.deadline) wait.deadline = t;
+    };
+    if (stop_pending || stop_requested.load()) at(now());
+    switch (phase) {
+      case Phase::Finished:
+        return wait;
+      case Phase::Idle:
+        at(now());
+        break;
+      case Phase::Backoff:
+        at(retry_at);
+        break;
+      case Phase::Connecting:
+        wait.fd = attempt->fd();
+        wait.events = POLLIN;
+        break;
+      case Phase::Connected:
+        wait.fd = PQsocket(conn.get());
+        wait.events = static_cast<short>(POLLIN | (want_write ? POLLOUT : 0));
+        if (query != Query::None) {
+          at(query_deadline);
+        } else if (!stopping && listening && next_heartbeat_at) {
+          at(*next_heartbeat_at);
+        } else {
+          at(now());  // something to send now
+        }
+        break;
+    }
+    if (stopping) at(stop_deadline);
+    if (auto fence = tracker.fence_at()) at(*fence);
+    return wait;
+  }
+};
+
+Registrar::Registrar(Options options) {
+  if (!options.clock) options.clock = [] { return Clock::now(); };
+  if (options.member.empty()) options.member = default_member_name();
+  impl_ = std::make_unique<Impl>(std::move(options));
+}
+
+Registrar::~Registrar() {
+  if (finished()) return;
+  // Leave without calling back into an owner that is being destroyed.
+  impl_->options.on_assignment = nullptr;
+  impl_->options.on_error = nullptr;
+  impl_->options.on_log = nullptr;
+  request_stop();
+  try {
+    run();
+  } catch (...) {
+    // poll() failed: nothing more can be done for a clean leave.
+  }
+}
+
+const std::string &Registrar::cluster() const { return impl_->options.cluster; }
+const std::string &Registrar::member() const { return impl_->options.member; }
+const Assignment &Registrar::assignment() const {
+  return impl_->tracker.reported();
+}
+
+std::optional<LeaseTimes> Registrar::lease() const {
+  const Lease &lease = impl_->tracker.lease();
+  if (!lease.granted()) return std::nullopt;
+  return LeaseTimes{lease.fence_at(), lease.end()};
+}
+
+bool Registrar::run() {
+  while (!finished()) {
+    Wait wait = next_wait();
+    pollfd fds[2];
+    nfds_t count = 0;
+    if (wait.fd >= 0) fds[count++] = pollfd{wait.fd, wait.events, 0};
+    fds[count++] = pollfd{impl_->wake_read, POLLIN, 0};
+    int timeout_ms = -1;
+    if (wait.deadline) {
+      auto left = *wait.deadline - impl_->now();
+      if (left <= Clock::duration::zero()) {
+        timeout_ms = 0;
+      } else {
+        // Round up: waking early would only spin.
+        auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+        timeout_ms = static_cast<int>(std::min<long long>(ms, INT_MAX));
+      }
+    }
+    int rc = poll(fds, count, timeout_ms);
+    if (rc < 0 && errno != EINTR)
+      throw std::system_error(errno, std::generic_category(), "poll");
+    char drain[64];
+    while (read(impl_->wake_read, drain, sizeof drain) > 0) {
+    }
+    step(rc > 0 && wait.fd >= 0 ? fds[0].revents : 0);
+  }
+  return !failed();
+}
+
+void Registrar::request_stop() {
+  int saved = errno;
+  impl_->stop_requested.store(true);
+  ssize_t ignored = write(impl_->wake_write, "x", 1);
+  (void)ignored;  // a full pipe already wakes the loop
+  errno = saved;
+}
+
+Registrar::Wait Registrar::next_wait() const { return impl_->next_wait(); }
+void Registrar::step(short revents) { impl_->step(revents); }
+void Registrar::stop() { impl_->stop_pending = true; }
+bool Registrar::finished() const { return impl_->phase == Phase::Finished; }
+bool Registrar::failed() const { return impl_->failed; }
+
+}  // namespace shard_coordinator::client

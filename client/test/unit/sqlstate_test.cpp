@@ -1,0 +1,34 @@
+#include "sqlstate.hpp"
+
+#include <gtest/gtest.h>
+
+namespace shard_coordinator::client {
+namespace {
+
+TEST(Diagnose, StandbyServerReconnectsAndAdvisesReadWrite) {
+  Diagnosis d = diagnose("25006");
+  EXPECT_EQ(d.recovery, Recovery::Reconnect);
+  EXPECT_NE(d.advice.find("target_session_attrs=read-write"),
+            std::string::npos);
+}
+
+TEST(Diagnose, FullOrNotReadyRetriesOnTheSameConnection) {
+  EXPECT_EQ(diagnose("53400").recovery, Recovery::RetrySameConnection);
+  EXPECT_NE(diagnose("53400").advice.find("max_members"), std::string::npos);
+  EXPECT_EQ(diagnose("55000").recovery, Recovery::RetrySameConnection);
+}
+
+TEST(Diagnose, BadInputAndMissingExtensionGiveUp) {
+  for (const char *state : {"22023", "22004", "42883", "3F000", "42501"})
+    EXPECT_EQ(diagnose(state).recovery, Recovery::GiveUp) << state;
+  EXPECT_NE(diagnose("3F000").advice.find("CREATE EXTENSION"),
+            std::string::npos);
+}
+
+TEST(Diagnose, EverythingElseReconnects) {
+  for (const char *state : {"57P01", "57P03", "08006", "53200", "XX000", ""})
+    EXPECT_EQ(diagnose(state).recovery, Recovery::Reconnect) << state;
+}
+
+}  // namespace
+}  // namespace shard_coordinator::client

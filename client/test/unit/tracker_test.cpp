@@ -1,0 +1,163 @@
+// The reported assignment under a fake monotonic clock: epochs, notifications
+// and self-fencing.
+#include "tracker.hpp"
+
+#include <gtest/gtest.h>
+
+namespace shard_coordinator::client {
+namespace {
+
+using namespace std::chrono_literals;
+
+class TrackerTest : public ::testing::Test {
+ protected:
+  Clock::time_point now_{std::chrono::seconds(1000)};
+  Tracker tracker_{[this] { return now_; }};
+
+  static Assignment active(int shard, int num_shards, std::int64_t epoch) {
+    Assignment a;
+    a.state = State::Active;
+    a.shard = shard;
+    a.num_shards = num_shards;
+    a.epoch = epoch;
+    return a;
+  }
+  static Assignment with_state(State state, std::int64_t epoch,
+                               int num_shards = 2) {
+    Assignment a;
+    a.state = state;
+    a.num_shards = num_shards;
+    a.epoch = epoch;
+    return a;
+  }
+  static HeartbeatRow row(Assignment a,
+                          std::chrono::milliseconds remaining = 500ms,
+                          std::chrono::milliseconds interval = 200ms) {
+    return HeartbeatRow{std::move(a), interval, remaining};
+  }
+  void advance(std::chrono::milliseconds d) { now_ += d; }
+};
+
+TEST_F(TrackerTest, NothingReportedBeforeTheFirstHeartbeat) {
+  EXPECT_EQ(tracker_.reported().state, State::Pending);
+  EXPECT_FALSE(tracker_.on_clock());
+  EXPECT_FALSE(tracker_.fence_at());
+  // A notification for an earlier process with the same name is not a lease.
+  EXPECT_FALSE(tracker_.on_notice(active(0, 1, 3)));
+  EXPECT_EQ(tracker_.reported().state, State::Pending);
+}
+
+TEST_F(TrackerTest, FirstHeartbeatIsAlwaysReported) {
+  EXPECT_TRUE(
+      tracker_.on_heartbeat(row(with_state(State::Pending, 0, 0)), now_));
+  EXPECT_EQ(tracker_.reported().state, State::Pending);
+  EXPECT_FALSE(
+      tracker_.on_heartbeat(row(with_state(State::Pending, 0, 0)), now_));
+}
+
+TEST_F(TrackerTest, NoticeThenHeartbeatOfTheSameEpoch) {
+  tracker_.on_heartbeat(row(with_state(State::Pending, 4)), now_);
+  EXPECT_TRUE(tracker_.on_notice(active(1, 2, 5)));
+  EXPECT_EQ(tracker_.reported(), active(1, 2, 5));
+  EXPECT_FALSE(tracker_.on_heartbeat(row(active(1, 2, 5)), now_));
+}
+
+TEST_F(TrackerTest, OlderEpochsAreIgnored) {
+  tracker_.on_heartbeat(row(active(0, 3, 7)), now_);
+  // A heartbeat that read shared memory before the reshard was published.
+  EXPECT_FALSE(tracker_.on_heartbeat(row(active(2, 3, 6)), now_));
+  EXPECT_FALSE(tracker_.on_notice(with_state(State::Standby, 6)));
+  EXPECT_EQ(tracker_.reported(), active(0, 3, 7));
+  EXPECT_TRUE(tracker_.on_notice(active(1, 2, 8)));
+  EXPECT_EQ(tracker_.reported(), active(1, 2, 8));
+}
+
+TEST_F(TrackerTest, StaleRowStillRenewsTheLease) {
+  tracker_.on_heartbeat(row(active(0, 3, 7)), now_);
+  advance(300ms);
+  tracker_.on_heartbeat(row(active(2, 3, 6)), now_);
+  advance(300ms);  // 600 ms after the first heartbeat: would have fenced
+  EXPECT_FALSE(tracker_.on_clock());
+  EXPECT_EQ(tracker_.reported(), active(0, 3, 7));
+}
+
+TEST_F(TrackerTest, SlotsAtTheSameEpochAreTakenIn) {
+  tracker_.on_heartbeat(row(active(0, 2, 3)), now_);
+  Assignment with_slots = active(0, 2, 3);
+  with_slots.slots = std::vector<std::int32_t>{0, 2};
+  EXPECT_TRUE(tracker_.on_notice(with_slots));
+  EXPECT_EQ(tracker_.reported().slots, with_slots.slots);
+}
+
+TEST_F(TrackerTest, FencesAtTheMarginBeforeTheLeaseEnds) {
+  // Heartbeat sent at t0 - 20 ms (the round trip), 500 ms left at the server.
+  auto sent = now_ - 20ms;
+  tracker_.on_heartbeat(row(active(1, 3, 2)), sent);
+  ASSERT_TRUE(tracker_.fence_at());
+  EXPECT_EQ(*tracker_.fence_at(), sent + 350ms);  // margin 150 ms
+  advance(329ms);                                 // sent + 349 ms
+  EXPECT_FALSE(tracker_.on_clock());
+  EXPECT_TRUE(tracker_.reported().active());
+  advance(1ms);  // sent + 350 ms
+  EXPECT_TRUE(tracker_.on_clock());
+  const Assignment &lost = tracker_.reported();
+  EXPECT_EQ(lost.state, State::Lost);
+  EXPECT_FALSE(lost.shard);
+  EXPECT_EQ(lost.epoch, 2);
+  EXPECT_EQ(lost.num_shards, 3);
+  EXPECT_FALSE(tracker_.fence_at());
+  EXPECT_FALSE(tracker_.on_clock());
+}
+
+TEST_F(TrackerTest, HeartbeatsOnTimeNeverFence) {
+  for (int i = 0; i < 100; ++i) {
+    tracker_.on_heartbeat(row(active(0, 1, 1)), now_);
+    advance(200ms);
+    ASSERT_FALSE(tracker_.on_clock()) << i;
+    // A slow heartbeat: 120 ms round trip.
+    advance(120ms);
+    ASSERT_FALSE(tracker_.on_clock()) << i;
+    now_ -= 120ms;
+  }
+  EXPECT_TRUE(tracker_.reported().active());
+}
+
+TEST_F(TrackerTest, NoticeCannotEndLostButAHeartbeatCan) {
+  tracker_.on_heartbeat(row(active(1, 3, 2)), now_);
+  advance(1s);
+  EXPECT_TRUE(tracker_.on_clock());
+  EXPECT_EQ(tracker_.reported().state, State::Lost);
+  // A notice (newer epoch) is remembered but does not prove membership: the
+  // report stays Lost (with the newer epoch and count).
+  tracker_.on_notice(active(0, 2, 3));
+  EXPECT_EQ(tracker_.reported().state, State::Lost);
+  EXPECT_EQ(tracker_.reported().epoch, 3);
+  // After a server restart the heartbeat gives the same assignment back.
+  EXPECT_TRUE(tracker_.on_heartbeat(row(active(0, 2, 3)), now_));
+  EXPECT_EQ(tracker_.reported(), active(0, 2, 3));
+}
+
+TEST_F(TrackerTest, RemovedThenRegisteredAgain) {
+  tracker_.on_heartbeat(row(active(1, 3, 2)), now_);
+  EXPECT_TRUE(tracker_.on_notice(with_state(State::Removed, 5)));
+  EXPECT_EQ(tracker_.reported().state, State::Removed);
+  // No lease to fence while removed.
+  EXPECT_FALSE(tracker_.fence_at());
+  advance(10s);
+  EXPECT_FALSE(tracker_.on_clock());
+  // The next heartbeat registers anew: pending at the cluster's epoch.
+  EXPECT_TRUE(tracker_.on_heartbeat(row(with_state(State::Pending, 5)), now_));
+  EXPECT_EQ(tracker_.reported().state, State::Pending);
+  EXPECT_TRUE(tracker_.on_notice(active(0, 3, 6)));
+  EXPECT_EQ(tracker_.reported(), active(0, 3, 6));
+}
+
+TEST_F(TrackerTest, StandbyAndPendingAlsoFence) {
+  tracker_.on_heartbeat(row(with_state(State::Standby, 4)), now_);
+  advance(400ms);
+  EXPECT_TRUE(tracker_.on_clock());
+  EXPECT_EQ(tracker_.reported().state, State::Lost);
+}
+
+}  // namespace
+}  // namespace shard_coordinator::client
