@@ -4,6 +4,16 @@
 
 namespace shard_coordinator {
 
+std::string notice_payload(const AssignmentNotice &notice) {
+  std::string json = notice_to_json(notice);
+  if (json.size() <= kNotifyPayloadMax || !notice.has_slots) return json;
+  AssignmentNotice shorter = notice;
+  shorter.has_slots = false;
+  shorter.slots.clear();
+  shorter.slots_omitted = true;
+  return notice_to_json(shorter);
+}
+
 const char *state_name(MemberState state) {
   switch (state) {
     case MemberState::Active:
@@ -29,6 +39,7 @@ std::string notice_to_json(const AssignmentNotice &notice) {
   j["epoch"] = notice.epoch;
   j["state"] = notice.state;
   if (notice.has_slots) j["slots"] = notice.slots;
+  if (notice.slots_omitted) j["slots_omitted"] = true;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

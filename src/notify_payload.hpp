@@ -23,7 +23,13 @@ struct AssignmentNotice {
   const char *state = "pending";  // "active", "standby" or "removed"
   bool has_slots = false;         // slot mode: add a "slots" key
   std::vector<std::int32_t> slots;
+  bool slots_omitted = false;  // add "slots_omitted":true
 };
+
+// The payload of a notice; when its slot list makes it longer than
+// kNotifyPayloadMax, the list is left out and "slots_omitted":true added
+// (the member then reads it from its next heartbeat row).
+std::string notice_payload(const AssignmentNotice &notice);
 
 // {"cluster":..,"member":..,"shard":..,"num_shards":..,"epoch":..,"state":..}
 // plus "slots":[..] in slot mode.

@@ -97,14 +97,14 @@ struct SnapCluster {
   int nmembers;
   SnapMember *members;
   // Slot sets (slot_set < 0: plain index-and-count mode, before and after).
-  int32 slot_set;
-  int32 old_nkeys;  // 0 if the cluster was not in slot mode
-  int32 *old_keys;
-  uint64 *old_owners;
-  bool slots_pending;  // configure() asked for new_keys
-  uint64 pending_serial;
-  int32 new_nkeys;  // the key set after this reshard; 0: plain mode
-  int32 *new_keys;
+  int32 slot_set = -1;
+  int32 old_nkeys = 0;  // 0 if the cluster was not in slot mode
+  int32 *old_keys = nullptr;
+  uint64 *old_owners = nullptr;
+  bool slots_pending = false;  // configure() asked for new_keys
+  uint64 pending_serial = 0;
+  int32 new_nkeys = 0;  // the key set after this reshard; 0: plain mode
+  int32 *new_keys = nullptr;
 };
 
 // The plan in plain arrays.
@@ -223,7 +223,7 @@ bool compute_payload(const char *cluster, const char *member, int32 shard,
       notice.has_slots = true;
       notice.slots.assign(slots, slots + nslots);
     }
-    std::string json = notice_to_json(notice);
+    std::string json = notice_payload(notice);
     if (json.size() > kNotifyPayloadMax) return false;
     memcpy(buf, json.data(), json.size());
     buf[json.size()] = '\0';

@@ -109,9 +109,12 @@ struct Reader {
       std::vector<std::int32_t> values;
       values.reserve(slots->size());
       for (const json &slot : *slots) {
-        if (!slot.is_number_integer() || slot.get<std::int64_t>() < 0 ||
+        // Slot keys are any 32-bit integers (microshard or island numbers).
+        if (!slot.is_number_integer() ||
+            slot.get<std::int64_t>() <
+                std::numeric_limits<std::int32_t>::min() ||
             slot.get<std::int64_t>() > std::numeric_limits<std::int32_t>::max())
-          return fail("\"slots\" holds something other than shard numbers");
+          return fail("\"slots\" holds something other than 32-bit keys");
         values.push_back(slot.get<std::int32_t>());
       }
       out->slots = std::move(values);
@@ -145,6 +148,9 @@ std::optional<Notice> parse_notice(std::string_view payload,
       !reader.string("member", &notice.member) ||
       !reader.assignment(true, &notice.assignment))
     return std::nullopt;
+  auto omitted = object->find("slots_omitted");
+  notice.slots_omitted =
+      omitted != object->end() && omitted->is_boolean() && omitted->get<bool>();
   return notice;
 }
 

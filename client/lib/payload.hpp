@@ -21,6 +21,9 @@ struct Notice {
   std::string cluster;
   std::string member;
   Assignment assignment;
+  // The member's slot list did not fit in a NOTIFY payload: the notice says
+  // only that the assignment changed; the next heartbeat row has it all.
+  bool slots_omitted = false;
 };
 
 struct HeartbeatRow {

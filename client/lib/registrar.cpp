@@ -440,6 +440,11 @@ struct Registrar::Impl {
         continue;
       }
       log(LogLevel::Debug, "notification: " + describe(notice->assignment));
+      if (notice->slots_omitted) {
+        // Too many slots for a payload: the heartbeat row has them.
+        next_heartbeat_at.reset();
+        continue;
+      }
       if (tracker.on_notice(notice->assignment)) report();
       // The server dropped the member: register again at once.
       if (tracker.reported().state == State::Removed) next_heartbeat_at.reset();

@@ -209,3 +209,35 @@ TEST(StateName, UsableAsNoticeState) {
 }
 
 }  // namespace
+
+namespace {
+
+// A slot list too long for a NOTIFY payload is left out, and the payload
+// says so; a short one is kept.
+TEST(NoticePayload, OmitsSlotsThatDoNotFit) {
+  shard_coordinator::AssignmentNotice notice;
+  notice.cluster = "c";
+  notice.member = "m";
+  notice.shard = 0;
+  notice.num_shards = 1;
+  notice.epoch = 7;
+  notice.state = "active";
+  notice.has_slots = true;
+  for (int k = 0; k < 1024; ++k) notice.slots.push_back(-2000000000 + k);
+  ASSERT_GT(shard_coordinator::notice_to_json(notice).size(),
+            shard_coordinator::kNotifyPayloadMax);
+  const std::string payload = shard_coordinator::notice_payload(notice);
+  EXPECT_LE(payload.size(), shard_coordinator::kNotifyPayloadMax);
+  const auto j = nlohmann::json::parse(payload);
+  EXPECT_FALSE(j.contains("slots"));
+  EXPECT_EQ(j.at("slots_omitted"), true);
+  EXPECT_EQ(j.at("epoch"), 7);
+
+  notice.slots = {1, 2, 3};
+  const auto short_payload =
+      nlohmann::json::parse(shard_coordinator::notice_payload(notice));
+  EXPECT_EQ(short_payload.at("slots"), nlohmann::json::array({1, 2, 3}));
+  EXPECT_FALSE(short_payload.contains("slots_omitted"));
+}
+
+}  // namespace

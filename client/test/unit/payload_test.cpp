@@ -27,6 +27,27 @@ TEST(ParseNotice, Active) {
   EXPECT_FALSE(n->assignment.slots);
 }
 
+TEST(ParseNotice, SlotKeysAreAnyInt32AndMayBeOmitted) {
+  auto n = notice(
+      R"({"cluster":"c","member":"m","shard":0,"num_shards":1,"epoch":3,)"
+      R"("state":"active","slots":[-2147483648,-5,0,2147483647]})");
+  ASSERT_TRUE(n);
+  ASSERT_TRUE(n->assignment.slots);
+  EXPECT_EQ(*n->assignment.slots,
+            (std::vector<std::int32_t>{-2147483647 - 1, -5, 0, 2147483647}));
+  EXPECT_FALSE(n->slots_omitted);
+  auto too_big = notice(
+      R"({"cluster":"c","member":"m","shard":0,"num_shards":1,"epoch":3,)"
+      R"("state":"active","slots":[2147483648]})");
+  EXPECT_FALSE(too_big);
+  auto omitted = notice(
+      R"({"cluster":"c","member":"m","shard":0,"num_shards":1,"epoch":4,)"
+      R"("state":"active","slots_omitted":true})");
+  ASSERT_TRUE(omitted);
+  EXPECT_TRUE(omitted->slots_omitted);
+  EXPECT_FALSE(omitted->assignment.slots);
+}
+
 TEST(ParseNotice, StandbyAndRemovedHaveNullShard) {
   auto s = notice(R"({"cluster":"c","member":"m","shard":null,"num_shards":2,)"
                   R"("epoch":5,"state":"standby"})");
