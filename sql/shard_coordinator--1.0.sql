@@ -138,7 +138,8 @@ CREATE FUNCTION shard_coordinator._live_clusters(
     OUT standby integer,
     OUT pending integer,
     OUT resharded_at timestamptz,
-    OUT slots integer[])
+    OUT slots integer[],
+    OUT fenced boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'sc_live_clusters'
 LANGUAGE C VOLATILE;
@@ -169,7 +170,7 @@ COMMENT ON VIEW shard_coordinator.members IS
 CREATE VIEW shard_coordinator.clusters AS
 SELECT l.cluster, l.heartbeat_interval, l.grace_period, l.reshard_interval,
        l.max_shards, l.epoch, l.num_shards, l.members, l.active, l.standby,
-       l.pending, l.resharded_at, l.slots
+       l.pending, l.resharded_at, l.slots, l.fenced
   FROM shard_coordinator._live_clusters() AS l
 UNION ALL
 SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
@@ -178,7 +179,7 @@ SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
        (SELECT count(*) FROM shard_coordinator.member_state m WHERE m.cluster = c.cluster AND m.state = 'active')::integer,
        (SELECT count(*) FROM shard_coordinator.member_state m WHERE m.cluster = c.cluster AND m.state = 'standby')::integer,
        0,
-       c.resharded_at, c.slots
+       c.resharded_at, c.slots, false
   FROM shard_coordinator.cluster_state AS c
  WHERE NOT shard_coordinator._is_live();
 

@@ -696,9 +696,9 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
         auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
         counts[static_cast<int>(member->state)]++;
       }
-      Datum values[13];
-      bool nulls[13] = {false, false, false, false, false, false, false,
-                        false, false, false, false, false, false};
+      Datum values[14];
+      bool nulls[14] = {false, false, false, false, false, false, false,
+                        false, false, false, false, false, false, false};
       values[0] = CStringGetTextDatum(cluster->key.name);
       values[1] =
           IntervalPGetDatum(us_to_interval(cluster->heartbeat_interval_us));
@@ -723,6 +723,7 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
                                  slot_sets[cluster->slot_set].count);
         nulls[12] = false;
       }
+      values[13] = BoolGetDatum(cluster->reshard_fenced);
       tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
   }

@@ -99,7 +99,7 @@ SELECT col_type_is('shard_coordinator', 'members', 'slots', 'integer[]', 'member
 
 SELECT columns_are('shard_coordinator', 'clusters', ARRAY[
   'cluster', 'heartbeat_interval', 'grace_period', 'reshard_interval', 'max_shards',
-  'epoch', 'num_shards', 'members', 'active', 'standby', 'pending', 'resharded_at', 'slots']);
+  'epoch', 'num_shards', 'members', 'active', 'standby', 'pending', 'resharded_at', 'slots', 'fenced']);
 SELECT col_type_is('shard_coordinator', 'clusters', 'cluster', 'text', 'clusters.cluster is text');
 SELECT col_type_is('shard_coordinator', 'clusters', 'heartbeat_interval', 'interval', 'clusters.heartbeat_interval is interval');
 SELECT col_type_is('shard_coordinator', 'clusters', 'grace_period', 'interval', 'clusters.grace_period is interval');
