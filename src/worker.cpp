@@ -985,6 +985,11 @@ void sc_worker_main(Datum main_arg) {
   BackgroundWorkerInitializeConnection(guc_database, nullptr, 0);
   // Every query of ours is schema-qualified; pin the path all the same.
   SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+  // A reshard is published and notified once committed: that commit must be
+  // durable whatever the server's synchronous_commit says, or a crash could
+  // take back an epoch members were already told about. ("on" also waits for
+  // synchronous standbys, where configured; see README, "Failover".)
+  SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
   pgstat_report_appname("shard_coordinator");
 
   cycle_context = AllocSetContextCreate(
