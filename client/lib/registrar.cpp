@@ -243,6 +243,7 @@ struct Registrar::Impl {
     phase = Phase::Connected;
     server = std::string(PQhost(conn.get())) + ":" + PQport(conn.get());
     next_heartbeat_at.reset();  // heartbeat at once after LISTEN
+    tracker.on_new_connection();
     log(LogLevel::Info, "connected to " + server);
   }
 

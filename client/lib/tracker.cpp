@@ -29,6 +29,8 @@ bool Tracker::on_notice(const Assignment &notice) {
 
 bool Tracker::on_clock() { return publish(); }
 
+void Tracker::on_new_connection() { newest_epoch_.reset(); }
+
 std::optional<Clock::time_point> Tracker::fence_at() const {
   if (!lease_.granted() || reported_.state == State::Lost ||
       known_.state == State::Removed)

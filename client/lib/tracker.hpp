@@ -42,6 +42,10 @@ class Tracker {
   // Re-evaluates the lease against the clock. Returns true when the reported
   // assignment changed (to Lost).
   bool on_clock();
+  // A new connection: the server's word is the truth again, even with an
+  // older epoch (after a failover that lost the last reshards, the promoted
+  // server's epochs are behind what a notification once said).
+  void on_new_connection();
 
   const Assignment &reported() const { return reported_; }
   // When on_clock() should next be called; nullopt while no lease can run

@@ -159,5 +159,17 @@ TEST_F(TrackerTest, StandbyAndPendingAlsoFence) {
   EXPECT_EQ(tracker_.reported().state, State::Lost);
 }
 
+// Within one connection an older epoch is ignored; on a new connection the
+// server's heartbeat row is believed even if its epoch is older (failover).
+TEST_F(TrackerTest, NewConnectionAcceptsTheServersEpoch) {
+  tracker_.on_heartbeat(row(active(1, 3, 9)), now_);
+  EXPECT_FALSE(tracker_.on_heartbeat(row(active(0, 2, 8)), now_));
+  EXPECT_EQ(tracker_.reported().epoch, 9);
+  tracker_.on_new_connection();
+  EXPECT_TRUE(tracker_.on_heartbeat(row(active(0, 2, 8)), now_));
+  EXPECT_EQ(tracker_.reported().epoch, 8);
+  EXPECT_EQ(tracker_.reported().shard, 0);
+}
+
 }  // namespace
 }  // namespace shard_coordinator::client
