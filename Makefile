@@ -5,6 +5,8 @@
 #   make test       install Debian packages if missing, build, run every suite
 #   make demo       the main job on a throwaway server
 
+.DEFAULT_GOAL := all
+
 EXTENSION   = shard_coordinator
 MODULE_big  = shard_coordinator
 DATA        = sql/shard_coordinator--1.0.sql
@@ -44,6 +46,11 @@ override with_llvm = no
 # test/ is a directory: without this, `make test` would be "up to date".
 .PHONY: all install test demo unit-test deps format lint bench \
 	all-client install-client clean-client
+
+# Benchmarks (issue 5; not part of `make test`): bench/RESULTS.md and
+# bench/results.png, on throwaway servers. Installs what it needs itself.
+bench:
+	bash bench/run.sh
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(wildcard $(PGXS)),)

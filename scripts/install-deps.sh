@@ -8,7 +8,7 @@ packages=(
   build-essential g++ cmake pkg-config
   postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
   postgresql-common libpq-dev
-  libtap-parser-sourcehandler-pgtap-perl libipc-run-perl
+  libtap-parser-sourcehandler-pgtap-perl libipc-run-perl pgbouncer
   nlohmann-json3-dev libcli11-dev libgtest-dev
   clang-format clang-tidy python3 procps perl
 )
