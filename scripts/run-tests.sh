@@ -15,7 +15,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
-suites=${SC_SUITES:-"lint unit regress isolation pgtap tap chaos client"}
+# chaos is not in the default list yet: it still finds two open problems now
+# and then (README, "Guarantees"); run it with SC_SUITES=chaos or
+# scripts/soak.sh.
+suites=${SC_SUITES:-"lint unit regress isolation pgtap tap client"}
 logs=$(mktemp -d)
 total_passed=0
 total_failed=0
