@@ -18,8 +18,10 @@
 //
 // Only the worker removes members, and only the worker (or _install_check,
 // which clears everything) writes assignments, epochs and num_shards. Entries
-// are looked up by name again after any lock gap; pointers are never kept
-// across a release.
+// are looked up by name again after any lock gap, with one exception: a
+// backend remembers the entries of the member it heartbeated last and uses
+// them again only while shared->entry_generation, which every removal of an
+// entry bumps, is unchanged (dynahash never moves an entry).
 //
 // The worker's latch pointer is written by the worker alone (on start and on
 // exit) and read without the lock: a stale pointer only causes a spurious
@@ -87,6 +89,7 @@ void startup_shmem() {
     shared->worker_latch = nullptr;
     shared->loaded = false;
     shared->reset_count = 0;
+    shared->entry_generation = 1;
     shared->next_cluster_id = 1;
     shared->next_join_seq = 1;
     shared->cluster_count = 0;
@@ -222,6 +225,7 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   cluster->resharded_at = 0;
   cluster->reshard_wanted = false;
   cluster->reshard_fenced = false;
+  cluster->expiry_check_at = 0;
   // A new cluster's settings are not stored yet.
   cluster->config_generation = 1;
   cluster->stored_generation = 0;
@@ -244,6 +248,7 @@ MemberEntry *create_member(ClusterEntry *cluster, const char *name, size_t len,
   shared->member_count++;
   cluster->member_count++;
   dlist_push_tail(&cluster->members, &member->cluster_link);
+  cluster->expiry_check_at = 0;
   pg_atomic_init_u64(&member->last_seen, static_cast<uint64>(now));
   member->joined_at = now;
   member->join_seq = shared->next_join_seq++;
@@ -262,6 +267,8 @@ void remove_member(ClusterEntry *cluster, MemberEntry *member) {
   shared->member_count--;
   MemberKey key = member->key;
   hash_search(member_table, &key, HASH_REMOVE, nullptr);
+  // Pointers to entries that backends remember are void now.
+  shared->entry_generation++;
 }
 
 void reset_all() {
@@ -282,6 +289,7 @@ void reset_all() {
   shared->member_count = 0;
   shared->loaded = false;
   shared->reset_count++;
+  shared->entry_generation++;
 }
 
 void wake_worker() {

@@ -37,6 +37,10 @@ struct ClusterEntry {
   TimestampTz resharded_at;  // last reshard, for display; 0 if none
   bool reshard_wanted;       // join, leave, expiry or max_shards change
   bool reshard_fenced;       // the worker found the cluster held by fence()
+  // No member can expire before this (the earliest deadline at the worker's
+  // last look; heartbeats only move deadlines later). 0: look at the next
+  // pass. Reset whenever members come, go or the timing settings change.
+  TimestampTz expiry_check_at;
   uint64 config_generation;  // bumped by configure()
   uint64 stored_generation;  // settings generation the worker has stored
   int32 member_count;
@@ -80,6 +84,7 @@ struct SharedState {
   Latch *worker_latch;           // NULL while no worker runs
   bool loaded;                   // tables loaded into shared memory
   uint64 reset_count;            // bumped when everything is cleared
+  uint64 entry_generation;       // bumped when any hash entry is removed
   uint32 next_cluster_id;
   uint64 next_join_seq;
   int32 cluster_count;

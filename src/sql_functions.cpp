@@ -312,15 +312,60 @@ void fill_result(const ClusterEntry *cluster, MemberEntry *member,
 
 enum class HeartbeatStep { Done, Register, WaitForRemoval };
 
-// The hot path: shared lock, two hash lookups, one atomic store.
+// The entries of the member this backend heartbeated last. A worker's
+// connection heartbeats the same member again and again, so the hot path
+// usually skips both hash lookups. The pointers stay valid while
+// shared->entry_generation is unchanged: dynahash never moves an entry, and
+// every removal of an entry bumps the generation (shmem.cpp).
+struct HeartbeatMemo {
+  uint64 generation = 0;  // 0: empty (the shared generation starts at 1)
+  ClusterEntry *cluster = nullptr;
+  MemberEntry *member = nullptr;
+  size_t cluster_len = 0;
+  size_t member_len = 0;
+  char cluster_name[kClusterNameMax];
+  char member_name[kMemberNameMax];
+};
+
+HeartbeatMemo memo;
+
+bool memo_matches(NameArg cluster_name, NameArg member_name) {
+  return memo.generation == shared->entry_generation &&
+         memo.member_len == member_name.len &&
+         memo.cluster_len == cluster_name.len &&
+         memcmp(memo.member_name, member_name.data, member_name.len) == 0 &&
+         memcmp(memo.cluster_name, cluster_name.data, cluster_name.len) == 0;
+}
+
+void memo_remember(NameArg cluster_name, NameArg member_name,
+                   ClusterEntry *cluster, MemberEntry *member) {
+  memo.generation = shared->entry_generation;
+  memo.cluster = cluster;
+  memo.member = member;
+  memo.cluster_len = cluster_name.len;
+  memo.member_len = member_name.len;
+  memcpy(memo.cluster_name, cluster_name.data, cluster_name.len);
+  memcpy(memo.member_name, member_name.data, member_name.len);
+}
+
+// The hot path: shared lock, the memo (or two hash lookups), one atomic
+// store.
 HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
                               HeartbeatResult *out) {
   HeartbeatStep step = HeartbeatStep::Register;
   LWLockAcquire(shared->lock, LW_SHARED);
-  ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
-  MemberEntry *member =
-      cluster ? find_member(cluster, member_name.data, member_name.len)
-              : nullptr;
+  ClusterEntry *cluster;
+  MemberEntry *member;
+  if (memo_matches(cluster_name, member_name)) {
+    cluster = memo.cluster;
+    member = memo.member;
+  } else {
+    cluster = find_cluster(cluster_name.data, cluster_name.len);
+    member = cluster ? find_member(cluster, member_name.data, member_name.len)
+                     : nullptr;
+    if (member != nullptr)
+      memo_remember(cluster_name, member_name, cluster, member);
+  }
   if (member != nullptr && member->removing) {
     step = HeartbeatStep::WaitForRemoval;
   } else if (member != nullptr && !member->leaving) {
@@ -573,6 +618,8 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
     }
     if (set_heartbeat) cluster->heartbeat_interval_us = heartbeat_us;
     if (set_grace) cluster->grace_period_us = grace_us;
+    // Deadlines may have moved earlier.
+    if (set_heartbeat || set_grace) cluster->expiry_check_at = 0;
     if (set_reshard) cluster->reshard_interval_us = reshard_us;
     int32 new_max =
         clear_max ? 0 : (set_max ? max_shards : cluster->max_shards);

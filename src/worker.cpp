@@ -782,6 +782,7 @@ void publish_reshard(const SnapCluster *snap, const PlanArrays *plan,
     }
     cluster->epoch = new_epoch;
     cluster->num_shards = plan->num_shards;
+    cluster->expiry_check_at = 0;
     if (bump) {
       cluster->resharded_at = now;
       // When the last member is gone the gate resets: the next join is
@@ -808,6 +809,7 @@ void unmark_removing(const SnapCluster *snap) {
       if (member != nullptr) member->removing = false;
     }
     cluster->reshard_wanted = true;
+    cluster->expiry_check_at = 0;
   }
   LWLockRelease(shared->lock);
   ConditionVariableBroadcast(&shared->changed_cv);
@@ -907,8 +909,12 @@ ReshardResult reshard_locked(const char *name, bool settings_only) {
 // the next thing that will be due. Returns the names of the due clusters.
 //
 // Runs under the shared lock so that heartbeats go on meanwhile. It sets
-// reshard_wanted, which only the worker reads; heartbeats under the shared
-// lock never touch it and writers of it hold the lock exclusively.
+// reshard_wanted and expiry_check_at, which heartbeats under the shared lock
+// never touch; other writers of them hold the lock exclusively.
+//
+// A cluster's members are looked at only once its expiry_check_at has come:
+// between deadlines a pass costs O(clusters), not O(members). (leave() and
+// joins set reshard_wanted themselves.)
 char **find_due_clusters(TimestampTz now, TimestampTz *next_wake, int *ndue) {
   LWLockAcquire(shared->lock, LW_SHARED);
   int capacity = Max(shared->cluster_count, 1);
@@ -918,16 +924,22 @@ char **find_due_clusters(TimestampTz now, TimestampTz *next_wake, int *ndue) {
   hash_seq_init(&status, cluster_table);
   while (auto *cluster =
              static_cast<ClusterEntry *>(hash_seq_search(&status))) {
-    dlist_iter iter;
-    dlist_foreach(iter, &cluster->members) {
-      auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
-      if (member->removing) continue;
-      TimestampTz deadline = member_deadline(cluster, member);
-      if (member->leaving || deadline <= now)
-        cluster->reshard_wanted = true;
-      else if (deadline < *next_wake)
-        *next_wake = deadline;
+    if (cluster->expiry_check_at <= now) {
+      TimestampTz earliest = DT_NOEND;
+      dlist_iter iter;
+      dlist_foreach(iter, &cluster->members) {
+        auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
+        if (member->removing) continue;
+        TimestampTz deadline = member_deadline(cluster, member);
+        if (member->leaving || deadline <= now)
+          cluster->reshard_wanted = true;
+        else if (deadline < earliest)
+          earliest = deadline;
+      }
+      cluster->expiry_check_at = earliest;
     }
+    if (cluster->expiry_check_at < *next_wake)
+      *next_wake = cluster->expiry_check_at;
     bool is_due = cluster->stored_generation < cluster->config_generation;
     if (cluster->reshard_wanted) {
       TimestampTz gate =
