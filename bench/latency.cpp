@@ -11,7 +11,8 @@
 //       The member then leaves (and waits for "removed") before the next one.
 //
 //   sc_bench_latency fail  CLUSTER SAMPLES SURVIVORS OUT
-//       Figure 4. SURVIVORS members are kept alive by a thread; a victim
+//       Figure 4. SURVIVORS members are kept alive by a thread (their own
+//       channels and the cluster's are listened on); a victim
 //       joins, heartbeats until active, then stops. Its deadline is the
 //       expires_at of its last heartbeat row (server clock). One line per
 //       sample: "<last_survivor_arrival - deadline ms> <first ... ms>
@@ -23,7 +24,9 @@
 //       Figure 5. The cluster holds MEMBERS members named worker-1 ..
 //       worker-MEMBERS (registered by the caller, all active). LISTENERS
 //       connections each LISTEN on the channel of one member, spread over
-//       the cluster including the last one queued. LEAVES times one member
+//       the cluster including the last one queued, and on the cluster's
+//       channel (a member that keeps its shard learns the new num_shards
+//       there). LEAVES times one member
 //       leaves; one line per leave:
 //       "<leave_to_all_notified_ms> <leave_to_first_ms> <reshard_txn_ms>
 //        <leave_to_commit_ms> <members_rewritten>"
@@ -94,6 +97,12 @@ std::string scalar(PGconn *conn, const char *sql, std::vector<std::string> args 
 
 std::string channel_of(PGconn *conn, const std::string &cluster, const std::string &member) {
   return scalar(conn, "SELECT shard_coordinator.channel($1, $2)", {cluster, member});
+}
+
+// The cluster's channel: a change of num_shards reaches the members that did
+// not move through one notice there.
+std::string cluster_channel_of(PGconn *conn, const std::string &cluster) {
+  return scalar(conn, "SELECT shard_coordinator.channel($1)", {cluster});
 }
 
 void listen_on(PGconn *conn, const std::string &channel, bool on = true) {
@@ -269,6 +278,7 @@ int cmd_fail(const std::string &cluster, int samples, int nsurvivors, const char
   PGconn *victim_conn = connect_db("sc_bench_fail_victim");
   PGconn *listener = connect_db("sc_bench_fail_listener");
   for (auto &s : survivors) listen_on(listener, channel_of(listener, cluster, s));
+  listen_on(listener, cluster_channel_of(listener, cluster));
 
   // The survivors' heartbeat loop, at a quarter of the interval.
   std::atomic<bool> stop{false};
@@ -310,8 +320,9 @@ int cmd_fail(const std::string &cluster, int samples, int nsurvivors, const char
     bool ok = wait_notices(listener, deadline + 5000000, [&](const Notice &n) {
       if (json_int(n.payload, "epoch") <= join_epoch) return false;
       std::string m = json_str(n.payload, "member");
+      // A cluster notice (no "member") tells every survivor that did not move.
       for (size_t j = 0; j < survivors.size(); ++j)
-        if (survivors[j] == m && !seen[j]) {
+        if ((m.empty() || survivors[j] == m) && !seen[j]) {
           seen[j] = true;
           arrivals.push_back(n.arrival_us);
         }
@@ -354,6 +365,7 @@ int cmd_leave(const std::string &cluster, int members, int nlisteners, int leave
   for (int g : listen_idx) {
     PGconn *c = connect_db("sc_bench_leave_listener");
     listen_on(c, channel_of(c, cluster, "worker-" + std::to_string(g)));
+    listen_on(c, cluster_channel_of(c, cluster));
     conns.push_back(c);
   }
   FILE *out = open_out(out_path);

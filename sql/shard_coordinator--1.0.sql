@@ -25,6 +25,10 @@ CREATE TABLE shard_coordinator.cluster_state (
     max_shards         integer     CHECK (max_shards >= 1),
     epoch              bigint      NOT NULL DEFAULT 0 CHECK (epoch >= 0),
     num_shards         integer     NOT NULL DEFAULT 0 CHECK (num_shards >= 0),
+    -- The epoch at which num_shards last changed: every member's epoch is at
+    -- least this (member rows are rewritten only when they themselves move).
+    num_shards_epoch   bigint      NOT NULL DEFAULT 0
+                       CHECK (num_shards_epoch >= 0 AND num_shards_epoch <= epoch),
     resharded_at       timestamptz,
     -- Fixed slot set (ascending keys), NULL in plain index-and-count mode.
     slots              integer[]
@@ -39,6 +43,8 @@ CREATE TABLE shard_coordinator.member_state (
     member    text        NOT NULL,
     state     text        NOT NULL CHECK (state IN ('active', 'standby')),
     shard     integer     CHECK (shard >= 0),
+    -- Epoch of the member's own last change (state, shard, slots); its
+    -- current epoch is the greater of this and cluster_state.num_shards_epoch.
     epoch     bigint      NOT NULL CHECK (epoch >= 1),
     join_seq  bigint      NOT NULL,
     joined_at timestamptz NOT NULL,
@@ -92,6 +98,14 @@ LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 COMMENT ON FUNCTION shard_coordinator.channel(text, text) IS
     'The LISTEN channel on which a member is told of its assignment changes';
+
+CREATE FUNCTION shard_coordinator.channel(cluster text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'sc_cluster_channel'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION shard_coordinator.channel(text) IS
+    'The LISTEN channel on which every member of a cluster is told of a new num_shards';
 
 CREATE FUNCTION shard_coordinator.configure(
     cluster text,
@@ -158,7 +172,7 @@ SELECT l.cluster, l.member, l.shard, l.num_shards, l.epoch, l.state,
 UNION ALL
 SELECT m.cluster, m.member, m.shard,
        c.num_shards,
-       m.epoch, m.state,
+       GREATEST(m.epoch, c.num_shards_epoch), m.state,
        NULL::timestamptz, NULL::timestamptz, m.joined_at, m.slots
   FROM shard_coordinator.member_state AS m
   JOIN shard_coordinator.cluster_state AS c USING (cluster)

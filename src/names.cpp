@@ -38,6 +38,16 @@ std::size_t append_readable(const char *name, std::size_t len, std::size_t max,
   return pos + written;
 }
 
+// Appends 16 hex digits of h and the NUL; returns the length.
+std::size_t append_hash(std::uint64_t h, char *out, std::size_t pos) {
+  static const char hex[] = "0123456789abcdef";
+  for (int shift = 60; shift >= 0; shift -= 4) {
+    out[pos++] = hex[(h >> shift) & 0xf];
+  }
+  out[pos] = '\0';
+  return pos;
+}
+
 }  // namespace
 
 std::size_t channel_name(const char *cluster, std::size_t cluster_len,
@@ -58,12 +68,20 @@ std::size_t channel_name(const char *cluster, std::size_t cluster_len,
   out[pos++] = '_';
   pos = append_readable(member, member_len, 22, out, pos);
   out[pos++] = '_';
-  static const char hex[] = "0123456789abcdef";
-  for (int shift = 60; shift >= 0; shift -= 4) {
-    out[pos++] = hex[(h >> shift) & 0xf];
-  }
-  out[pos] = '\0';
-  return pos;
+  return append_hash(h, out, pos);
+}
+
+std::size_t cluster_channel_name(const char *cluster, std::size_t cluster_len,
+                                 char (&out)[kChannelNameMax + 1]) {
+  // "scc_" (4) + cluster (<= 42) + "_" + hash (16) = 63
+  std::size_t pos = 0;
+  out[pos++] = 's';
+  out[pos++] = 'c';
+  out[pos++] = 'c';
+  out[pos++] = '_';
+  pos = append_readable(cluster, cluster_len, 42, out, pos);
+  out[pos++] = '_';
+  return append_hash(fnv1a64(cluster, cluster_len), out, pos);
 }
 
 }  // namespace shard_coordinator

@@ -32,4 +32,12 @@ std::size_t channel_name(const char *cluster, std::size_t cluster_len,
                          const char *member, std::size_t member_len,
                          char (&out)[kChannelNameMax + 1]);
 
+// The channel of a whole cluster, on which a reshard that changes num_shards
+// sends one notice for every member whose own assignment did not change:
+// "scc_" + readable prefix of the name (<= 42) + "_" + 16 hex digits of a hash
+// of the name. Never equal to a member channel ("scc_" vs "sc_"). Same
+// contract as channel_name().
+std::size_t cluster_channel_name(const char *cluster, std::size_t cluster_len,
+                                 char (&out)[kChannelNameMax + 1]);
+
 }  // namespace shard_coordinator

@@ -43,4 +43,14 @@ std::string notice_to_json(const AssignmentNotice &notice) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string cluster_notice_to_json(const std::string &cluster,
+                                   std::int32_t num_shards,
+                                   std::int64_t epoch) {
+  nlohmann::ordered_json j;
+  j["cluster"] = cluster;
+  j["num_shards"] = num_shards;
+  j["epoch"] = epoch;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace shard_coordinator

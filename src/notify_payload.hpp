@@ -36,6 +36,13 @@ std::string notice_payload(const AssignmentNotice &notice);
 // Invalid UTF-8 in names is replaced, never thrown on.
 std::string notice_to_json(const AssignmentNotice &notice);
 
+// The notice on the cluster channel (cluster_channel_name()) of a reshard
+// that changed num_shards: {"cluster":..,"num_shards":..,"epoch":..}. It
+// stands for a member notice to every member whose state, shard and slots
+// stayed the same; at most 63 + 60 bytes, so it always fits.
+std::string cluster_notice_to_json(const std::string &cluster,
+                                   std::int32_t num_shards, std::int64_t epoch);
+
 const char *state_name(MemberState state);
 
 }  // namespace shard_coordinator

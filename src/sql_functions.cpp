@@ -451,6 +451,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(sc_heartbeat);
 PG_FUNCTION_INFO_V1(sc_leave);
 PG_FUNCTION_INFO_V1(sc_channel);
+PG_FUNCTION_INFO_V1(sc_cluster_channel);
 PG_FUNCTION_INFO_V1(sc_configure);
 PG_FUNCTION_INFO_V1(sc_live_members);
 PG_FUNCTION_INFO_V1(sc_live_clusters);
@@ -563,6 +564,13 @@ Datum sc_channel(PG_FUNCTION_ARGS) {
   NameArg cluster = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
   NameArg member = get_name_arg(fcinfo, 1, "member", kMemberNameMax);
   PG_RETURN_TEXT_P(channel_text(cluster, member));
+}
+
+Datum sc_cluster_channel(PG_FUNCTION_ARGS) {
+  NameArg cluster = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
+  char buf[kChannelNameMax + 1];
+  size_t len = cluster_channel_name(cluster.data, cluster.len, buf);
+  PG_RETURN_TEXT_P(cstring_to_text_with_len(buf, static_cast<int>(len)));
 }
 
 Datum sc_configure(PG_FUNCTION_ARGS) {

@@ -5,9 +5,11 @@
 //   1. snapshot its members under the exclusive lock (marking the dead ones
 //      as `removing`),
 //   2. compute the new assignment (assignment.cpp, pure C++),
-//   3. in one transaction: store the cluster row with the next epoch, store
-//      the changed members, delete the removed ones, queue one NOTIFY per
-//      member whose assignment changed; commit,
+//   3. in one transaction: store the cluster row with the next epoch (and
+//      num_shards_epoch when num_shards changed), store the members that
+//      moved (state, shard, slots), delete the removed ones, queue one
+//      NOTIFY per member that moved or was removed and, if num_shards
+//      changed, one on the cluster channel for everybody else; commit,
 //   4. publish the committed result to shared memory.
 // Shared memory is never ahead of the tables: a worker that dies between 3
 // and 4 reloads the tables when it starts again.
@@ -233,6 +235,32 @@ bool compute_payload(const char *cluster, const char *member, int32 shard,
   }
 }
 
+// noexcept bridge to the cluster notice builder; same contract.
+bool compute_cluster_payload(const char *cluster, int32 num_shards, int64 epoch,
+                             char *buf) noexcept {
+  try {
+    std::string json = cluster_notice_to_json(cluster, num_shards, epoch);
+    if (json.size() > kNotifyPayloadMax) return false;
+    memcpy(buf, json.data(), json.size());
+    buf[json.size()] = '\0';
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+// Whether a member's own row and notice are needed: it was assigned or moved
+// (state or shard), or the cluster has slots (whose lists may have moved).
+// A member that changed only because num_shards did is covered by the
+// cluster row (num_shards_epoch) and the cluster notice.
+bool moved(const SnapCluster *snap, const SnapMember &m,
+           const MemberOutcome &out) {
+  if (!out.changed) return false;
+  if (snap->old_nkeys > 0 || snap->new_nkeys > 0) return true;
+  return out.state != m.state ||
+         (out.state == MemberState::Active && out.shard != m.shard);
+}
+
 MemoryContext cycle_context = nullptr;
 
 void detach_worker(int code, Datum arg) { shared->worker_latch = nullptr; }
@@ -450,9 +478,14 @@ bool load_state() {
         elog(ERROR, "could not read shard_coordinator.cluster_state");
       SPITupleTable *clusters = SPI_tuptable;
       uint64 nclusters = SPI_processed;
-      if (SPI_execute("SELECT cluster, member, state, shard, epoch, join_seq, "
-                      "joined_at, slots FROM shard_coordinator.member_state "
-                      "ORDER BY join_seq",
+      // A member's epoch: its own row's, or the cluster's last change of
+      // num_shards if later (rows are written only for moved members).
+      if (SPI_execute("SELECT m.cluster, m.member, m.state, m.shard, "
+                      "GREATEST(m.epoch, c.num_shards_epoch), m.join_seq, "
+                      "m.joined_at, m.slots "
+                      "FROM shard_coordinator.member_state m "
+                      "JOIN shard_coordinator.cluster_state c USING (cluster) "
+                      "ORDER BY m.join_seq",
                       true, 0) != SPI_OK_SELECT)
         elog(ERROR, "could not read shard_coordinator.member_state");
       SPITupleTable *members = SPI_tuptable;
@@ -603,15 +636,18 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
   int rc = SPI_execute_with_args(
       "INSERT INTO shard_coordinator.cluster_state AS c (cluster, "
       "heartbeat_interval, grace_period, reshard_interval, max_shards, epoch, "
-      "num_shards, resharded_at, slots) "
-      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+      "num_shards, num_shards_epoch, resharded_at, slots) "
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, "
+      "CASE WHEN $7 > 0 THEN $6 ELSE 0 END, $8, $9) "
       "ON CONFLICT (cluster) DO UPDATE SET "
       "heartbeat_interval = EXCLUDED.heartbeat_interval, "
       "grace_period = EXCLUDED.grace_period, "
       "reshard_interval = EXCLUDED.reshard_interval, "
       "max_shards = EXCLUDED.max_shards, epoch = EXCLUDED.epoch, "
-      "num_shards = EXCLUDED.num_shards, resharded_at = EXCLUDED.resharded_at, "
-      "slots = EXCLUDED.slots "
+      "num_shards = EXCLUDED.num_shards, "
+      "num_shards_epoch = CASE WHEN c.num_shards <> EXCLUDED.num_shards "
+      "THEN EXCLUDED.epoch ELSE c.num_shards_epoch END, "
+      "resharded_at = EXCLUDED.resharded_at, slots = EXCLUDED.slots "
       "WHERE c.epoch <= EXCLUDED.epoch",
       9, cluster_types, cluster_values, cluster_nulls, false, 0);
   if (rc != SPI_OK_INSERT || SPI_processed != 1)
@@ -640,7 +676,7 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
     if (out.removed) {
       if (m.state != MemberState::Pending)
         removed_names[nremoved++] = CStringGetTextDatum(m.name);
-    } else if (out.changed) {
+    } else if (moved(snap, m, out)) {
       names[nchanged] = CStringGetTextDatum(m.name);
       states[nchanged] = CStringGetTextDatum(state_name(out.state));
       shards[nchanged] = Int32GetDatum(out.shard);
@@ -714,14 +750,17 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
     if (rc != SPI_OK_INSERT) elog(ERROR, "could not store members");
   }
 
-  // One NOTIFY per member whose assignment changed, sent at commit.
+  // One NOTIFY per member that was removed, assigned or moved, then one on
+  // the cluster channel if num_shards changed (for everybody else), all sent
+  // at commit in this order: a moved member hears of its own change first.
   char channel[kChannelNameMax + 1];
   char *payload = static_cast<char *>(palloc(kNotifyPayloadMax + 1));
   size_t cluster_len = strlen(snap->name);
   for (int i = 0; i < n; ++i) {
     const SnapMember &m = snap->members[i];
     const MemberOutcome &out = plan->outcomes[i];
-    bool notify = out.removed ? m.state != MemberState::Pending : out.changed;
+    bool notify =
+        out.removed ? m.state != MemberState::Pending : moved(snap, m, out);
     if (!notify) continue;
     channel_name(snap->name, cluster_len, m.name, strlen(m.name), channel);
     const bool with_slots =
@@ -737,6 +776,13 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
             with_slots ? plan->slot_offsets[i + 1] - plan->slot_offsets[i] : 0,
             payload))
       elog(ERROR, "could not build the notification payload of \"%s\"", m.name);
+    Async_Notify(channel, payload);
+  }
+  if (bump && plan->num_shards != snap->num_shards) {
+    cluster_channel_name(snap->name, cluster_len, channel);
+    if (!compute_cluster_payload(snap->name, plan->num_shards, new_epoch,
+                                 payload))
+      elog(ERROR, "could not build the cluster notification payload");
     Async_Notify(channel, payload);
   }
 

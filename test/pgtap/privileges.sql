@@ -7,23 +7,22 @@
 -- heartbeat() and leave() are not transactional: the member registered here
 -- (cluster tap_priv) stays after the ROLLBACK, so it leaves at the end.
 BEGIN;
-SELECT plan(55);
+SELECT plan(57);
 
 -- Not granted to PUBLIC.
--- (Functions named without their arguments: each has one signature, and
--- schema.sql checks the signatures.)
-SELECT ok(NOT has_function_privilege('public', f::regproc::oid, 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('public', f::regprocedure, 'EXECUTE'),
           'PUBLIC cannot execute ' || f)
   FROM unnest(ARRAY[
-    'shard_coordinator.heartbeat',
-    'shard_coordinator.leave',
-    'shard_coordinator.channel',
-    'shard_coordinator.configure',
-    'shard_coordinator.fence',
-    'shard_coordinator._install_check',
-    'shard_coordinator._live_members',
-    'shard_coordinator._live_clusters',
-    'shard_coordinator._is_live']) AS f;
+    'shard_coordinator.heartbeat(text, text)',
+    'shard_coordinator.leave(text, text)',
+    'shard_coordinator.channel(text, text)',
+    'shard_coordinator.channel(text)',
+    'shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[])',
+    'shard_coordinator.fence(text, text, bigint)',
+    'shard_coordinator._install_check()',
+    'shard_coordinator._live_members()',
+    'shard_coordinator._live_clusters()',
+    'shard_coordinator._is_live()']) AS f;
 -- jump_hash is a pure function, granted to PUBLIC on purpose (README).
 SELECT ok(has_function_privilege('public', f::regprocedure, 'EXECUTE'),
           'PUBLIC can execute ' || f)
@@ -64,7 +63,8 @@ CREATE ROLE tap_sc_app NOLOGIN;
 GRANT USAGE ON SCHEMA shard_coordinator TO tap_sc_app;
 GRANT EXECUTE ON FUNCTION shard_coordinator.heartbeat(text, text),
                           shard_coordinator.leave(text, text),
-                          shard_coordinator.channel(text, text) TO tap_sc_app;
+                          shard_coordinator.channel(text, text),
+                          shard_coordinator.channel(text) TO tap_sc_app;
 GRANT SELECT ON shard_coordinator.members, shard_coordinator.clusters TO tap_sc_app;
 SET ROLE tap_sc_app;
 SELECT is((SELECT state FROM shard_coordinator.heartbeat('tap_priv', 'w1')), 'pending',
@@ -74,6 +74,8 @@ SELECT ok((SELECT state IN ('pending', 'active') FROM shard_coordinator.heartbea
 SELECT is(shard_coordinator.channel('tap_priv', 'w1'),
           (SELECT channel FROM shard_coordinator.heartbeat('tap_priv', 'w1')),
           'the worker role can compute its channel');
+SELECT is(shard_coordinator.channel('tap_priv'), shard_coordinator.channel('tap_priv'),
+          'and its cluster''s channel');
 -- SELECT on the views alone is not enough: the functions behind them need
 -- EXECUTE too (README, "Privileges": nothing is granted to PUBLIC).
 SELECT throws_ok($$SELECT * FROM shard_coordinator.members$$, '42501', NULL,

@@ -2,7 +2,7 @@
 -- return types and columns, and the constraints that back the safety
 -- invariant.
 BEGIN;
-SELECT plan(105);
+SELECT plan(111);
 
 SELECT has_extension('shard_coordinator');
 SELECT has_schema('shard_coordinator');
@@ -19,6 +19,7 @@ SELECT views_are('shard_coordinator', ARRAY['members', 'clusters']);
 SELECT has_function('shard_coordinator', 'heartbeat', ARRAY['text', 'text']);
 SELECT has_function('shard_coordinator', 'leave', ARRAY['text', 'text']);
 SELECT has_function('shard_coordinator', 'channel', ARRAY['text', 'text']);
+SELECT has_function('shard_coordinator', 'channel', ARRAY['text']);
 SELECT has_function('shard_coordinator', 'configure',
                     ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]']);
 SELECT has_function('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint']);
@@ -28,11 +29,12 @@ SELECT is(
   (SELECT count(*)::int FROM pg_proc
     WHERE pronamespace = 'shard_coordinator'::regnamespace
       AND proname IN ('heartbeat', 'leave', 'channel', 'configure')),
-  4, 'no overloads of heartbeat, leave, channel, configure');
+  5, 'no overloads of heartbeat, leave, configure; channel has two (member, cluster)');
 
 SELECT function_returns('shard_coordinator', 'heartbeat', ARRAY['text', 'text'], 'record');
 SELECT function_returns('shard_coordinator', 'leave', ARRAY['text', 'text'], 'boolean');
 SELECT function_returns('shard_coordinator', 'channel', ARRAY['text', 'text'], 'text');
+SELECT function_returns('shard_coordinator', 'channel', ARRAY['text'], 'text');
 SELECT function_returns('shard_coordinator', 'configure',
                         ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]'], 'void');
 SELECT function_returns('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint'], 'void');
@@ -48,6 +50,8 @@ SELECT is(pg_get_function_arguments('shard_coordinator.leave(text, text)'::regpr
           'cluster text, member text', 'leave() arguments');
 SELECT is(pg_get_function_arguments('shard_coordinator.channel(text, text)'::regprocedure),
           'cluster text, member text', 'channel() arguments');
+SELECT is(pg_get_function_arguments('shard_coordinator.channel(text)'::regprocedure),
+          'cluster text', 'channel(cluster) arguments');
 SELECT is(pg_get_function_arguments(
             'shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[])'::regprocedure),
           'cluster text, heartbeat_interval interval DEFAULT NULL::interval, '
@@ -70,6 +74,7 @@ SELECT volatility_is('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint
 SELECT volatility_is('shard_coordinator', 'jump_hash', ARRAY['bigint', 'integer'], 'immutable');
 SELECT volatility_is('shard_coordinator', 'jump_hash', ARRAY['text', 'integer'], 'immutable');
 SELECT volatility_is('shard_coordinator', 'channel', ARRAY['text', 'text'], 'immutable');
+SELECT volatility_is('shard_coordinator', 'channel', ARRAY['text'], 'immutable');
 SELECT is(
   (SELECT count(*)::int FROM pg_proc
     WHERE pronamespace = 'shard_coordinator'::regnamespace AND prosecdef),
@@ -116,8 +121,10 @@ SELECT col_type_is('shard_coordinator', 'clusters', 'slots', 'integer[]', 'clust
 
 SELECT columns_are('shard_coordinator', 'cluster_state', ARRAY[
   'cluster', 'heartbeat_interval', 'grace_period', 'reshard_interval', 'max_shards',
-  'epoch', 'num_shards', 'resharded_at', 'slots']);
+  'epoch', 'num_shards', 'num_shards_epoch', 'resharded_at', 'slots']);
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'cluster', 'text', 'cluster_state.cluster is text');
+SELECT col_type_is('shard_coordinator', 'cluster_state', 'num_shards_epoch', 'bigint', 'cluster_state.num_shards_epoch is bigint');
+SELECT col_not_null('shard_coordinator', 'cluster_state', 'num_shards_epoch', 'cluster_state.num_shards_epoch is NOT NULL');
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'heartbeat_interval', 'interval', 'cluster_state.heartbeat_interval is interval');
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'grace_period', 'interval', 'cluster_state.grace_period is interval');
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'reshard_interval', 'interval', 'cluster_state.reshard_interval is interval');

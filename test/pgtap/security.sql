@@ -38,6 +38,7 @@ GRANT USAGE ON SCHEMA shard_coordinator TO tap_sec_app;
 GRANT EXECUTE ON FUNCTION shard_coordinator.heartbeat(text, text),
                           shard_coordinator.leave(text, text),
                           shard_coordinator.channel(text, text),
+                          shard_coordinator.channel(text),
                           shard_coordinator.fence(text, text, bigint) TO tap_sec_app;
 GRANT SELECT ON shard_coordinator.members, shard_coordinator.clusters TO tap_sec_app;
 GRANT EXECUTE ON FUNCTION shard_coordinator._live_members(),
@@ -186,7 +187,8 @@ SELECT set_eq($$
    WHERE p.pronamespace = 'shard_coordinator'::regnamespace
      AND has_function_privilege('tap_sec_app', p.oid, 'EXECUTE')$$,
   ARRAY['shard_coordinator.heartbeat(text,text)', 'shard_coordinator.leave(text,text)',
-        'shard_coordinator.channel(text,text)', 'shard_coordinator.fence(text,text,bigint)',
+        'shard_coordinator.channel(text,text)', 'shard_coordinator.channel(text)',
+        'shard_coordinator.fence(text,text,bigint)',
         'shard_coordinator._live_members()', 'shard_coordinator._live_clusters()',
         'shard_coordinator._is_live()',
         'shard_coordinator.jump_hash(bigint,integer)', 'shard_coordinator.jump_hash(text,integer)'],

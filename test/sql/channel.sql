@@ -74,6 +74,23 @@ SELECT channel = shard_coordinator.channel(repeat('é', 31) || 'd', repeat('é',
 SELECT shard_coordinator.leave(repeat('é', 31) || 'd', repeat('é', 63) || 'm');
 SELECT test_helpers.wait_settled(repeat('é', 31) || 'd', 0);
 
+-- channel(cluster): the cluster's channel, with the same properties; never
+-- one of the members' channels.
+SELECT shard_coordinator.channel('jobs') ~ '^scc_jobs_[0-9a-f]{16}$' AS readable,
+       shard_coordinator.channel('jobs') = shard_coordinator.channel('jobs') AS deterministic;
+CREATE TABLE test_helpers.cluster_channels AS
+  SELECT DISTINCT cluster, shard_coordinator.channel(cluster) AS ch FROM test_helpers.names;
+SELECT count(*) AS clusters, count(DISTINCT ch) AS distinct_channels,
+       max(octet_length(ch)) AS max_bytes,
+       bool_and(ch ~ '^scc_[a-z0-9_]*_[0-9a-f]{16}$' AND quote_ident(ch) = ch) AS shape_ok,
+       count(*) FILTER (WHERE ch IN (SELECT ch FROM test_helpers.channels)) AS member_channels
+  FROM test_helpers.cluster_channels;
+SELECT cluster, ch FROM test_helpers.cluster_channels
+ WHERE cluster IN ('a', 'ab', 'A', 'jobs', '-') ORDER BY cluster COLLATE "C";
+SELECT shard_coordinator.channel(NULL::text);
+SELECT shard_coordinator.channel('');
+SELECT shard_coordinator.channel(repeat('c', 64));
+
 SET client_min_messages = warning;
 DROP SCHEMA test_helpers CASCADE;
 RESET client_min_messages;

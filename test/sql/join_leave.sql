@@ -53,10 +53,18 @@ SELECT cluster, heartbeat_interval, grace_period, reshard_interval, max_shards,
        epoch, num_shards, members, active, standby, pending,
        resharded_at IS NOT NULL AS resharded
   FROM shard_coordinator.clusters WHERE cluster = 'reg_join';
+-- A stored member row keeps the epoch of its own last move; the cluster row
+-- says when num_shards last changed; the greater of the two is the member's
+-- epoch, as in the view.
 SELECT member, state, shard, epoch FROM shard_coordinator.member_state
  WHERE cluster = 'reg_join' ORDER BY member;
-SELECT epoch, num_shards, resharded_at IS NOT NULL AS resharded
+SELECT epoch, num_shards, num_shards_epoch, resharded_at IS NOT NULL AS resharded
   FROM shard_coordinator.cluster_state WHERE cluster = 'reg_join';
+SELECT m.member, greatest(m.epoch, c.num_shards_epoch) = v.epoch AS epoch_as_in_view
+  FROM shard_coordinator.member_state m
+  JOIN shard_coordinator.cluster_state c USING (cluster)
+  JOIN shard_coordinator.members v USING (cluster, member)
+ WHERE cluster = 'reg_join' ORDER BY member;
 
 -- A heartbeat touches shared memory only: no transaction ID, no table write.
 SELECT xmin::text AS m1_xmin FROM shard_coordinator.member_state

@@ -1,14 +1,17 @@
 -- Notifications, received by a second connection (dblink): exactly one per
--- member and reshard that changed it, with the documented JSON payload;
--- none for unchanged members nor from heartbeats. Cluster: reg_notify.
+-- member and reshard that changed its state or shard, plus one on the
+-- cluster channel per reshard that changed num_shards, with the documented
+-- JSON payloads; none for unchanged members nor from heartbeats. Cluster:
+-- reg_notify.
 -- Helpers of this test (schema test_helpers, dropped at the end).
 SET client_min_messages = warning;
 \i test/sql/helpers/common.psql
 RESET client_min_messages;
 
--- Notifications: on each reshard, every member whose assignment changed gets
--- exactly one NOTIFY on its channel, at commit, with a JSON payload; members
--- whose assignment did not change get none, and heartbeats send none.
+-- Notifications: on each reshard, every member whose state or shard changed
+-- gets exactly one NOTIFY on its channel, at commit, with a JSON payload;
+-- if num_shards changed, one NOTIFY on the cluster channel follows them and
+-- stands for everybody else; heartbeats send none.
 --
 -- psql prints received notifications with the sender's PID, which varies, so
 -- a second connection (dblink) LISTENs and the test reads what it received
@@ -33,63 +36,80 @@ $$;
 SELECT shard_coordinator.configure('reg_notify', reshard_interval => '0');
 SELECT test_helpers.dblink_exec('listener', 'LISTEN ' || shard_coordinator.channel('reg_notify', m))
   FROM unnest(ARRAY['m1', 'm2', 'm3', 'm4']) AS m;
+SELECT test_helpers.dblink_exec('listener', 'LISTEN ' || shard_coordinator.channel('reg_notify'));
 
--- m1 joins: one notification for m1.
+-- m1 joins: one notification for m1, and num_shards 0 -> 1 on the cluster
+-- channel.
 SELECT state FROM shard_coordinator.heartbeat('reg_notify', 'm1');
 SELECT test_helpers.wait_settled('reg_notify', 1);
-SELECT test_helpers.wait_notes(1);
--- m2 joins: both are told (num_shards changed for m1).
+SELECT test_helpers.wait_notes(2);
+-- m2 joins: m2 is told; m1 did not move and learns num_shards 2 from the
+-- cluster channel.
 SELECT state FROM shard_coordinator.heartbeat('reg_notify', 'm2');
 SELECT test_helpers.wait_settled('reg_notify', 2);
-SELECT test_helpers.wait_notes(3);
+SELECT test_helpers.wait_notes(4);
 -- Heartbeats notify nobody (see the full list at the end).
 SELECT count(*) FROM generate_series(1, 50) AS i,
        shard_coordinator.heartbeat('reg_notify', 'm' || (i % 2 + 1));
--- A cap of 1: m2 becomes standby; both are told.
+-- A cap of 1: m2 becomes standby and is told; num_shards 1 for everybody.
 SELECT shard_coordinator.configure('reg_notify', max_shards => 1);
 SELECT test_helpers.wait_settled('reg_notify', 1, 1);
-SELECT test_helpers.wait_notes(5);
--- m3 joins as a standby: only m3 is told; m1 and m2 did not change.
+SELECT test_helpers.wait_notes(6);
+-- m3 joins as a standby: only m3 is told; m1 and m2 did not change, nor did
+-- num_shards.
 SELECT state FROM shard_coordinator.heartbeat('reg_notify', 'm3');
 SELECT test_helpers.wait_settled('reg_notify', 1, 2);
-SELECT test_helpers.wait_notes(6);
--- No cap: everybody changes.
+SELECT test_helpers.wait_notes(7);
+-- No cap: m2 and m3 become active; num_shards 3.
 SELECT shard_coordinator.configure('reg_notify', clear_max_shards => true);
 SELECT test_helpers.wait_settled('reg_notify', 3);
-SELECT test_helpers.wait_notes(9);
--- What the heartbeats say equals the last notification of each member.
+SELECT test_helpers.wait_notes(10);
+-- What the heartbeats say equals what a listener makes of the notifications:
+-- the member's last own notice, with num_shards and epoch from the last
+-- cluster notice when that is newer.
 SELECT h.shard, h.num_shards, h.epoch, h.state,
        jsonb_build_object('cluster', 'reg_notify', 'member', m, 'shard', h.shard,
                           'num_shards', h.num_shards, 'epoch', h.epoch, 'state', h.state)
-         = (SELECT payload::jsonb FROM test_helpers.notes n
-             WHERE n.channel = shard_coordinator.channel('reg_notify', m)
-             ORDER BY id DESC LIMIT 1) AS same_as_last_notification
-  FROM unnest(ARRAY['m1', 'm2', 'm3']) AS m, shard_coordinator.heartbeat('reg_notify', m) AS h
+         = CASE WHEN (c.payload::jsonb->>'epoch')::int > (o.payload::jsonb->>'epoch')::int
+                THEN o.payload::jsonb || (c.payload::jsonb - 'cluster')
+                ELSE o.payload::jsonb END AS same_as_notifications
+  FROM unnest(ARRAY['m1', 'm2', 'm3']) AS m
+  CROSS JOIN LATERAL shard_coordinator.heartbeat('reg_notify', m) AS h
+  CROSS JOIN LATERAL (SELECT payload FROM test_helpers.notes n
+                       WHERE n.channel = shard_coordinator.channel('reg_notify', m)
+                       ORDER BY id DESC LIMIT 1) AS o
+  CROSS JOIN LATERAL (SELECT payload FROM test_helpers.notes n
+                       WHERE n.channel = shard_coordinator.channel('reg_notify')
+                       ORDER BY id DESC LIMIT 1) AS c
  ORDER BY m;
--- m2 leaves: it is told 'removed'; m1 and m3 are told their new assignment.
+-- m2 leaves: it is told 'removed', m3 its new shard; num_shards 2.
 SELECT shard_coordinator.leave('reg_notify', 'm2');
 SELECT test_helpers.wait_settled('reg_notify', 2);
-SELECT test_helpers.wait_notes(12);
--- m3 expires (m1 goes on heartbeating): m3 is told 'removed', m1 its new
--- assignment.
+SELECT test_helpers.wait_notes(13);
+-- m3 expires (m1 goes on heartbeating): m3 is told 'removed'; num_shards 1.
 SELECT state FROM shard_coordinator.heartbeat('reg_notify', 'm1'),
        shard_coordinator.configure('reg_notify', heartbeat_interval => '300ms', grace_period => '300ms');
 SELECT test_helpers.wait_for($$
   SELECT h.num_shards = 1 AND h.epoch = 7
     FROM shard_coordinator.heartbeat('reg_notify', 'm1') AS h$$);
-SELECT test_helpers.wait_notes(14);
--- m1 leaves.
+SELECT test_helpers.wait_notes(15);
+-- m1 leaves: it is told 'removed'; num_shards 0.
 SELECT shard_coordinator.leave('reg_notify', 'm1');
 SELECT test_helpers.wait_settled('reg_notify', 0);
-SELECT test_helpers.wait_notes(15);
+SELECT test_helpers.wait_notes(17);
 
 -- Everything received: one notification per member and reshard that
--- changed it, on that member's channel, from the background worker.
+-- changed its state or shard, on that member's channel, and one per change
+-- of num_shards on the cluster channel (member NULL), after the members'
+-- ones; all from the background worker.
 SELECT (payload::json)->>'epoch' AS epoch, (payload::json)->>'member' AS member,
-       channel = shard_coordinator.channel('reg_notify', (payload::json)->>'member') AS channel_ok,
+       channel = CASE WHEN (payload::json)->>'member' IS NULL
+                      THEN shard_coordinator.channel('reg_notify')
+                      ELSE shard_coordinator.channel('reg_notify', (payload::json)->>'member')
+                 END AS channel_ok,
        payload
   FROM test_helpers.notes
- ORDER BY ((payload::json)->>'epoch')::int, (payload::json)->>'member';
+ ORDER BY id;
 SELECT count(*) AS notes, count(DISTINCT (channel, (payload::json)->>'epoch')) AS distinct_notes
   FROM test_helpers.notes;
 SELECT count(DISTINCT pid) AS senders,
@@ -101,18 +121,18 @@ SELECT bool_and(e >= coalesce(prev, 0)) AS in_order
   FROM (SELECT ((payload::json)->>'epoch')::int AS e,
                lag(((payload::json)->>'epoch')::int) OVER (ORDER BY id) AS prev
           FROM test_helpers.notes) AS x;
--- The payload has exactly the documented keys, in this order.
+-- The payloads have exactly the documented keys, in this order.
 SELECT DISTINCT (SELECT array_agg(k) FROM json_object_keys(payload::json) AS k) AS payload_keys
-  FROM test_helpers.notes;
+  FROM test_helpers.notes ORDER BY 1;
 -- Nothing more arrives for m1, m2 or m3 later: m4 joins and leaves, and
--- once m4's two notifications are in (delivery follows commit order), there
--- is nothing else.
+-- once m4's two notifications and the two cluster ones are in (delivery
+-- follows commit order), there is nothing else.
 SELECT state FROM shard_coordinator.heartbeat('reg_notify', 'm4');
 SELECT test_helpers.wait_settled('reg_notify', 1);
 SELECT shard_coordinator.leave('reg_notify', 'm4');
 SELECT test_helpers.wait_settled('reg_notify', 0);
-SELECT test_helpers.wait_notes(17);
-SELECT payload FROM test_helpers.notes WHERE id > 15 ORDER BY id;
+SELECT test_helpers.wait_notes(21);
+SELECT payload FROM test_helpers.notes WHERE id > 17 ORDER BY id;
 SELECT test_helpers.collect() AS notes;
 
 SELECT test_helpers.dblink_disconnect('listener');

@@ -196,19 +196,23 @@ my $epoch_query = qq{
 	UNION ALL
 	SELECT s.c || '/' || s.m, max(e.epoch)
 	  FROM (VALUES $stable_values) AS s(c, m),
-	       LATERAL (SELECT epoch FROM shard_coordinator.member_state
+	       LATERAL (SELECT greatest(m.epoch, c.num_shards_epoch) AS epoch
+	                  FROM shard_coordinator.member_state m
+	                  JOIN shard_coordinator.cluster_state c USING (cluster)
 	                 WHERE cluster = s.c AND member = s.m
 	                UNION ALL
 	                SELECT epoch FROM shard_coordinator.members
 	                 WHERE cluster = s.c AND member = s.m) e
 	 GROUP BY 1};
-# The same from the tables only.
+# The same from the tables only (a member's stored epoch: its row's, or the
+# cluster's last change of num_shards if later).
 my $stored_epoch_query = qq{
 	SELECT cluster, epoch FROM shard_coordinator.cluster_state
 	UNION ALL
-	SELECT s.c || '/' || s.m, m.epoch
+	SELECT s.c || '/' || s.m, greatest(m.epoch, c.num_shards_epoch)
 	  FROM (VALUES $stable_values) AS s(c, m)
-	  JOIN shard_coordinator.member_state m ON m.cluster = s.c AND m.member = s.m};
+	  JOIN shard_coordinator.member_state m ON m.cluster = s.c AND m.member = s.m
+	  JOIN shard_coordinator.cluster_state c ON c.cluster = s.c};
 
 sub parse_epochs
 {

@@ -68,6 +68,8 @@ is( $node->safe_psql('postgres', q{
 	'm1, m2, m3 hold shards 0, 1, 2');
 
 my $channel = $node->safe_psql('postgres', "SELECT shard_coordinator.channel('n', 'm3')");
+# A change of num_shards alone reaches m3 on the cluster's channel.
+my $cluster_channel = $node->safe_psql('postgres', "SELECT shard_coordinator.channel('n')");
 
 # A psql session that LISTENs on m3's channel.
 sub listener
@@ -77,6 +79,7 @@ sub listener
 	my $session = $node->background_psql('postgres', on_error_stop => 0);
 	$session->set_query_timer_restart;
 	session_query($session, "LISTEN $channel");
+	session_query($session, "LISTEN $cluster_channel");
 	return $session;
 }
 
@@ -108,7 +111,7 @@ sub session_query
 	my $out = $session->query_safe($query);
 	my $queue = $queued{$session} //= [];
 	push @$queue, map { decode_json($_) }
-	  $out =~ /^Asynchronous notification "$channel" with payload "(.*?)" received.*$/mg;
+	  $out =~ /^Asynchronous notification "(?:$channel|$cluster_channel)" with payload "(.*?)" received.*$/mg;
 	$out =~ s/^Asynchronous notification .*\n?//mg;
 	$out =~ s/\n\z//;
 	return $out;
@@ -136,7 +139,8 @@ my $heartbeat_query =
   q{SELECT coalesce(shard::text, '-') || '/' || num_shards || '/' || epoch || '/' || state
       FROM shard_coordinator.heartbeat('n', 'm3')};
 my $stored_query = q{
-	SELECT coalesce(m.shard::text, '-') || '/' || c.num_shards || '/' || m.epoch || '/' || m.state
+	SELECT coalesce(m.shard::text, '-') || '/' || c.num_shards || '/'
+	       || greatest(m.epoch, c.num_shards_epoch) || '/' || m.state
 	  FROM shard_coordinator.member_state m JOIN shard_coordinator.cluster_state c USING (cluster)
 	 WHERE m.cluster = 'n' AND m.member = 'm3'};
 my $live_query = q{
@@ -154,7 +158,9 @@ my $member_conn = listener('sc_m3');    # m3's own connection
 my $witness = listener('sc_witness');    # another listener on the same channel
 is(session_query($member_conn, $heartbeat_query), '2/3/' .
 	  $node->safe_psql('postgres', q{
-		SELECT epoch FROM shard_coordinator.member_state WHERE cluster = 'n' AND member = 'm3'})
+		SELECT greatest(m.epoch, c.num_shards_epoch)
+		  FROM shard_coordinator.member_state m JOIN shard_coordinator.cluster_state c USING (cluster)
+		 WHERE cluster = 'n' AND member = 'm3'})
 	  . '/active',
 	'm3 heartbeats over its own connection: shard 2 of 3');
 
@@ -190,12 +196,16 @@ $node->safe_psql('postgres', q{
 	SELECT shard_coordinator.leave('n', 'm2')});
 my $again = next_notification($member_conn);
 ok(defined $again, 'after reconnecting and LISTEN, m3 gets the next notification');
-is(payload_string($again // {}), '0/1/' . ($again // {})->{epoch} . '/active',
-	'... (m2 left: m3 keeps shard 0, num_shards 1)');
+# m2 left: m3 keeps shard 0, so it is told num_shards 1 on the cluster channel.
+is(join('/', map { ($again // {})->{$_} // '-' } qw(member num_shards)), '-/1',
+	'... on the cluster channel (m2 left, m3 did not move): num_shards 1');
 ok(($again // {})->{epoch} > ($pushed // {})->{epoch}, '... with a higher epoch');
-is(session_query($member_conn, $heartbeat_query), payload_string($again // {}),
-	'... and its heartbeat agrees');
-is(next_notification($witness) && 1, 1, 'the witness got it too');
+is(session_query($member_conn, $heartbeat_query), '0/1/' . ($again // {})->{epoch} . '/active',
+	'... and its heartbeat agrees: shard 0 of 1 at that epoch');
+my $seen = next_notification($witness);
+$seen = next_notification($witness)
+  while defined $seen && $seen->{epoch} < ($again // {})->{epoch};
+is(($seen // {})->{epoch}, ($again // {})->{epoch}, 'the witness got it too');
 
 # --- 3. the connection stays away past the expiry ---------------------------
 # m3 stops heartbeating and its connection drops; m4 joins meanwhile.
@@ -209,7 +219,7 @@ close_session($member_conn);
 my $removed = next_notification($witness);
 # m4 may join first (its own reshard, m3 unchanged) or together with the removal.
 $removed = next_notification($witness)
-  while defined $removed && $removed->{state} ne 'removed';
+  while defined $removed && ($removed->{state} // '') ne 'removed';
 is(($removed // {})->{state}, 'removed', 'm3 expired: a "removed" notification was sent');
 ok( $node->poll_query_until('postgres', q{
 		SELECT string_agg(member || '=' || shard, ',') = 'm4=0'

@@ -51,9 +51,13 @@ for my $i (1 .. 5)
 my $assignment_query = q{
 	SELECT string_agg(member || '=' || shard || '/' || epoch, ',' ORDER BY member)
 	  FROM shard_coordinator.members WHERE cluster = 'c'};
+# A stored member's epoch: its row's, or the cluster's last change of
+# num_shards if later.
 my $stored_query = q{
-	SELECT string_agg(member || '=' || shard || '/' || epoch, ',' ORDER BY member)
-	  FROM shard_coordinator.member_state WHERE cluster = 'c'};
+	SELECT string_agg(m.member || '=' || m.shard || '/' || greatest(m.epoch, c.num_shards_epoch),
+	                  ',' ORDER BY m.member)
+	  FROM shard_coordinator.member_state m JOIN shard_coordinator.cluster_state c USING (cluster)
+	 WHERE cluster = 'c'};
 my $before = $node->safe_psql('postgres', $assignment_query);
 like($before, qr/^m1=0\/\d+,m2=1\/\d+,m3=2\/\d+,m4=3\/\d+,m5=4\/\d+$/, 'five members hold shards 0..4');
 is($node->safe_psql('postgres', $stored_query), $before, '... stored alike');

@@ -270,4 +270,47 @@ TEST(ChannelName, NoCollisionsAmongManyPairs) {
   }
 }
 
+std::string ClusterChannel(const std::string &cluster) {
+  char out[sc::kChannelNameMax + 1];
+  std::memset(out, 'X', sizeof out);
+  const std::size_t len =
+      sc::cluster_channel_name(cluster.data(), cluster.size(), out);
+  EXPECT_LE(len, sc::kChannelNameMax);
+  EXPECT_EQ(out[len], '\0');
+  EXPECT_EQ(std::strlen(out), len);
+  return std::string(out, len);
+}
+
+TEST(ClusterChannelName, IsAValidIdentifierWithReadablePrefix) {
+  for (const std::string &c : std::initializer_list<std::string>{
+           "orders", "Orders", "", "---", "caf\xC3\xA9", "it's \"q\"",
+           std::string(1000, 'a'), std::string(1000, 'Z')}) {
+    const std::string ch = ClusterChannel(c);
+    EXPECT_TRUE(IsValidChannel(ch)) << c;
+    EXPECT_EQ(ch.rfind("scc_", 0), 0u) << ch;
+    EXPECT_EQ(ch[ch.size() - 17], '_') << ch;
+  }
+  EXPECT_NE(ClusterChannel("Orders").find("orders"), std::string::npos);
+  EXPECT_EQ(ClusterChannel("orders"), ClusterChannel("orders"));
+}
+
+TEST(ClusterChannelName, DistinctPerClusterAndFromEveryMemberChannel) {
+  std::mt19937_64 rng(7);
+  std::set<std::string> clusters;
+  std::set<std::string> channels;
+  const std::string alphabet = "abAB01-_ .\"\xC3\xA9";
+  while (clusters.size() < 5000) {
+    std::string c;
+    const std::size_t lc = rng() % 8;
+    for (std::size_t i = 0; i < lc; ++i) c += alphabet[rng() % alphabet.size()];
+    if (!clusters.insert(c).second) continue;
+    const std::string ch = ClusterChannel(c);
+    ASSERT_TRUE(channels.insert(ch).second) << "collision for " << c;
+    // A member channel starts with "sc_", never "scc_"; even a member whose
+    // readable parts spell the cluster channel does not get it.
+    EXPECT_NE(Channel(c, ""), ch);
+    EXPECT_NE(Channel("c", c), ch);
+  }
+}
+
 }  // namespace

@@ -240,4 +240,25 @@ TEST(NoticePayload, OmitsSlotsThatDoNotFit) {
   EXPECT_FALSE(short_payload.contains("slots_omitted"));
 }
 
+TEST(ClusterNoticeToJson, HasExactlyClusterNumShardsEpoch) {
+  const std::string text = sc::cluster_notice_to_json("orders", 7, 42);
+  EXPECT_EQ(text, R"({"cluster":"orders","num_shards":7,"epoch":42})");
+  const json j = json::parse(text);
+  EXPECT_EQ(j.size(), 3u);
+  EXPECT_FALSE(j.contains("member"));
+}
+
+TEST(ClusterNoticeToJson, WorstCaseFitsAndBadUtf8IsReplaced) {
+  const std::string text = sc::cluster_notice_to_json(
+      std::string(63, '"'), std::numeric_limits<std::int32_t>::max(),
+      std::numeric_limits<std::int64_t>::max());
+  EXPECT_LE(text.size(), sc::kNotifyPayloadMax);
+  const json j = json::parse(text);
+  EXPECT_EQ(j["cluster"].get<std::string>(), std::string(63, '"'));
+  EXPECT_EQ(j["epoch"].get<std::int64_t>(),
+            std::numeric_limits<std::int64_t>::max());
+  const json bad = json::parse(sc::cluster_notice_to_json("a\xFF", 1, 1));
+  EXPECT_EQ(bad["cluster"].get<std::string>(), "a" + kReplacement);
+}
+
 }  // namespace
