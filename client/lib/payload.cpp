@@ -154,6 +154,23 @@ std::optional<Notice> parse_notice(std::string_view payload,
   return notice;
 }
 
+std::optional<ClusterNotice> parse_cluster_notice(std::string_view payload,
+                                                  std::string *error) {
+  auto object = parse_object(payload, error);
+  if (!object) return std::nullopt;
+  Reader reader{*object, error};
+  if (object->contains("member")) {
+    reader.fail("has \"member\": a member notice on the cluster channel");
+    return std::nullopt;
+  }
+  ClusterNotice notice;
+  if (!reader.string("cluster", &notice.cluster) ||
+      !reader.integer<std::int32_t>("num_shards", 0, &notice.num_shards) ||
+      !reader.integer<std::int64_t>("epoch", 0, &notice.epoch))
+    return std::nullopt;
+  return notice;
+}
+
 std::optional<HeartbeatRow> parse_heartbeat_row(std::string_view json_text,
                                                 std::string *error) {
   auto object = parse_object(json_text, error);

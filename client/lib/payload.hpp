@@ -2,13 +2,17 @@
 // notification, and the heartbeat row (which the registrar's query returns as
 // one JSON object, so both go through the same checks).
 //
-// Notification: {"cluster","member","shard" (int|null),"num_shards","epoch",
-// "state" (active|standby|removed), optional "slots" (int array)}.
+// Member notification (on the member's channel): {"cluster","member","shard"
+// (int|null),"num_shards","epoch","state" (active|standby|removed), optional
+// "slots" (int array)}.
+// Cluster notification (on the cluster's channel, when a reshard changed
+// num_shards): {"cluster","num_shards","epoch"}.
 // Unknown keys are ignored, so the server may add keys without breaking
 // clients.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +30,14 @@ struct Notice {
   bool slots_omitted = false;
 };
 
+// At `epoch` the cluster has `num_shards` shards; members without a member
+// notice of that epoch keep their state, shard and slots (see tracker.hpp).
+struct ClusterNotice {
+  std::string cluster;
+  std::int32_t num_shards = 0;
+  std::int64_t epoch = 0;
+};
+
 struct HeartbeatRow {
   Assignment assignment;
   std::chrono::nanoseconds heartbeat_interval{};
@@ -36,6 +48,11 @@ struct HeartbeatRow {
 // On failure returns nullopt and sets *error to a one-line reason.
 std::optional<Notice> parse_notice(std::string_view payload,
                                    std::string *error);
+
+// A payload with a "member" key is refused: it is a member notice, and taking
+// it for a count-only change would drop its state and shard.
+std::optional<ClusterNotice> parse_cluster_notice(std::string_view payload,
+                                                  std::string *error);
 
 // The row of
 //   SELECT to_jsonb(h) || jsonb_build_object(

@@ -4,11 +4,12 @@
 //                ▲                                                    │
 //                └────────────────────────────────────────────────────┘
 //
-// On each new connection: SELECT channel(), LISTEN, heartbeat at once; then a
-// heartbeat every interval the server returns. Only one query is in flight at
-// a time; notifications are read whenever the socket is readable. The
-// self-fencing deadline (Tracker::fence_at) is a timer of its own, honoured in
-// every phase, including while connecting.
+// On each new connection: SELECT the member's and the cluster's channel names,
+// LISTEN on both, heartbeat at once; then a heartbeat every interval the
+// server returns. Only one query is in flight at a time; notifications are
+// read whenever the socket is readable. The self-fencing deadline
+// (Tracker::fence_at) is a timer of its own, honoured in every phase,
+// including while connecting.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -112,12 +113,22 @@ struct Registrar::Impl {
   Phase phase = Phase::Idle;
   std::unique_ptr<ConnectAttempt> attempt;
   PgConn conn;
-  std::string server;  // "host:port" of the current connection
-  std::string channel;
+  std::string server;                   // "host:port" of the current connection
+  std::string channel;                  // the member's: its own changes
+  std::string cluster_channel;          // the cluster's: num_shards changes
+  std::string member_channel_only_why;  // the server's error, for the warning
+  // This server has no shard_coordinator.channel(cluster): an older
+  // extension, which tells every member of a count change on its own channel.
+  bool member_channel_only = false;
+  bool warned_member_channel_only = false;
   bool listening = false;
+  // Heartbeat at once again when the one in flight is done: its row may
+  // predate the notification that asked for a fresh one.
+  bool heartbeat_again = false;
 
   Query query = Query::None;
-  PgResult query_result;  // first result of the query in flight
+  // The first failed result of the query in flight, else its first result.
+  PgResult query_result;
   Clock::time_point query_sent_at{};
   Clock::time_point query_deadline{};
   bool want_write = false;
@@ -178,7 +189,10 @@ struct Registrar::Impl {
     query_result.reset();
     want_write = false;
     channel.clear();
+    cluster_channel.clear();
+    member_channel_only = false;  // the next server may be another version
     listening = false;
+    heartbeat_again = false;  // a new connection heartbeats at once anyway
   }
 
   void schedule_reconnect() {
@@ -252,9 +266,11 @@ struct Registrar::Impl {
   bool send(Query kind, const char *sql, bool with_names) {
     const char *values[2] = {options.cluster.c_str(), options.member.c_str()};
     Clock::time_point sent_at = now();  // before sending: see lease.hpp
-    int ok =
-        PQsendQueryParams(conn.get(), sql, with_names ? 2 : 0, nullptr,
-                          with_names ? values : nullptr, nullptr, nullptr, 0);
+    // Without parameters, the simple protocol: it allows several statements
+    // (LISTEN a; LISTEN b), run in one implicit transaction.
+    int ok = with_names ? PQsendQueryParams(conn.get(), sql, 2, nullptr, values,
+                                            nullptr, nullptr, 0)
+                        : PQsendQuery(conn.get(), sql);
     if (!ok) {
       connection_lost("lost the connection to " + server + ": " +
                       one_line(PQerrorMessage(conn.get())));
@@ -283,21 +299,39 @@ struct Registrar::Impl {
     if (stopping) {
       send(Query::Leave, "SELECT shard_coordinator.leave($1, $2)", true);
     } else if (channel.empty()) {
-      send(Query::Channel, "SELECT shard_coordinator.channel($1, $2)", true);
+      send(Query::Channel,
+           member_channel_only ? "SELECT shard_coordinator.channel($1, $2)"
+                               : "SELECT shard_coordinator.channel($1, $2), "
+                                 "shard_coordinator.channel($1)",
+           true);
     } else if (!listening) {
-      char *quoted =
-          PQescapeIdentifier(conn.get(), channel.c_str(), channel.size());
-      if (quoted == nullptr) {
-        connection_lost("cannot quote the channel name: " +
-                        one_line(PQerrorMessage(conn.get())));
+      std::string sql;
+      if (!append_listen(channel, &sql) ||
+          (!cluster_channel.empty() && !append_listen(cluster_channel, &sql)))
         return;
-      }
-      std::string sql = std::string("LISTEN ") + quoted;
-      PQfreemem(quoted);
       send(Query::Listen, sql.c_str(), false);
     } else if (!next_heartbeat_at || now() >= *next_heartbeat_at) {
       send(Query::Heartbeat, kHeartbeatQuery, true);
     }
+  }
+
+  // Appends "LISTEN <quoted name>; " to *sql; false when the connection was
+  // dropped because the name could not be quoted.
+  bool append_listen(const std::string &name, std::string *sql) {
+    char *quoted = PQescapeIdentifier(conn.get(), name.c_str(), name.size());
+    if (quoted == nullptr) {
+      connection_lost("cannot quote the channel name: " +
+                      one_line(PQerrorMessage(conn.get())));
+      return false;
+    }
+    *sql += std::string("LISTEN ") + quoted + "; ";
+    PQfreemem(quoted);
+    return true;
+  }
+
+  static bool is_failure(const PGresult *result) {
+    ExecStatusType status = PQresultStatus(result);
+    return status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK;
   }
 
   void collect_results() {
@@ -305,7 +339,11 @@ struct Registrar::Impl {
       if (PQisBusy(conn.get())) return;
       PgResult result(PQgetResult(conn.get()));
       if (result) {
-        if (!query_result) query_result = std::move(result);
+        // A query of several statements (the LISTENs) gives one result each:
+        // keep a failure over the successes before it.
+        if (!query_result ||
+            (is_failure(result.get()) && !is_failure(query_result.get())))
+          query_result = std::move(result);
         continue;
       }
       Query done = query;
@@ -322,8 +360,12 @@ struct Registrar::Impl {
       return;
     }
     switch (kind) {
-      case Query::Channel:
-        if (PQntuples(result) != 1 || PQgetisnull(result, 0, 0)) {
+      case Query::Channel: {
+        int columns = member_channel_only ? 1 : 2;
+        bool found = PQntuples(result) == 1 && PQnfields(result) == columns;
+        for (int i = 0; found && i < columns; ++i)
+          found = !PQgetisnull(result, 0, i);
+        if (!found) {
           give_up(
               "shard_coordinator.channel() returned no channel; upgrade "
               "the extension",
@@ -331,10 +373,26 @@ struct Registrar::Impl {
           return;
         }
         channel = PQgetvalue(result, 0, 0);
+        if (!member_channel_only) {
+          cluster_channel = PQgetvalue(result, 0, 1);
+        } else if (!warned_member_channel_only) {
+          // Once per registrar: reconnecting to the same server says nothing
+          // new.
+          warned_member_channel_only = true;
+          error("the server has no shard_coordinator.channel(cluster) (" +
+                    member_channel_only_why +
+                    "): an older extension, which notifies each member of a "
+                    "count change on its own channel; listening there only. "
+                    "Make the client and the extension the same version",
+                "", false);
+        }
         break;
+      }
       case Query::Listen:
         listening = true;
-        log(LogLevel::Debug, "listening on " + channel);
+        log(LogLevel::Debug,
+            "listening on " + channel +
+                (cluster_channel.empty() ? "" : " and " + cluster_channel));
         break;
       case Query::Heartbeat:
         heartbeat_done(result);
@@ -374,6 +432,10 @@ struct Registrar::Impl {
                                                 row->heartbeat_interval));
     backoff.reset();
     next_heartbeat_at = query_sent_at + row->heartbeat_interval;
+    if (heartbeat_again) {
+      heartbeat_again = false;
+      next_heartbeat_at.reset();
+    }
     log(LogLevel::Debug, "heartbeat: " + describe(row->assignment) +
                              ", lease " +
                              format_duration(row->lease_remaining));
@@ -385,6 +447,15 @@ struct Registrar::Impl {
         result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
     std::string sqlstate = state ? state : "";
     std::string message = server_message(result, conn.get());
+    if (kind == Query::Channel && sqlstate == "42883" && !member_channel_only) {
+      // No channel(cluster): an extension from before cluster notices, which
+      // notifies every member of a count change on its own channel. Ask for
+      // the member's channel alone, and warn once that succeeds: if it fails
+      // too, the extension is missing, and the usual advice says so.
+      member_channel_only = true;
+      member_channel_only_why = message;
+      return;  // next_action() sends the member-only query
+    }
     if (kind == Query::Leave) {
       error("could not leave: " + message +
                 "; the server will expire the member instead",
@@ -426,29 +497,68 @@ struct Registrar::Impl {
       PGnotify *raw = PQnotifies(conn.get());
       if (raw == nullptr) return;
       std::unique_ptr<PGnotify, decltype(&PQfreemem)> note(raw, PQfreemem);
-      if (channel != note->relname) continue;
-      std::string why;
-      auto notice = parse_notice(note->extra, &why);
-      if (!notice) {
-        error("ignored a notification that is not understood (" + why +
-                  "): " + one_line(note->extra),
-              "", false);
-        continue;
+      // The two names differ ("sc_" and "scc_" prefixes), and each is set
+      // only while listening on it.
+      if (channel == note->relname) {
+        member_notice(note->extra);
+      } else if (!cluster_channel.empty() && cluster_channel == note->relname) {
+        cluster_notice(note->extra);
       }
-      if (notice->cluster != options.cluster ||
-          notice->member != options.member) {
-        log(LogLevel::Debug, "ignored a notification for another member");
-        continue;
-      }
-      log(LogLevel::Debug, "notification: " + describe(notice->assignment));
-      if (notice->slots_omitted) {
-        // Too many slots for a payload: the heartbeat row has them.
-        next_heartbeat_at.reset();
-        continue;
-      }
-      if (tracker.on_notice(notice->assignment)) report();
-      // The server dropped the member: register again at once.
-      if (tracker.reported().state == State::Removed) next_heartbeat_at.reset();
+    }
+  }
+
+  void member_notice(const char *payload) {
+    std::string why;
+    auto notice = parse_notice(payload, &why);
+    if (!notice) {
+      error("ignored a notification that is not understood (" + why +
+                "): " + one_line(payload),
+            "", false);
+      return;
+    }
+    if (notice->cluster != options.cluster ||
+        notice->member != options.member) {
+      log(LogLevel::Debug, "ignored a notification for another member");
+      return;
+    }
+    log(LogLevel::Debug, "notification: " + describe(notice->assignment));
+    if (notice->slots_omitted) {
+      // Too many slots for a payload: the heartbeat row has them.
+      next_heartbeat_at.reset();
+      return;
+    }
+    if (tracker.on_notice(notice->assignment)) report();
+    // The server dropped the member: register again at once.
+    if (tracker.reported().state == State::Removed) next_heartbeat_at.reset();
+  }
+
+  void cluster_notice(const char *payload) {
+    std::string why;
+    auto notice = parse_cluster_notice(payload, &why);
+    if (!notice) {
+      error("ignored a cluster notification that is not understood (" + why +
+                "): " + one_line(payload),
+            "", false);
+      return;
+    }
+    // Channel names are hashed: another cluster's may collide with ours.
+    if (notice->cluster != options.cluster) {
+      log(LogLevel::Debug, "ignored a notification for another cluster");
+      return;
+    }
+    log(LogLevel::Debug,
+        "cluster notification: " + std::to_string(notice->num_shards) +
+            " shards, epoch " + std::to_string(notice->epoch));
+    bool heartbeat_now = false;
+    if (tracker.on_cluster_notice(notice->epoch, notice->num_shards,
+                                  &heartbeat_now))
+      report();
+    if (heartbeat_now) {
+      // Nothing sound to amend (see tracker.hpp): a row will say it all.
+      log(LogLevel::Debug,
+          "cluster notification not applicable here; heartbeating at once");
+      next_heartbeat_at.reset();
+      if (query == Query::Heartbeat) heartbeat_again = true;
     }
   }
 

@@ -27,6 +27,26 @@ bool Tracker::on_notice(const Assignment &notice) {
   return publish();
 }
 
+bool Tracker::on_cluster_notice(std::int64_t epoch, std::int32_t num_shards,
+                                bool *heartbeat_now) {
+  if (heartbeat_now != nullptr) *heartbeat_now = false;
+  // Already known: the member notice of this epoch (queued before the cluster
+  // notice) or a heartbeat row of it or later.
+  if (newest_epoch_ && epoch <= *newest_epoch_) return false;
+  if (known_.state == State::Removed) return false;
+  // "Unchanged" means unchanged since what this connection said; with nothing
+  // said yet, known_ may predate missed reshards. The same goes for a shard
+  // the new count cannot hold.
+  if (!newest_epoch_ || (known_.shard && *known_.shard >= num_shards)) {
+    if (heartbeat_now != nullptr) *heartbeat_now = true;
+    return false;
+  }
+  newest_epoch_ = epoch;
+  known_.num_shards = num_shards;
+  known_.epoch = epoch;
+  return publish();
+}
+
 bool Tracker::on_clock() { return publish(); }
 
 void Tracker::on_new_connection() { newest_epoch_.reset(); }

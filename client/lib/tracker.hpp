@@ -18,8 +18,24 @@
 //   heartbeat proves the server still counts the member.
 // - "removed" means the server dropped the member; it is reported as is and
 //   the registrar heartbeats at once, which registers it anew.
+// - A cluster notice (epoch E, num_shards N) says: at E the cluster has N
+//   shards, and every member without a member notice of E keeps its state,
+//   shard and slots. The server queues it after the member notices of the same
+//   reshard, so it is ignored when E is not newer than the newest epoch seen
+//   (the member notice, or a heartbeat row, of E said everything). Otherwise
+//   it sets num_shards and the epoch of the known assignment and keeps the
+//   rest; like any notice it cannot end Lost. It is also ignored:
+//   - while the member is known as removed (the heartbeat that registers it
+//     anew tells the truth);
+//   - when nothing was heard on this connection yet: the assignment it would
+//     amend may be from before a disconnection, so it may be stale; a
+//     heartbeat row is asked for instead;
+//   - when the known shard is not below N: the member missed a notice of its
+//     own (the server changed its shard), so again a heartbeat row is asked
+//     for rather than report a shard the count does not hold.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 
@@ -39,6 +55,12 @@ class Tracker {
   // A notification arrived. Returns true when the reported assignment
   // changed.
   bool on_notice(const Assignment &notice);
+  // A cluster notice arrived (see the rules above). Returns true when the
+  // reported assignment changed. Sets *heartbeat_now (when not null) if the
+  // notice could not be used for want of a sound assignment to amend: the
+  // registrar should then heartbeat at once.
+  bool on_cluster_notice(std::int64_t epoch, std::int32_t num_shards,
+                         bool *heartbeat_now = nullptr);
   // Re-evaluates the lease against the clock. Returns true when the reported
   // assignment changed (to Lost).
   bool on_clock();

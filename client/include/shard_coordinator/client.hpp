@@ -11,7 +11,8 @@
 //   registrar.request_stop();  // leaves the cluster, run() returns
 //   t.join();
 //
-// One libpq connection: LISTEN on the member's channel, then heartbeat at the
+// One libpq connection: LISTEN on the member's channel (its own changes) and on
+// the cluster's (changes of the number of shards), then heartbeat at the
 // interval the server returns. Assignments come from notifications and from
 // heartbeat rows; anything with an epoch older than the newest seen is ignored.
 // Lost connections are retried with exponential backoff and jitter.

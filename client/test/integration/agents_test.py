@@ -87,10 +87,10 @@ class Fleet:
         self.agents = {}  # member -> Popen
         self.duplicates = []  # samples that showed one shard twice
 
-    def start(self, member, extra_args=(), command=None):
+    def start(self, member, extra_args=(), command=None, verbosity="-v"):
         log = open(os.path.join(self.dir, f"agent-{member}.log"), "w")
         env = dict(os.environ, SC_TEST_DIR=self.dir)
-        args = [self.agent, "-v", "run", "--cluster", self.cluster,
+        args = [self.agent, verbosity, "run", "--cluster", self.cluster,
                 "--member", member, "--kill-timeout", "2s", *extra_args,
                 "--", *(command or [CHILD])]
         self.agents[member] = subprocess.Popen(
@@ -395,6 +395,48 @@ def test_watch_prints_json_lines(ctx):
             raise Failure(f"watch exited {rc} on SIGTERM, expected 0")
 
 
+def test_count_change_from_the_cluster_notice(ctx):
+    """a change of num_shards alone reaches the agents by the cluster
+    notification, long before their next heartbeat"""
+    fleet = ctx.fleet("it_count")
+    # Heartbeats a minute apart: within the test only a notification can tell
+    # the agents anything after their first heartbeat.
+    configure("it_count", heartbeat="60s", grace="60s")
+    ctx.on_close(lambda: psql(
+        "SELECT shard_coordinator.leave('it_count', 'n3')"))
+    for m in ("n1", "n2"):
+        fleet.start(m, verbosity="-vv")
+    before = wait_until("2 children of 2", lambda: fleet.assignment(2))
+    # A third member joins from SQL: the server keeps n1 and n2 where they
+    # are (sticky) and gives n3 shard 2, so n1 and n2 get no notice of their
+    # own, only the cluster's.
+    joined_at = time.monotonic()
+    psql("SELECT shard_coordinator.heartbeat('it_count', 'n3')")
+
+    def counted_three():
+        children = {c[1]: c for c in fleet.sample()}
+        if all(m in children and children[m][3] == 3 for m in before):
+            return children
+        return None
+    children = wait_until("n1 and n2 to run with SHARD_COUNT=3", counted_three)
+    delay = time.monotonic() - joined_at
+    epoch = int(psql("SELECT epoch FROM shard_coordinator.clusters "
+                     "WHERE cluster = 'it_count'"))
+    shards = {m: children[m][2] for m in before}
+    ctx.note(f"before {before}; after the join {shards} of 3 at epoch "
+             f"{epoch}, {delay:.3f}s after it (heartbeat interval 60s)")
+    if shards != before:
+        raise Failure(f"n1 or n2 moved: {before} -> {shards}")
+    for m in before:
+        if children[m][4] != epoch:
+            raise Failure(f"{m}'s child has SHARD_EPOCH={children[m][4]}, "
+                          f"the cluster's epoch is {epoch}")
+        if "cluster notification: 3 shards" not in fleet.log(m):
+            raise Failure(f"{m} did not log the cluster notification:\n"
+                          + fleet.log(m))
+    no_duplicates(fleet)
+
+
 def test_standby_promoted_when_slot_frees(ctx):
     """beyond max_shards a member is standby with no child, and is promoted
     when an active member leaves"""
@@ -490,6 +532,7 @@ class Context:
         self.workdir = workdir
         self.fleets = []
         self.cleanup = []
+        self.closers = []
         self.notes = []
 
     def fleet(self, cluster):
@@ -500,6 +543,10 @@ class Context:
     def note(self, text):
         self.notes.append(text)
 
+    def on_close(self, function):
+        """Calls function() when the test ends, whatever its outcome."""
+        self.closers.append(function)
+
     def close(self):
         for f in self.fleets:
             f.stop_all()
@@ -507,6 +554,11 @@ class Context:
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+        for function in self.closers:
+            try:
+                function()
+            except Exception as e:  # tidying up; the result stands
+                self.note(f"cleanup failed: {e}")
 
 
 TESTS = [
@@ -515,6 +567,7 @@ TESTS = [
     test_lost_lease_stops_child_before_reassignment,
     test_server_restart,
     test_watch_prints_json_lines,
+    test_count_change_from_the_cluster_notice,
     test_standby_promoted_when_slot_frees,
     test_slots_reach_the_child,
     test_exit_codes,

@@ -156,6 +156,81 @@ INSTANTIATE_TEST_SUITE_P(
             R"({"cluster":"c","member":"m","shard":0,"num_shards":1,"epoch":1,"state":"active","slots":[1,"x"]})",
             "slots"}));
 
+std::optional<ClusterNotice> cluster_notice(const std::string &payload,
+                                            std::string *why = nullptr) {
+  std::string ignored;
+  return parse_cluster_notice(payload, why ? why : &ignored);
+}
+
+TEST(ParseClusterNotice, AsTheServerSendsIt) {
+  auto n = cluster_notice(R"({"cluster":"jobs","num_shards":4,"epoch":12})");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->cluster, "jobs");
+  EXPECT_EQ(n->num_shards, 4);
+  EXPECT_EQ(n->epoch, 12);
+}
+
+TEST(ParseClusterNotice, ZeroLargeEpochUnknownKeysAndOrder) {
+  // The last member gone: zero shards.
+  auto zero = cluster_notice(R"({"epoch":0,"num_shards":0,"cluster":"c"})");
+  ASSERT_TRUE(zero);
+  EXPECT_EQ(zero->num_shards, 0);
+  EXPECT_EQ(zero->epoch, 0);
+  auto big = cluster_notice(R"({"cluster":"zürich","num_shards":2147483647,)"
+                            R"("epoch":9223372036854775807,"future":[1]})");
+  ASSERT_TRUE(big);
+  EXPECT_EQ(big->cluster, "zürich");
+  EXPECT_EQ(big->num_shards, INT32_MAX);
+  EXPECT_EQ(big->epoch, INT64_MAX);
+}
+
+class ParseClusterNoticeRejects : public ::testing::TestWithParam<BadPayload> {
+};
+
+TEST_P(ParseClusterNoticeRejects, WithAReason) {
+  std::string why;
+  EXPECT_FALSE(cluster_notice(GetParam().payload, &why));
+  EXPECT_NE(why.find(GetParam().reason), std::string::npos) << why;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Payloads, ParseClusterNoticeRejects,
+    ::testing::Values(
+        BadPayload{"", "not valid JSON"},
+        BadPayload{R"({"cluster":"c","num_shards":1)", "not valid JSON"},
+        BadPayload{R"(["c",1,2])", "not a JSON object"},
+        BadPayload{"null", "not a JSON object"},
+        BadPayload{R"({"num_shards":1,"epoch":1})", "missing \"cluster\""},
+        BadPayload{R"({"cluster":null,"num_shards":1,"epoch":1})",
+                   "\"cluster\" is not a string"},
+        BadPayload{R"({"cluster":7,"num_shards":1,"epoch":1})",
+                   "\"cluster\" is not a string"},
+        BadPayload{R"({"cluster":"c","epoch":1})", "missing \"num_shards\""},
+        BadPayload{R"({"cluster":"c","num_shards":"1","epoch":1})",
+                   "\"num_shards\" is not an integer"},
+        BadPayload{R"({"cluster":"c","num_shards":1.5,"epoch":1})",
+                   "\"num_shards\" is not an integer"},
+        BadPayload{R"({"cluster":"c","num_shards":null,"epoch":1})",
+                   "\"num_shards\" is not an integer"},
+        BadPayload{R"({"cluster":"c","num_shards":-1,"epoch":1})",
+                   "\"num_shards\" is out of range"},
+        BadPayload{R"({"cluster":"c","num_shards":2147483648,"epoch":1})",
+                   "\"num_shards\" is out of range"},
+        BadPayload{R"({"cluster":"c","num_shards":1})", "missing \"epoch\""},
+        BadPayload{R"({"cluster":"c","num_shards":1,"epoch":"1"})",
+                   "\"epoch\" is not an integer"},
+        BadPayload{R"({"cluster":"c","num_shards":1,"epoch":true})",
+                   "\"epoch\" is not an integer"},
+        BadPayload{R"({"cluster":"c","num_shards":1,"epoch":-1})",
+                   "\"epoch\" is out of range"},
+        BadPayload{
+            R"({"cluster":"c","num_shards":1,"epoch":18446744073709551615})",
+            "\"epoch\" is out of range"},
+        // A member notice is not a count-only change.
+        BadPayload{
+            R"({"cluster":"c","member":"m","shard":0,"num_shards":1,"epoch":1,"state":"active"})",
+            "\"member\""}));
+
 TEST(ParseHeartbeatRow, AsTheServerSendsIt) {
   // What to_jsonb(h) || jsonb_build_object(...) gives for an active member.
   std::string why;

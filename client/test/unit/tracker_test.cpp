@@ -171,5 +171,129 @@ TEST_F(TrackerTest, NewConnectionAcceptsTheServersEpoch) {
   EXPECT_EQ(tracker_.reported().shard, 0);
 }
 
+// ----- cluster notices: a change of num_shards only -----
+
+TEST_F(TrackerTest, ClusterNoticeSetsCountAndEpochAndKeepsTheRest) {
+  Assignment before = active(1, 3, 7);
+  before.slots = std::vector<std::int32_t>{4, 5};
+  tracker_.on_heartbeat(row(before), now_);
+  bool heartbeat_now = true;
+  EXPECT_TRUE(tracker_.on_cluster_notice(8, 4, &heartbeat_now));
+  EXPECT_FALSE(heartbeat_now);
+  Assignment after = before;
+  after.num_shards = 4;
+  after.epoch = 8;
+  EXPECT_EQ(tracker_.reported(), after);
+  // The epoch counts as seen: older rows and notices are ignored after it.
+  EXPECT_FALSE(tracker_.on_heartbeat(row(active(0, 3, 7)), now_));
+  EXPECT_EQ(tracker_.reported(), after);
+  // A row of that epoch agrees.
+  EXPECT_FALSE(tracker_.on_heartbeat(row(after), now_));
+}
+
+TEST_F(TrackerTest, ClusterNoticeForStandbyAndPending) {
+  tracker_.on_heartbeat(row(with_state(State::Standby, 4, 2)), now_);
+  EXPECT_TRUE(tracker_.on_cluster_notice(5, 3));
+  EXPECT_EQ(tracker_.reported(), with_state(State::Standby, 5, 3));
+  tracker_.on_new_connection();
+  tracker_.on_heartbeat(row(with_state(State::Pending, 5, 3)), now_);
+  EXPECT_TRUE(tracker_.on_cluster_notice(6, 1));
+  EXPECT_EQ(tracker_.reported(), with_state(State::Pending, 6, 1));
+}
+
+TEST_F(TrackerTest, ClusterNoticeOfAnOlderOrEqualEpochIsIgnored) {
+  tracker_.on_heartbeat(row(active(1, 3, 7)), now_);
+  bool heartbeat_now = true;
+  EXPECT_FALSE(tracker_.on_cluster_notice(7, 5, &heartbeat_now));
+  EXPECT_FALSE(heartbeat_now);
+  EXPECT_FALSE(tracker_.on_cluster_notice(6, 5, &heartbeat_now));
+  EXPECT_FALSE(heartbeat_now);
+  EXPECT_EQ(tracker_.reported(), active(1, 3, 7));
+}
+
+TEST_F(TrackerTest, MemberNoticeThenClusterNoticeOfTheSameEpoch) {
+  // One reshard: this member moved (its own notice comes first) and the count
+  // changed (the cluster notice follows). The member notice says everything.
+  tracker_.on_heartbeat(row(active(2, 3, 7)), now_);
+  EXPECT_TRUE(tracker_.on_notice(active(0, 2, 8)));
+  EXPECT_FALSE(tracker_.on_cluster_notice(8, 2));
+  EXPECT_EQ(tracker_.reported(), active(0, 2, 8));
+  // Also when the notice made it standby.
+  EXPECT_TRUE(tracker_.on_notice(with_state(State::Standby, 9, 1)));
+  EXPECT_FALSE(tracker_.on_cluster_notice(9, 1));
+  EXPECT_EQ(tracker_.reported(), with_state(State::Standby, 9, 1));
+}
+
+TEST_F(TrackerTest, ClusterNoticeIsIgnoredWhileRemoved) {
+  tracker_.on_heartbeat(row(active(1, 3, 2)), now_);
+  EXPECT_TRUE(tracker_.on_notice(with_state(State::Removed, 5, 3)));
+  bool heartbeat_now = true;
+  EXPECT_FALSE(tracker_.on_cluster_notice(6, 2, &heartbeat_now));
+  // The registrar heartbeats at once after a removal anyway.
+  EXPECT_FALSE(heartbeat_now);
+  EXPECT_EQ(tracker_.reported(), with_state(State::Removed, 5, 3));
+  // The heartbeat that registers the member anew is believed.
+  EXPECT_TRUE(
+      tracker_.on_heartbeat(row(with_state(State::Pending, 6, 2)), now_));
+  EXPECT_EQ(tracker_.reported(), with_state(State::Pending, 6, 2));
+}
+
+TEST_F(TrackerTest, ClusterNoticeCannotEndLost) {
+  tracker_.on_heartbeat(row(active(1, 3, 2)), now_);
+  advance(1s);
+  EXPECT_TRUE(tracker_.on_clock());
+  EXPECT_EQ(tracker_.reported().state, State::Lost);
+  // Remembered (count and epoch), but still Lost, with no shard.
+  EXPECT_TRUE(tracker_.on_cluster_notice(3, 4));
+  EXPECT_EQ(tracker_.reported().state, State::Lost);
+  EXPECT_FALSE(tracker_.reported().shard);
+  EXPECT_EQ(tracker_.reported().num_shards, 4);
+  EXPECT_EQ(tracker_.reported().epoch, 3);
+  EXPECT_FALSE(tracker_.fence_at());
+  // A heartbeat of that epoch ends Lost with the amended assignment.
+  EXPECT_TRUE(tracker_.on_heartbeat(row(active(1, 4, 3)), now_));
+  EXPECT_EQ(tracker_.reported(), active(1, 4, 3));
+}
+
+TEST_F(TrackerTest, ClusterNoticeBeforeTheFirstHeartbeatIsNotReported) {
+  bool heartbeat_now = false;
+  EXPECT_FALSE(tracker_.on_cluster_notice(3, 2, &heartbeat_now));
+  // Nothing to amend yet: the heartbeat in flight (or next) tells all.
+  EXPECT_TRUE(heartbeat_now);
+  EXPECT_EQ(tracker_.reported().state, State::Pending);
+  EXPECT_TRUE(tracker_.on_heartbeat(row(active(0, 1, 2)), now_));
+  EXPECT_EQ(tracker_.reported(), active(0, 1, 2));
+}
+
+// After a reconnection the assignment known from the old connection may be
+// stale (reshards happened meanwhile, their notices were not heard), so a
+// cluster notice cannot amend it; only a heartbeat row of this connection
+// (or a member notice) gives a base.
+TEST_F(TrackerTest, ClusterNoticeNeedsABaseOnThisConnection) {
+  tracker_.on_heartbeat(row(active(2, 3, 7)), now_);
+  tracker_.on_new_connection();
+  bool heartbeat_now = false;
+  EXPECT_FALSE(tracker_.on_cluster_notice(10, 4, &heartbeat_now));
+  EXPECT_TRUE(heartbeat_now);
+  EXPECT_EQ(tracker_.reported(), active(2, 3, 7));
+  // The row read before that reshard was published: the count comes later.
+  EXPECT_TRUE(tracker_.on_heartbeat(row(active(0, 3, 9)), now_));
+  EXPECT_EQ(tracker_.reported(), active(0, 3, 9));
+  EXPECT_TRUE(tracker_.on_cluster_notice(11, 2, &heartbeat_now));
+  EXPECT_FALSE(heartbeat_now);
+  EXPECT_EQ(tracker_.reported(), active(0, 2, 11));
+}
+
+TEST_F(TrackerTest, ClusterNoticeThatCannotHoldTheShardAsksForAHeartbeat) {
+  // The member missed its own notice: a shard beyond the new count.
+  tracker_.on_heartbeat(row(active(2, 3, 7)), now_);
+  bool heartbeat_now = false;
+  EXPECT_FALSE(tracker_.on_cluster_notice(8, 2, &heartbeat_now));
+  EXPECT_TRUE(heartbeat_now);
+  EXPECT_EQ(tracker_.reported(), active(2, 3, 7));
+  EXPECT_TRUE(tracker_.on_heartbeat(row(active(1, 2, 8)), now_));
+  EXPECT_EQ(tracker_.reported(), active(1, 2, 8));
+}
+
 }  // namespace
 }  // namespace shard_coordinator::client
