@@ -112,6 +112,9 @@ void ChildProcess::stop(Clock::time_point now,
   }
   stopping_ = true;
   signal_group(SIGTERM);
+  // A stopped child (SIGSTOP, a debugger, a paused container) would act on
+  // the SIGTERM only once continued; continue it now, as systemd does.
+  signal_group(SIGCONT);
   kill_at_ = now + kill_timeout_;
   if (kill_by_at) kill_by(*kill_by_at);
   on_timer(now);

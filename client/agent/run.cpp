@@ -8,7 +8,11 @@
 // - the lease runs out (Lost): same, but SIGKILL no later than halfway
 //   between the fence point and the lease end, whatever --kill-timeout says,
 //   so the child is gone before the server can give the shard away. The
-//   server dropped the member (Removed): SIGKILL at once.
+//   server dropped the member (Removed): SIGKILL at once. The same for a
+//   lapse the loop did not see as such (Lost or Removed and back to the same
+//   work within one step, after the whole agent was paused).
+// - every SIGTERM to the child is followed by a SIGCONT, so a stopped child
+//   acts on it.
 // - SIGTERM/SIGINT/SIGHUP: stop the child while still heartbeating, then
 //   leave() so the shard is handed on at once, then exit 0. A second signal
 //   SIGKILLs the child at once.
@@ -81,6 +85,16 @@ int run_command(const RunOptions &options) {
   reg_options.member = options.member;
   reg_options.leave_on_stop = !options.no_leave;
   reg_options.on_log = log_library;
+  // Set when the reported assignment goes Lost or Removed while a child
+  // runs. The loop looks at the assignment only between steps, and one step
+  // can take it from Lost or Removed back to the same work (a heartbeat
+  // answer and a notification handled together, after a pause of the whole
+  // agent): the child still worked without a lease and must go at once.
+  bool lease_lapsed = false;
+  reg_options.on_assignment = [&lease_lapsed](const client::Assignment &a) {
+    if (a.state == client::State::Lost || a.state == client::State::Removed)
+      lease_lapsed = true;
+  };
   reg_options.on_error = [&repeats](const client::Error &e) {
     if (e.fatal) {
       log(Level::Error, e.message);
@@ -112,20 +126,33 @@ int run_command(const RunOptions &options) {
     bool held = a.active() && !reg.finished();
     bool want_child = held && !shutting_down;
     if (child.running()) {
+      // A lapse the loop sees is handled below with the lease's own
+      // deadlines; the flag is for one it did not see.
+      if (a.state == client::State::Lost || a.state == client::State::Removed)
+        lease_lapsed = false;
       if (!child.stopping() &&
-          (!want_child || !same_work(child_assignment, a))) {
-        log(Level::Info, "stopping pid " + std::to_string(child.pid()) + " (" +
-                             describe(child_assignment) + "): now " +
-                             (shutting_down ? "shutting down" : describe(a)));
+          (!want_child || !same_work(child_assignment, a) || lease_lapsed)) {
+        log(Level::Info,
+            "stopping pid " + std::to_string(child.pid()) + " (" +
+                describe(child_assignment) + "): now " +
+                (shutting_down
+                     ? "shutting down"
+                     : describe(a) + (lease_lapsed ? ", after a lapse of the "
+                                                     "lease"
+                                                   : "")));
         child.stop(Clock::now());
       }
       // Without the lease, the child must be gone before the server can
       // give its shard to another member. Removed means the server has
-      // already dropped the member (its lease is void): at once.
-      if (child.stopping() &&
-          (a.state == client::State::Lost ||
-           a.state == client::State::Removed || reg.finished()))
+      // already dropped the member (its lease is void): at once; so is a
+      // child whose lease lapsed unseen (it is past its deadlines already).
+      if (child.stopping() && lease_lapsed) {
+        child.kill_by(Clock::now());
+      } else if (child.stopping() &&
+                 (a.state == client::State::Lost ||
+                  a.state == client::State::Removed || reg.finished())) {
         child.kill_by(hard_deadline(reg));
+      }
     } else if (want_child) {
       std::string error = child.start(
           child_environment(environ, a, reg.cluster(), reg.member()));
@@ -134,6 +161,7 @@ int run_command(const RunOptions &options) {
         shut_down(kExitCannotStart);
       } else {
         child_assignment = a;
+        lease_lapsed = false;
         log(Level::Info,
             "started pid " + std::to_string(child.pid()) + ": " + describe(a));
       }
