@@ -29,6 +29,9 @@
 
 #include "shmem.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 extern "C" {
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -67,6 +70,7 @@ Size shmem_size() {
                   hash_estimate_size(guc_max_clusters, sizeof(ClusterEntry)));
   size =
       add_size(size, hash_estimate_size(guc_max_members, sizeof(MemberEntry)));
+  size = add_size(size, PG_CACHE_LINE_SIZE);  // the end marker
   return size;
 }
 
@@ -112,6 +116,15 @@ void startup_shmem() {
   member_table = ShmemInitHash("shard_coordinator members", guc_max_members,
                                guc_max_members, &info,
                                HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+  // Everything above was allocated in one run (the postmaster runs this
+  // alone), so it lies between SharedState and this marker: the range that
+  // populate_page_tables() maps.
+  char *end =
+      static_cast<char *>(ShmemInitStruct("shard_coordinator end", 1, &found));
+  if (!found) {
+    shared->area_start = reinterpret_cast<char *>(shared);
+    shared->area_end = end;
+  }
   LWLockRelease(AddinShmemInitLock);
 }
 
@@ -290,6 +303,18 @@ void reset_all() {
   shared->loaded = false;
   shared->reset_count++;
   shared->entry_generation++;
+}
+
+void populate_page_tables() {
+#ifdef MADV_POPULATE_WRITE
+  uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t from =
+      reinterpret_cast<uintptr_t>(shared->area_start) & ~(page - 1);
+  uintptr_t to = reinterpret_cast<uintptr_t>(shared->area_end);
+  // Failure (an older kernel: EINVAL) only leaves the pages to be faulted in
+  // one by one, as without this.
+  (void)madvise(reinterpret_cast<void *>(from), to - from, MADV_POPULATE_WRITE);
+#endif
 }
 
 void wake_worker() {

@@ -348,11 +348,28 @@ void memo_remember(NameArg cluster_name, NameArg member_name,
   memcpy(memo.member_name, member_name.data, member_name.len);
 }
 
+// A backend that heartbeats a second member serves several (a connection
+// pool): it will touch pages all over the member table, so it maps them all
+// at once (populate_page_tables()), once. A worker's own connection, which
+// heartbeats one member, never does.
+void populate_if_pooled(NameArg cluster_name, NameArg member_name) {
+  static bool populated = false;
+  if (populated || memo.generation == 0) return;
+  if (memo.member_len == member_name.len &&
+      memo.cluster_len == cluster_name.len &&
+      memcmp(memo.member_name, member_name.data, member_name.len) == 0 &&
+      memcmp(memo.cluster_name, cluster_name.data, cluster_name.len) == 0)
+    return;
+  populated = true;
+  populate_page_tables();
+}
+
 // The hot path: shared lock, the memo (or two hash lookups), one atomic
 // store.
 HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
                               HeartbeatResult *out) {
   HeartbeatStep step = HeartbeatStep::Register;
+  populate_if_pooled(cluster_name, member_name);
   LWLockAcquire(shared->lock, LW_SHARED);
   ClusterEntry *cluster;
   MemberEntry *member;
