@@ -89,6 +89,13 @@ cat >"$out/heartbeat.sql" <<'EOF'
 \set c :m % 10
 SELECT * FROM shard_coordinator.heartbeat('c' || :c, 'worker-' || :m);
 EOF
+# One member per connection, as the agent and the client library do: the
+# connection's backend finds its member without a hash lookup (its memo).
+cat >"$out/own.sql" <<'EOF'
+\set m :client_id + 1
+\set c :m % 10
+SELECT * FROM shard_coordinator.heartbeat('c' || :c, 'worker-' || :m);
+EOF
 cat >"$out/naive.sql" <<'EOF'
 \set m random(1, :members)
 \set c :m % 10
@@ -128,10 +135,11 @@ throughput_phase() {  # members
   for r in $(seq "$ROUNDS"); do
     for c in $CLIENTS; do
       # Rotate the order so that no kind always runs first or last.
-      case $(( (r + c) % 3 )) in
-        0) kinds="select1 heartbeat naive" ;;
-        1) kinds="heartbeat naive select1" ;;
-        2) kinds="naive select1 heartbeat" ;;
+      case $(( (r + c) % 4 )) in
+        0) kinds="select1 heartbeat naive own" ;;
+        1) kinds="heartbeat naive own select1" ;;
+        2) kinds="naive own select1 heartbeat" ;;
+        3) kinds="own select1 heartbeat naive" ;;
       esac
       for k in $kinds; do run_tput "$k" "$c" "$1" "$r"; done
     done

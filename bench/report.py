@@ -100,6 +100,16 @@ if len(member_counts) == 2:
                      "≥ 0.90",
                      f"{fmt(norm, 2)} relative to SELECT 1 (raw tps {fmt(raw, 2)})",
                      verdict(norm >= 0.9)))
+for m in member_counts:
+    for c in client_counts:
+        if not tput.get((m, c, "own")):
+            continue
+        ratio = paired_ratio(m, c, "own", "select1")
+        rows.append((f"1. (diagnostic) one member per connection, as the agent heartbeats, ÷ SELECT 1, "
+                     f"{m:,} members, {c} clients",
+                     "—",
+                     f"{fmt(ratio, 2)} ({fmt(med_tps(m, c, 'own'), 0)} vs {fmt(med_tps(m, c, 'select1'), 0)} tps)",
+                     "—"))
 for label, members in (("1k", "1,000"), ("100k", "100,000")):
     if num(f"percall.{label}.heartbeat_warm_us") is not None:
         rows.append((f"1. (diagnostic) server time per call in one backend, {members} members, no network",
@@ -338,8 +348,9 @@ md.append(f"pgbench: -M prepared -j 2, {values.get('pgbench_rounds', '?')} alter
 md.append("```\n")
 
 md.append("## Throughput runs (steady-state tps per round)\n")
-md.append("| members | clients | round | SELECT 1 | heartbeat | naive UPDATE | heartbeat ÷ SELECT 1 |")
-md.append("| --- | --- | --- | --- | --- | --- | --- |")
+md.append("| members | clients | round | SELECT 1 | heartbeat | naive UPDATE | heartbeat ÷ SELECT 1 "
+          "| one member per connection | ÷ SELECT 1 |")
+md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 for m in member_counts:
     for c in client_counts:
         rounds = sorted(tput.get((m, c, "select1"), {}))
@@ -347,8 +358,10 @@ for m in member_counts:
             s1 = tput.get((m, c, "select1"), {}).get(r)
             hb = tput.get((m, c, "heartbeat"), {}).get(r)
             nv = tput.get((m, c, "naive"), {}).get(r)
+            ow = tput.get((m, c, "own"), {}).get(r)
             md.append(f"| {m:,} | {c} | {r} | {fmt(s1, 0)} | {fmt(hb, 0)} | {fmt(nv, 0)} | "
-                      f"{fmt(hb / s1, 2) if hb and s1 else 'n/a'} |")
+                      f"{fmt(hb / s1, 2) if hb and s1 else 'n/a'} | {fmt(ow, 0) if ow else 'n/a'} | "
+                      f"{fmt(ow / s1, 2) if ow and s1 else 'n/a'} |")
 md.append("")
 whole = {}
 for line in read("tput.tsv").splitlines()[1:]:
