@@ -111,6 +111,13 @@ void ChildProcess::stop(Clock::time_point now,
     return;
   }
   stopping_ = true;
+  if (kill_by_at && *kill_by_at <= now) {
+    // Past its deadline the child must not run again, not even its SIGTERM
+    // handler: if it is stopped (a paused agent and child), a SIGCONT would
+    // let it, and a woken child can run before the SIGKILL that follows.
+    kill_by(*kill_by_at);
+    return;
+  }
   signal_group(SIGTERM);
   // A stopped child (SIGSTOP, a debugger, a paused container) would act on
   // the SIGTERM only once continued; continue it now, as systemd does.

@@ -36,8 +36,9 @@ class ChildProcess {
   bool stopping() const { return stopping_; }
   pid_t pid() const { return pid_; }
 
-  // SIGTERM to the process group now; SIGKILL kill_timeout later, or at
-  // `kill_by` if that is earlier.
+  // SIGTERM (and SIGCONT, for a stopped child) to the process group now;
+  // SIGKILL kill_timeout later, or at `kill_by` if that is earlier. A
+  // `kill_by` already past means SIGKILL at once and nothing else.
   void stop(Clock::time_point now,
             std::optional<Clock::time_point> kill_by = std::nullopt);
   // Brings the SIGKILL forward to `at` (at once if `at` has passed).

@@ -11,8 +11,9 @@
 //   server dropped the member (Removed): SIGKILL at once. The same for a
 //   lapse the loop did not see as such (Lost or Removed and back to the same
 //   work within one step, after the whole agent was paused).
-// - every SIGTERM to the child is followed by a SIGCONT, so a stopped child
-//   acts on it.
+// - a graceful stop's SIGTERM is followed by a SIGCONT, so a stopped child
+//   acts on it; a child past its deadline gets SIGKILL and nothing else (it
+//   must not run again, not even its SIGTERM handler).
 // - SIGTERM/SIGINT/SIGHUP: stop the child while still heartbeating, then
 //   leave() so the shard is handed on at once, then exit 0. A second signal
 //   SIGKILLs the child at once.
@@ -130,6 +131,17 @@ int run_command(const RunOptions &options) {
       // deadlines; the flag is for one it did not see.
       if (a.state == client::State::Lost || a.state == client::State::Removed)
         lease_lapsed = false;
+      // Without the lease, the child must be gone before the server can
+      // give its shard to another member. Removed means the server has
+      // already dropped the member (its lease is void): at once; so is a
+      // child whose lease lapsed unseen (it is past its deadlines already).
+      std::optional<Clock::time_point> deadline;
+      if (lease_lapsed) {
+        deadline = Clock::now();
+      } else if (a.state == client::State::Lost ||
+                 a.state == client::State::Removed || reg.finished()) {
+        deadline = hard_deadline(reg);
+      }
       if (!child.stopping() &&
           (!want_child || !same_work(child_assignment, a) || lease_lapsed)) {
         log(Level::Info,
@@ -140,19 +152,9 @@ int run_command(const RunOptions &options) {
                      : describe(a) + (lease_lapsed ? ", after a lapse of the "
                                                      "lease"
                                                    : "")));
-        child.stop(Clock::now());
+        child.stop(Clock::now(), deadline);
       }
-      // Without the lease, the child must be gone before the server can
-      // give its shard to another member. Removed means the server has
-      // already dropped the member (its lease is void): at once; so is a
-      // child whose lease lapsed unseen (it is past its deadlines already).
-      if (child.stopping() && lease_lapsed) {
-        child.kill_by(Clock::now());
-      } else if (child.stopping() &&
-                 (a.state == client::State::Lost ||
-                  a.state == client::State::Removed || reg.finished())) {
-        child.kill_by(hard_deadline(reg));
-      }
+      if (child.stopping() && deadline) child.kill_by(*deadline);
     } else if (want_child) {
       std::string error = child.start(
           child_environment(environ, a, reg.cluster(), reg.member()));
