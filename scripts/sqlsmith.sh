@@ -12,7 +12,7 @@
 #                    at most 2 s (statement_timeout)
 #   --seed S         sqlsmith's seed (default: random; printed for reruns)
 #   --targeted N     then N random calls of the extension's own functions
-#                    (heartbeat, leave, channel, configure with slots, fence,
+#                    (heartbeat, leave, both channels, configure with slots, fence,
 #                    jump_hash, the views) with random arguments: NULLs,
 #                    random-byte names with control characters, multi-byte
 #                    and 4-byte characters, names around and far over the
@@ -137,7 +137,8 @@ CREATE PROCEDURE pg_temp.fuzz(n int) LANGUAGE plpgsql AS $$
 DECLARE
   fn text; st text; t0 timestamptz;
   fns text[] := ARRAY['heartbeat', 'heartbeat', 'heartbeat', 'leave', 'leave', 'channel',
-                      'configure', 'fence', 'jump_hash(bigint)', 'jump_hash(text)',
+                      'channel(cluster)', 'configure', 'fence', 'jump_hash(bigint)',
+                      'jump_hash(text)',
                       'members', 'clusters'];
 BEGIN
   FOR i IN 1 .. n LOOP
@@ -151,6 +152,8 @@ BEGIN
           PERFORM shard_coordinator.leave(pg_temp.r_text(), pg_temp.r_text());
         WHEN 'channel' THEN
           PERFORM shard_coordinator.channel(pg_temp.r_text(), pg_temp.r_text());
+        WHEN 'channel(cluster)' THEN
+          PERFORM shard_coordinator.channel(pg_temp.r_text());
         WHEN 'configure' THEN
           PERFORM shard_coordinator.configure(pg_temp.r_text(), pg_temp.r_interval(),
                     pg_temp.r_interval(), pg_temp.r_interval(), pg_temp.r_int(), random() < 0.1,
