@@ -5,41 +5,12 @@
 -- reshards is tested in test/specs/fence_*.spec.
 --
 -- Clusters of this file: fence_c, fence_slots, fence_exp. Helpers live in
--- the schema test_fence, dropped at the end. heartbeat_interval is an hour
+-- test/sql/helpers/common.psql (test_helpers) and in the schema test_fence,
+-- both dropped at the end. heartbeat_interval is an hour
 -- (except in fence_exp) so that no member expires while the file runs.
 SET client_min_messages = warning;
+\i test/sql/helpers/common.psql
 CREATE SCHEMA test_fence;
-
--- Polls until the query cond returns true; raises after timeout.
-CREATE FUNCTION test_fence.wait_for(cond text, timeout interval DEFAULT '30 s')
-RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-  give_up timestamptz := clock_timestamp() + timeout;
-  ok boolean;
-BEGIN
-  LOOP
-    EXECUTE cond INTO ok;
-    IF ok THEN
-      RETURN true;
-    END IF;
-    IF clock_timestamp() > give_up THEN
-      RAISE EXCEPTION 'timed out after % waiting for: %', timeout, cond;
-    END IF;
-    PERFORM pg_sleep(0.01);
-  END LOOP;
-END $$;
-
--- Waits until cluster c has n_active active and n_standby standby members
--- and nobody pending, leaving or expired.
-CREATE FUNCTION test_fence.wait_settled(c text, n_active int, n_standby int DEFAULT 0)
-RETURNS boolean LANGUAGE sql AS $$
-  SELECT test_fence.wait_for(format($q$
-    SELECT count(*) FILTER (WHERE state = 'active') = %2$s
-       AND count(*) FILTER (WHERE state = 'standby') = %3$s
-       AND count(*) = %2$s + %3$s
-       AND (SELECT num_shards = %2$s FROM shard_coordinator.clusters WHERE cluster = %1$L)
-      FROM shard_coordinator.members WHERE cluster = %1$L $q$, c, n_active, n_standby))
-$$;
 
 -- Calls fence(c, m, e) in a subtransaction; returns 'ok' or the SQLSTATE.
 CREATE FUNCTION test_fence.try_fence(c text, m text, e bigint) RETURNS text
@@ -100,7 +71,7 @@ SELECT shard_coordinator.configure('fence_c', reshard_interval => '0',
 -- a joins: pending until the reshard; its heartbeat row's epoch is then
 -- the cluster's epoch.
 SELECT state FROM shard_coordinator.heartbeat('fence_c', 'a');
-SELECT test_fence.wait_settled('fence_c', 1);
+SELECT test_helpers.wait_settled('fence_c', 1);
 SELECT test_fence.remember('a1', epoch) = test_fence.cluster_epoch('fence_c') AS current,
        shard, num_shards, state
   FROM shard_coordinator.heartbeat('fence_c', 'a');
@@ -126,7 +97,7 @@ ROLLBACK;
 -- b joins: a's assignment changes (num_shards 1 -> 2), so a's epoch is the
 -- new one; a fence with a's old epoch fails.
 SELECT state FROM shard_coordinator.heartbeat('fence_c', 'b');
-SELECT test_fence.wait_settled('fence_c', 2);
+SELECT test_helpers.wait_settled('fence_c', 2);
 SELECT test_fence.remember('a2', h.epoch) > test_fence.e('a1') AS a_epoch_up,
        h.epoch = test_fence.cluster_epoch('fence_c') AS current, h.shard, h.num_shards
   FROM shard_coordinator.heartbeat('fence_c', 'a') AS h;
@@ -140,7 +111,7 @@ SELECT test_fence.try_fence('fence_c', 'a', test_fence.e('a2')) AS a_current,
 -- a's and b's assignments do not change: their heartbeat rows keep their
 -- epoch, and they can fence with the old epoch as with the new one.
 SELECT state FROM shard_coordinator.heartbeat('fence_c', 'c');
-SELECT test_fence.wait_settled('fence_c', 2, 1);
+SELECT test_helpers.wait_settled('fence_c', 2, 1);
 SELECT test_fence.remember('c3', test_fence.cluster_epoch('fence_c')) > test_fence.e('a2')
        AS cluster_epoch_up;
 SELECT member, shard, state, epoch = test_fence.e('a2') AS kept_epoch,
@@ -192,7 +163,7 @@ SELECT test_fence.try_fence('fence_c', 'b', test_fence.e('b2')) AS leaving,
 INSERT INTO test_fence.details
   SELECT 'leaving', detail FROM test_fence.fence_error('fence_c', 'b', test_fence.e('b2'));
 SELECT shard_coordinator.configure('fence_c', reshard_interval => '0');
-SELECT test_fence.wait_settled('fence_c', 2, 1);
+SELECT test_helpers.wait_settled('fence_c', 2, 1);
 -- b left: c is promoted to b's shard, p becomes standby; a keeps shard 0
 -- of 2, so its assignment, and its epoch, did not change and it can still
 -- fence with that epoch.
@@ -220,12 +191,12 @@ SELECT stmt, t.code, t.message, coalesce(t.hint, '') <> '' AS has_hint
 SELECT shard_coordinator.configure('fence_slots', reshard_interval => '0',
          heartbeat_interval => '1 hour', slots => '{10,20}');
 SELECT state FROM shard_coordinator.heartbeat('fence_slots', 's1');
-SELECT test_fence.wait_settled('fence_slots', 1);
+SELECT test_helpers.wait_settled('fence_slots', 1);
 SELECT state FROM shard_coordinator.heartbeat('fence_slots', 's2');
-SELECT test_fence.wait_settled('fence_slots', 2);
+SELECT test_helpers.wait_settled('fence_slots', 2);
 SELECT test_fence.remember('slots2', test_fence.cluster_epoch('fence_slots')) IS NOT NULL AS remembered;
 SELECT shard_coordinator.configure('fence_slots', slots => '{10,20,30}');
-SELECT test_fence.wait_for($$
+SELECT test_helpers.wait_for($$
   SELECT count(*) = 3 FROM shard_coordinator.members AS m, unnest(m.slots) AS k
    WHERE m.cluster = 'fence_slots' $$);
 SELECT test_fence.cluster_epoch('fence_slots') > test_fence.e('slots2') AS cluster_epoch_up;
@@ -242,13 +213,13 @@ SELECT cardinality(slots) AS nkeys, epoch > test_fence.e('slots2') AS epoch_up,
 SELECT shard_coordinator.configure('fence_exp', reshard_interval => '0',
          heartbeat_interval => '1 hour', grace_period => '0');
 SELECT state FROM shard_coordinator.heartbeat('fence_exp', 'x');
-SELECT test_fence.wait_settled('fence_exp', 1);
+SELECT test_helpers.wait_settled('fence_exp', 1);
 SELECT test_fence.remember('x1', epoch) IS NOT NULL AS remembered,
        test_fence.try_fence('fence_exp', 'x', epoch) AS while_valid
   FROM shard_coordinator.heartbeat('fence_exp', 'x');
 SELECT shard_coordinator.configure('fence_exp', reshard_interval => '1 day',
          heartbeat_interval => '1 s');
-SELECT test_fence.wait_for($$
+SELECT test_helpers.wait_for($$
   SELECT state = 'expired' FROM shard_coordinator.members
    WHERE cluster = 'fence_exp' AND member = 'x' $$);
 SELECT test_fence.try_fence('fence_exp', 'x', test_fence.e('x1')) AS expired,
@@ -256,7 +227,7 @@ SELECT test_fence.try_fence('fence_exp', 'x', test_fence.e('x1')) AS expired,
 INSERT INTO test_fence.details
   SELECT 'expired', detail FROM test_fence.fence_error('fence_exp', 'x', test_fence.e('x1'));
 SELECT shard_coordinator.configure('fence_exp', reshard_interval => '0');
-SELECT test_fence.wait_for($$SELECT count(*) = 0 FROM shard_coordinator.members
+SELECT test_helpers.wait_for($$SELECT count(*) = 0 FROM shard_coordinator.members
                                WHERE cluster = 'fence_exp'$$);
 
 
@@ -274,7 +245,7 @@ SELECT what,
 SELECT shard_coordinator.leave(m.cluster, m.member)
   FROM shard_coordinator.members AS m
  WHERE m.cluster IN ('fence_c', 'fence_slots') ORDER BY m.cluster, m.member;
-SELECT test_fence.wait_for($$SELECT count(*) = 0 FROM shard_coordinator.members
+SELECT test_helpers.wait_for($$SELECT count(*) = 0 FROM shard_coordinator.members
                                WHERE cluster IN ('fence_c', 'fence_slots')$$);
 SELECT shard_coordinator.configure('fence_slots', slots => '{}');
 -- (The background worker takes the same lock tag in ExclusiveLock mode,
@@ -284,4 +255,5 @@ SELECT count(*) AS fence_locks_left FROM pg_locks
 
 SET client_min_messages = warning;
 DROP SCHEMA test_fence CASCADE;
+DROP SCHEMA test_helpers CASCADE;
 RESET client_min_messages;

@@ -8,26 +8,8 @@
 -- fragments, format directives, multi-byte names exactly at the byte limits)
 -- work end to end.
 SET client_min_messages = warning;
+\i test/sql/helpers/common.psql
 CREATE SCHEMA hostile;
-
--- Polls until the query cond returns true; raises after timeout.
-CREATE FUNCTION hostile.wait_for(cond text, timeout interval DEFAULT '60 s')
-RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-  give_up timestamptz := clock_timestamp() + timeout;
-  ok boolean;
-BEGIN
-  LOOP
-    EXECUTE cond INTO ok;
-    IF ok THEN
-      RETURN true;
-    END IF;
-    IF clock_timestamp() > give_up THEN
-      RAISE EXCEPTION 'timed out after % waiting for: %', timeout, cond;
-    END IF;
-    PERFORM pg_sleep(0.01);
-  END LOOP;
-END $$;
 
 -- Everything stored and live about the clusters named hostile%, except the
 -- liveness timestamps that heartbeats move.
@@ -89,9 +71,9 @@ RESET client_min_messages;
 SELECT shard_coordinator.configure('hostile', heartbeat_interval => '10 s',
          grace_period => '1 min', reshard_interval => '0', max_shards => 4);
 SELECT state FROM shard_coordinator.heartbeat('hostile', 'h1');
-SELECT hostile.wait_for($$SELECT state = 'active' FROM shard_coordinator.heartbeat('hostile', 'h1')$$);
+SELECT test_helpers.wait_for($$SELECT state = 'active' FROM shard_coordinator.heartbeat('hostile', 'h1')$$);
 SELECT state FROM shard_coordinator.heartbeat('hostile', 'h2');
-SELECT hostile.wait_for($$SELECT state = 'active' FROM shard_coordinator.heartbeat('hostile', 'h2')$$);
+SELECT test_helpers.wait_for($$SELECT state = 'active' FROM shard_coordinator.heartbeat('hostile', 'h2')$$);
 SELECT epoch AS h1_epoch FROM shard_coordinator.heartbeat('hostile', 'h1') \gset
 SELECT member, shard, state FROM shard_coordinator.member_state WHERE cluster = 'hostile' ORDER BY member;
 
@@ -298,7 +280,7 @@ SELECT shard_coordinator.configure(cluster, reshard_interval => '0', heartbeat_i
   FROM (SELECT DISTINCT cluster FROM hostile.odd) c;
 SELECT o.id, h.state
   FROM hostile.odd o, LATERAL shard_coordinator.heartbeat(o.cluster, o.member) h ORDER BY o.id;
-SELECT hostile.wait_for($$
+SELECT test_helpers.wait_for($$
   SELECT bool_and(h.state = 'active')
     FROM hostile.odd o, LATERAL shard_coordinator.heartbeat(o.cluster, o.member) h$$);
 -- Stored and shown exactly as given; shards 0 .. n-1 per cluster.
@@ -336,7 +318,7 @@ END $$;
 -- Everyone leaves; nothing of them stays.
 SELECT count(*) FILTER (WHERE shard_coordinator.leave(cluster, member)) AS left_
   FROM hostile.odd;
-SELECT hostile.wait_for($$
+SELECT test_helpers.wait_for($$
   SELECT count(*) = 0 FROM shard_coordinator.members
    WHERE cluster IN (SELECT cluster FROM hostile.odd)$$);
 SELECT count(*) AS stored_members FROM shard_coordinator.member_state
@@ -347,8 +329,9 @@ SELECT member, shard, state FROM shard_coordinator.member_state WHERE cluster = 
 SELECT heartbeat_interval, grace_period, reshard_interval, max_shards, num_shards
   FROM shard_coordinator.cluster_state WHERE cluster = 'hostile';
 SELECT shard_coordinator.leave('hostile', m) FROM unnest(ARRAY['h1', 'h2']) m;
-SELECT hostile.wait_for($$SELECT count(*) = 0 FROM shard_coordinator.members WHERE cluster = 'hostile'$$);
+SELECT test_helpers.wait_for($$SELECT count(*) = 0 FROM shard_coordinator.members WHERE cluster = 'hostile'$$);
 
 SET client_min_messages = warning;
 DROP SCHEMA hostile CASCADE;
+DROP SCHEMA test_helpers CASCADE;
 RESET client_min_messages;

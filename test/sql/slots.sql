@@ -4,30 +4,13 @@
 -- disjointness, balance, ascending lists, agreement of the views, the
 -- heartbeat rows and the tables; and across steps: minimal moves.
 --
--- Clusters of this file: slots_micro, slots_isl. Helpers live in the schema
--- test_slots, dropped at the end. heartbeat_interval is an hour so that no
+-- Clusters of this file: slots_micro, slots_isl. Helpers live in
+-- test/sql/helpers/common.psql (test_helpers) and in the schema test_slots,
+-- both dropped at the end. heartbeat_interval is an hour so that no
 -- member expires while the file runs.
 SET client_min_messages = warning;
+\i test/sql/helpers/common.psql
 CREATE SCHEMA test_slots;
-
--- Polls until the query cond returns true; raises after timeout.
-CREATE FUNCTION test_slots.wait_for(cond text, timeout interval DEFAULT '30 s')
-RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-  give_up timestamptz := clock_timestamp() + timeout;
-  ok boolean;
-BEGIN
-  LOOP
-    EXECUTE cond INTO ok;
-    IF ok THEN
-      RETURN true;
-    END IF;
-    IF clock_timestamp() > give_up THEN
-      RAISE EXCEPTION 'timed out after % waiting for: %', timeout, cond;
-    END IF;
-    PERFORM pg_sleep(0.01);
-  END LOOP;
-END $$;
 
 -- Waits until the live view shows cluster c settled on the key set keys:
 -- n_active active and n_standby standby members, nobody pending, leaving
@@ -35,7 +18,7 @@ END $$;
 -- keys (so that the reshard for the newest key set has been published).
 CREATE FUNCTION test_slots.wait_settled(c text, keys int[], n_active int, n_standby int DEFAULT 0)
 RETURNS boolean LANGUAGE sql AS $$
-  SELECT test_slots.wait_for(format($q$
+  SELECT test_helpers.wait_for(format($q$
     SELECT count(*) FILTER (WHERE state = 'active') = %2$s
        AND count(*) FILTER (WHERE state = 'standby') = %3$s
        AND count(*) = %2$s + %3$s
@@ -353,7 +336,7 @@ SELECT test_slots.check('slots_micro', ARRAY(SELECT generate_series(1, 300)));
 -- 4. Clearing the slot set ('{}') returns to plain index-and-count mode:
 -- no slots anywhere, the members stay active with shard and num_shards.
 SELECT shard_coordinator.configure('slots_micro', slots => '{}');
-SELECT test_slots.wait_for($$
+SELECT test_helpers.wait_for($$
   SELECT (SELECT slots IS NULL FROM shard_coordinator.clusters WHERE cluster = 'slots_micro')
      AND bool_and(slots IS NULL)
     FROM shard_coordinator.members WHERE cluster = 'slots_micro' $$);
@@ -377,7 +360,7 @@ SELECT test_slots.check('slots_micro', '{5,6,7}');
 SELECT * FROM test_slots.show('slots_micro');
 
 SELECT shard_coordinator.leave('slots_micro', m) FROM unnest(ARRAY['m1', 'm3']) AS m;
-SELECT test_slots.wait_for($$SELECT count(*) = 0 FROM shard_coordinator.members
+SELECT test_helpers.wait_for($$SELECT count(*) = 0 FROM shard_coordinator.members
                                WHERE cluster = 'slots_micro'$$);
 
 
@@ -447,7 +430,7 @@ SELECT test_slots.check('slots_isl', '{3,17,42,1000,5000}');
 SELECT * FROM test_slots.moves('slots_isl');
 
 SELECT shard_coordinator.leave('slots_isl', m) FROM unnest(ARRAY['i1', 'i3', 'i4', 'i5']) AS m;
-SELECT test_slots.wait_for($$SELECT count(*) = 0 FROM shard_coordinator.members
+SELECT test_helpers.wait_for($$SELECT count(*) = 0 FROM shard_coordinator.members
                                WHERE cluster = 'slots_isl'$$);
 
 -- Leave no slot sets behind for other files.
@@ -458,4 +441,5 @@ SELECT cluster, slots FROM shard_coordinator.clusters
 
 SET client_min_messages = warning;
 DROP SCHEMA test_slots CASCADE;
+DROP SCHEMA test_helpers CASCADE;
 RESET client_min_messages;
