@@ -329,16 +329,18 @@ struct HeartbeatMemo {
 
 HeartbeatMemo memo;
 
-bool memo_matches(NameArg cluster_name, NameArg member_name) {
-  return memo.generation == shared->entry_generation &&
-         memo.member_len == member_name.len &&
+bool memo_holds(NameArg cluster_name, NameArg member_name) {
+  return memo.member_len == member_name.len &&
          memo.cluster_len == cluster_name.len &&
          memcmp(memo.member_name, member_name.data, member_name.len) == 0 &&
          memcmp(memo.cluster_name, cluster_name.data, cluster_name.len) == 0;
 }
 
-void memo_remember(NameArg cluster_name, NameArg member_name,
+// Remembers the member's entries. Returns true when it replaces another
+// member: the backend serves several (a connection pool).
+bool memo_remember(NameArg cluster_name, NameArg member_name,
                    ClusterEntry *cluster, MemberEntry *member) {
+  bool another = memo.generation != 0 && !memo_holds(cluster_name, member_name);
   memo.generation = shared->entry_generation;
   memo.cluster = cluster;
   memo.member = member;
@@ -346,34 +348,25 @@ void memo_remember(NameArg cluster_name, NameArg member_name,
   memo.member_len = member_name.len;
   memcpy(memo.cluster_name, cluster_name.data, cluster_name.len);
   memcpy(memo.member_name, member_name.data, member_name.len);
-}
-
-// A backend that heartbeats a second member serves several (a connection
-// pool): it will touch pages all over the member table, so it maps them all
-// at once (populate_page_tables()), once. A worker's own connection, which
-// heartbeats one member, never does.
-void populate_if_pooled(NameArg cluster_name, NameArg member_name) {
-  static bool populated = false;
-  if (populated || memo.generation == 0) return;
-  if (memo.member_len == member_name.len &&
-      memo.cluster_len == cluster_name.len &&
-      memcmp(memo.member_name, member_name.data, member_name.len) == 0 &&
-      memcmp(memo.cluster_name, cluster_name.data, cluster_name.len) == 0)
-    return;
-  populated = true;
-  populate_page_tables();
+  return another;
 }
 
 // The hot path: shared lock, the memo (or two hash lookups), one atomic
 // store.
 HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
                               HeartbeatResult *out) {
+  // A backend that serves several members will touch pages all over the
+  // member table, so it maps them all at once (populate_page_tables()),
+  // after its first switch of member. A worker's own connection, which
+  // heartbeats one member, never does.
+  static bool populated = false;
+  bool pooled = false;
   HeartbeatStep step = HeartbeatStep::Register;
-  populate_if_pooled(cluster_name, member_name);
   LWLockAcquire(shared->lock, LW_SHARED);
   ClusterEntry *cluster;
   MemberEntry *member;
-  if (memo_matches(cluster_name, member_name)) {
+  if (memo.generation == shared->entry_generation &&
+      memo_holds(cluster_name, member_name)) {
     cluster = memo.cluster;
     member = memo.member;
   } else {
@@ -381,7 +374,7 @@ HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
     member = cluster ? find_member(cluster, member_name.data, member_name.len)
                      : nullptr;
     if (member != nullptr)
-      memo_remember(cluster_name, member_name, cluster, member);
+      pooled = memo_remember(cluster_name, member_name, cluster, member);
   }
   if (member != nullptr && member->removing) {
     step = HeartbeatStep::WaitForRemoval;
@@ -392,6 +385,10 @@ HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
     step = HeartbeatStep::Done;
   }
   LWLockRelease(shared->lock);
+  if (pooled && !populated) {
+    populated = true;
+    populate_page_tables();
+  }
   return step;
 }
 
