@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Soak test: the chaos test of test/chaos/chaos.py, for as long as you like,
-# on a throwaway server.
+# Soak test: the randomized property tests with random seeds, then the chaos
+# test of test/chaos/chaos.py, for as long as you like, on a throwaway
+# server.
 #
 #   scripts/soak.sh DURATION [chaos.py options...]
 #   scripts/soak.sh 30m
@@ -28,6 +29,14 @@ if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
 if [ -z "${SC_SOAK_NO_INSTALL:-}" ]; then
   $sudo make -s install >/dev/null
 fi
+
+# The randomized property tests with new random seeds (make test runs them
+# with fixed seeds).
+make -s test/unit/unit_tests
+for _ in 1 2 3 4 5; do
+  SLOTS_SEED=random test/unit/unit_tests --gtest_brief=1 \
+    --gtest_filter='Slots.Random*'
+done
 
 # Room for the agents, their replacements and the checker.
 exec scripts/with-pg.sh -o max_connections=200 \

@@ -1001,7 +1001,17 @@ class Report:
 
     def finish(self, tap, chaos_start, t_stop):
         chaos, s, v = self.chaos, self.sampler, self.violations.count
+        reshards = sum(s.cluster_epochs.get(c, 0) - s.first_epochs.get(c, 0)
+                       for c in chaos.clusters)
+        # Every check below must also have had something to check: a run
+        # that sampled nothing, started no child or saw no reshard fails.
         checks = [
+            (s.samples > 0 and reshards > 0 and len(self.intervals) > 0
+             and self.lines > 0 and self.agent_reports > 0,
+             f"the run saw something to check ({s.samples} view samples, "
+             f"{reshards} reshards, {len(self.intervals)} children, "
+             f"{self.lines} child log lines, {self.agent_reports} agent "
+             "reports; none may be 0)"),
             (v["view-shards"] == 0, "view: in every sample the held shards "
              f"are exactly 0..n-1, once each ({s.samples} samples, "
              f"{v['view-shards']} violations)"),
@@ -1023,7 +1033,9 @@ class Report:
              + (f", max {max(self.handovers) * 1000:.0f} ms"
                 if self.handovers else "")
              + f"; {v['overlap-handover-late']} late)"),
-            (v["thaw-fence"] == 0, "agents resumed past their lease kill "
+            (v["thaw-fence"] == 0
+             and (chaos.faults["SIGSTOP"] == 0 or len(chaos.fence_delays) > 0),
+             "agents resumed past their lease kill "
              f"their frozen child first ({len(chaos.fence_delays)} resumed in "
              f"mode {chaos.args.freeze_mode}, {v['thaw-fence']} violations)"),
             (v["epoch-back"] == 0 and v["child-env"] == 0,
@@ -1058,9 +1070,7 @@ class Report:
             say(f"reshards seen in {cluster}: epoch {first} -> {last} "
                 f"({last - first} reshards; {len(s.epochs_seen[cluster])} "
                 f"distinct epochs sampled)")
-        total = sum(s.cluster_epochs.get(c, 0) - s.first_epochs.get(c, 0)
-                    for c in chaos.clusters)
-        say(f"reshards seen: {total}")
+        say(f"reshards seen: {reshards}")
         if s.durations:
             say(f"view samples: {s.samples} ({s.errors} failed), query "
                 f"median {statistics.median(s.durations) * 1000:.1f} ms, "

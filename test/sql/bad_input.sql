@@ -4,7 +4,9 @@
 -- created), reg_bad_odd, 'c' x 63, é x 31 || 'c'.
 -- Helpers of this test (schema test_helpers, dropped at the end).
 SET client_min_messages = warning;
+\set ECHO none
 \i test/sql/helpers/common.psql
+\set ECHO all
 RESET client_min_messages;
 
 -- Bad input: every invalid argument is an ERROR with a proper SQLSTATE

@@ -3,7 +3,9 @@
 -- equal to the channel column of heartbeat(). Cluster: é x 31 || 'd'.
 -- Helpers of this test (schema test_helpers, dropped at the end).
 SET client_min_messages = warning;
+\set ECHO none
 \i test/sql/helpers/common.psql
+\set ECHO all
 RESET client_min_messages;
 
 -- channel(cluster, member): the LISTEN channel of a member. Deterministic,

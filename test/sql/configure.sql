@@ -5,7 +5,9 @@
 -- configure). Clusters: reg_cfg, reg_cfg_auto, reg_gate, reg_gate_cfg.
 -- Helpers of this test (schema test_helpers, dropped at the end).
 SET client_min_messages = warning;
+\set ECHO none
 \i test/sql/helpers/common.psql
+\set ECHO all
 RESET client_min_messages;
 
 -- configure() creates a cluster with the defaults of the settings

@@ -4,7 +4,9 @@
 -- registered anew. Clusters: reg_expiry, reg_expiry_1ms.
 -- Helpers of this test (schema test_helpers, dropped at the end).
 SET client_min_messages = warning;
+\set ECHO none
 \i test/sql/helpers/common.psql
+\set ECHO all
 RESET client_min_messages;
 
 -- More helpers: is cluster c settled (n_active active, n_standby standby,
@@ -17,27 +19,6 @@ RETURNS boolean LANGUAGE sql AS $$
      AND (SELECT num_shards = n_active FROM shard_coordinator.clusters WHERE cluster = c)
     FROM shard_coordinator.members WHERE cluster = c
 $$;
--- Like wait_for, but heartbeats the members `alive` of cluster c before each
--- poll, so that they stay alive while others expire.
-CREATE FUNCTION test_helpers.wait_alive(c text, alive text[], cond text,
-                                        timeout interval DEFAULT '30 s')
-RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-  give_up timestamptz := clock_timestamp() + timeout;
-  ok boolean;
-BEGIN
-  LOOP
-    PERFORM shard_coordinator.heartbeat(c, m) FROM unnest(alive) AS m;
-    EXECUTE cond INTO ok;
-    IF ok THEN
-      RETURN true;
-    END IF;
-    IF clock_timestamp() > give_up THEN
-      RAISE EXCEPTION 'timed out after % waiting for: %', timeout, cond;
-    END IF;
-    PERFORM pg_sleep(0.01);
-  END LOOP;
-END $$;
 
 -- Millisecond intervals: a member expires after heartbeat_interval +
 -- grace_period (250 ms + 250 ms here) without a heartbeat.

@@ -2,7 +2,9 @@
 -- Clusters: reg_bug (never created), reg_bug_full, reg_bug_full_new.
 -- Helpers of this test (schema test_helpers, dropped at the end).
 SET client_min_messages = warning;
+\set ECHO none
 \i test/sql/helpers/common.psql
+\set ECHO all
 RESET client_min_messages;
 
 

@@ -8,7 +8,9 @@
 -- fragments, format directives, multi-byte names exactly at the byte limits)
 -- work end to end.
 SET client_min_messages = warning;
+\set ECHO none
 \i test/sql/helpers/common.psql
+\set ECHO all
 CREATE SCHEMA hostile;
 
 -- Everything stored and live about the clusters named hostile%, except the

@@ -5,7 +5,9 @@
 -- checked after every step. Cluster: reg_join.
 -- Helpers of this test (schema test_helpers, dropped at the end).
 SET client_min_messages = warning;
+\set ECHO none
 \i test/sql/helpers/common.psql
+\set ECHO all
 RESET client_min_messages;
 
 -- Members joining one at a time get shards 0, 1, 2, ... in join order, and

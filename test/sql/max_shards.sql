@@ -3,7 +3,9 @@
 -- Cluster: reg_max.
 -- Helpers of this test (schema test_helpers, dropped at the end).
 SET client_min_messages = warning;
+\set ECHO none
 \i test/sql/helpers/common.psql
+\set ECHO all
 RESET client_min_messages;
 
 -- max_shards caps num_shards: members beyond the cap are standby (shard

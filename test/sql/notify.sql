@@ -5,7 +5,9 @@
 -- reg_notify.
 -- Helpers of this test (schema test_helpers, dropped at the end).
 SET client_min_messages = warning;
+\set ECHO none
 \i test/sql/helpers/common.psql
+\set ECHO all
 RESET client_min_messages;
 
 -- Notifications: on each reshard, every member whose state or shard changed

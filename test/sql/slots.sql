@@ -9,7 +9,9 @@
 -- both dropped at the end. heartbeat_interval is an hour so that no
 -- member expires while the file runs.
 SET client_min_messages = warning;
+\set ECHO none
 \i test/sql/helpers/common.psql
+\set ECHO all
 CREATE SCHEMA test_slots;
 
 -- Waits until the live view shows cluster c settled on the key set keys:
