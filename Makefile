@@ -18,6 +18,9 @@ OBJS = \
 	src/worker.o \
 	src/sql_functions.o \
 	src/assignment.o \
+	src/clock.o \
+	src/lease_history.o \
+	src/stall.o \
 	src/names.o \
 	src/jump_hash.o \
 	src/fence.o \
@@ -42,6 +45,8 @@ SHLIB_LINK  += -lstdc++
 # No LLVM bitcode for JIT inlining: our functions are not worth inlining into
 # query plans, and skipping it saves a clang dependency.
 override with_llvm = no
+# Rebuild objects whose headers changed (dependency files in .deps/).
+override autodepend = yes
 
 # test/ is a directory: without this, `make test` would be "up to date".
 .PHONY: all install test demo unit-test deps format lint bench \
@@ -86,8 +91,10 @@ clean-client:
 # Unit tests of the pure C++ parts (no PostgreSQL headers).
 UNIT_SRCS = test/unit/assignment_test.cpp test/unit/names_test.cpp \
 	test/unit/notify_payload_test.cpp test/unit/jump_hash_test.cpp \
-	test/unit/slots_test.cpp src/slots.cpp \
-	src/assignment.cpp src/names.cpp src/notify_payload.cpp src/jump_hash.cpp
+	test/unit/slots_test.cpp test/unit/lease_history_test.cpp test/unit/stall_test.cpp \
+	src/slots.cpp \
+	src/assignment.cpp src/names.cpp src/notify_payload.cpp src/jump_hash.cpp \
+	src/clock.cpp src/stall.cpp src/lease_history.cpp
 test/unit/unit_tests: $(UNIT_SRCS) $(wildcard src/*.hpp)
 	$(CXX) -std=c++17 -O1 -g -Wall -Wextra -Werror -Isrc -o $@ $(UNIT_SRCS) \
 		-lgtest -lgtest_main -pthread

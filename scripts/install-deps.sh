@@ -10,7 +10,7 @@ packages=(
   postgresql-common libpq-dev
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl pgbouncer
   nlohmann-json3-dev libcli11-dev libgtest-dev
-  clang-format clang-tidy python3 procps perl
+  clang-format clang-tidy python3 procps perl libfaketime
 )
 
 missing=()

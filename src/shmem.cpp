@@ -98,6 +98,7 @@ void startup_shmem() {
     shared->next_join_seq = 1;
     shared->cluster_count = 0;
     shared->member_count = 0;
+    shared->stalls.clear();
   }
 
   slot_area = static_cast<char *>(
@@ -231,6 +232,7 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   cluster->grace_period_us = static_cast<int64>(guc_grace_period_ms) * 1000;
   cluster->reshard_interval_us =
       static_cast<int64>(guc_reshard_interval_ms) * 1000;
+  cluster->leases.clear();
   cluster->max_shards = 0;
   cluster->num_shards = 0;
   cluster->epoch = 0;
@@ -239,6 +241,7 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   cluster->reshard_wanted = false;
   cluster->reshard_fenced = false;
   cluster->expiry_check_at = 0;
+  cluster->retry_at = 0;
   // A new cluster's settings are not stored yet.
   cluster->config_generation = 1;
   cluster->stored_generation = 0;
@@ -249,7 +252,7 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
 }
 
 MemberEntry *create_member(ClusterEntry *cluster, const char *name, size_t len,
-                           TimestampTz now) {
+                           int64 now, TimestampTz wall_now) {
   if (shared->member_count >= guc_max_members) return nullptr;
   MemberKey key;
   make_member_key(&key, cluster->id, name, len);
@@ -263,7 +266,7 @@ MemberEntry *create_member(ClusterEntry *cluster, const char *name, size_t len,
   dlist_push_tail(&cluster->members, &member->cluster_link);
   cluster->expiry_check_at = 0;
   pg_atomic_init_u64(&member->last_seen, static_cast<uint64>(now));
-  member->joined_at = now;
+  member->joined_at = wall_now;
   member->join_seq = shared->next_join_seq++;
   member->epoch = 0;
   member->shard = kNoShard;
@@ -315,6 +318,36 @@ void populate_page_tables() {
   // one by one, as without this.
   (void)madvise(reinterpret_cast<void *>(from), to - from, MADV_POPULATE_WRITE);
 #endif
+}
+
+TimestampTz mono_to_timestamp(int64 mono, int64 mono_now, TimestampTz now) {
+  return now + (mono - mono_now);
+}
+
+void set_cluster_lease(ClusterEntry *cluster, int64 heartbeat_interval_us,
+                       int64 grace_period_us, int64 now) {
+  cluster->leases.change(
+      cluster->heartbeat_interval_us + cluster->grace_period_us,
+      heartbeat_interval_us + grace_period_us, now);
+  cluster->heartbeat_interval_us = heartbeat_interval_us;
+  cluster->grace_period_us = grace_period_us;
+}
+
+bool reshard_gate_open(ClusterEntry *cluster, int64 now) {
+  if (reshard_gate_opens_at(cluster, now) <= now) return true;
+  dlist_iter iter;
+  dlist_foreach(iter, &cluster->members) {
+    auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
+    if (member->state == MemberState::Active && !member->leaving &&
+        !member->removing && expiry_deadline(cluster, member) > now)
+      return false;
+  }
+  return true;
+}
+
+int64 reshard_gate_opens_at(const ClusterEntry *cluster, int64 now) {
+  if (cluster->gate_from == 0) return now;
+  return cluster->gate_from + cluster->reshard_interval_us;
 }
 
 void wake_worker() {

@@ -16,7 +16,10 @@ extern "C" {
 }
 
 #include "assignment.hpp"
+#include "clock.hpp"
+#include "lease_history.hpp"
 #include "names.hpp"
+#include "stall.hpp"
 
 namespace shard_coordinator {
 
@@ -30,17 +33,24 @@ struct ClusterEntry {
   int64 heartbeat_interval_us;
   int64 grace_period_us;
   int64 reshard_interval_us;
+  // The leases of heartbeats stamped before recent shortenings of the lease
+  // (lease_history.hpp): a promise made is kept.
+  LeaseHistory leases;
   int32 max_shards;          // 0: no cap
   int32 num_shards;          // as of the last published reshard
   int64 epoch;               // as of the last published reshard
-  TimestampTz gate_from;     // last reshard; 0 when the gate is open
+  int64 gate_from;           // last reshard (monotonic); 0: the gate is open
   TimestampTz resharded_at;  // last reshard, for display; 0 if none
   bool reshard_wanted;       // join, leave, expiry or max_shards change
   bool reshard_fenced;       // the worker found the cluster held by fence()
   // No member can expire before this (the earliest deadline at the worker's
   // last look; heartbeats only move deadlines later). 0: look at the next
   // pass. Reset whenever members come, go or the timing settings change.
-  TimestampTz expiry_check_at;
+  // Monotonic microseconds.
+  int64 expiry_check_at;
+  // A reshard of this cluster failed (a write, a NOTIFY): not before this
+  // (monotonic); 0: no failure pending. Other clusters go on meanwhile.
+  int64 retry_at;
   uint64 config_generation;  // bumped by configure()
   uint64 stored_generation;  // settings generation the worker has stored
   int32 member_count;
@@ -56,11 +66,13 @@ struct MemberKey {
 struct MemberEntry {
   MemberKey key;  // first: dynahash key
   dlist_node cluster_link;
-  pg_atomic_uint64 last_seen;  // TimestampTz of the latest heartbeat
-  TimestampTz joined_at;
-  uint64 join_seq;  // registration order within the server's life
-  int64 epoch;      // cluster epoch at which its assignment was last set
-  int32 shard;      // kNoShard unless active
+  // Monotonic microseconds of the latest heartbeat (its stamp): the promise
+  // of its row ends at promise_end().
+  pg_atomic_uint64 last_seen;
+  TimestampTz joined_at;  // wall clock, for people
+  uint64 join_seq;        // registration order within the server's life
+  int64 epoch;            // cluster epoch at which its assignment was last set
+  int32 shard;            // kNoShard unless active
   MemberState state;
   bool leaving;    // leave() was called; removed at the next reshard
   bool removing;   // the worker is removing it right now
@@ -91,6 +103,9 @@ struct SharedState {
   uint64 next_join_seq;
   int32 cluster_count;
   int32 member_count;
+  // Stalls of the server measured by the worker (stall.hpp): written by the
+  // worker under the exclusive lock, read under either mode.
+  StallLog stalls;
 };
 
 extern SharedState *shared;
@@ -116,8 +131,9 @@ MemberEntry *find_member(const ClusterEntry *cluster, const char *name,
                          size_t len);
 // NULL when max_clusters / max_members is reached.
 ClusterEntry *create_cluster(const char *name, size_t len);
+// now: monotonic (its first stamp); wall_now: its joined_at.
 MemberEntry *create_member(ClusterEntry *cluster, const char *name, size_t len,
-                           TimestampTz now);
+                           int64 now, TimestampTz wall_now);
 void remove_member(ClusterEntry *cluster, MemberEntry *member);
 void reset_all();
 
@@ -131,10 +147,44 @@ void populate_page_tables();
 // Wakes the background worker (no lock needed).
 void wake_worker();
 
-inline TimestampTz member_deadline(const ClusterEntry *cluster,
-                                   MemberEntry *member) {
-  return static_cast<TimestampTz>(pg_atomic_read_u64(&member->last_seen)) +
-         cluster->heartbeat_interval_us + cluster->grace_period_us;
+inline int64 member_stamp(MemberEntry *member) {
+  return static_cast<int64>(pg_atomic_read_u64(&member->last_seen));
 }
+
+// The lease a heartbeat stamped at `stamp` was given.
+inline int64 lease_at(const ClusterEntry *cluster, int64 stamp) {
+  return cluster->leases.lease_at(
+      stamp, cluster->heartbeat_interval_us + cluster->grace_period_us);
+}
+
+// When the promise of the member's latest heartbeat row ends (monotonic).
+inline int64 promise_end(const ClusterEntry *cluster, MemberEntry *member) {
+  const int64 stamp = member_stamp(member);
+  return stamp + lease_at(cluster, stamp);
+}
+
+// When the worker may expire the member: its promise's end, extended by
+// the stalls of the server since its latest heartbeat.
+inline int64 expiry_deadline(const ClusterEntry *cluster, MemberEntry *member) {
+  const int64 stamp = member_stamp(member);
+  return stamp + lease_at(cluster, stamp) +
+         shared->stalls.extension_after(stamp);
+}
+
+// A monotonic time as a wall-clock timestamp, for people.
+TimestampTz mono_to_timestamp(int64 mono, int64 mono_now, TimestampTz now);
+
+// Changes a cluster's lease (configure, exclusive lock held) without
+// shortening the promises already made.
+void set_cluster_lease(ClusterEntry *cluster, int64 heartbeat_interval_us,
+                       int64 grace_period_us, int64 now);
+
+// The reshard gate: at most one reshard per reshard_interval while members
+// work. It is open when reshard_interval has passed since the last reshard,
+// and whenever no live member holds a shard (the first members of a
+// cluster, or after the last one went): then nothing is disturbed.
+bool reshard_gate_open(ClusterEntry *cluster, int64 now);
+// When the gate opens by time alone (now or earlier when open).
+int64 reshard_gate_opens_at(const ClusterEntry *cluster, int64 now);
 
 }  // namespace shard_coordinator

@@ -270,8 +270,8 @@ struct HeartbeatResult {
   int32 num_shards;
   int64 epoch;
   int64 heartbeat_interval_us;
-  TimestampTz expires_at;
-  int32 *slots;  // NULL unless active in a cluster with a slot set
+  int64 lease_us;  // the promise: from the stamp, this long
+  int32 *slots;    // NULL unless active in a cluster with a slot set
   int32 nslots;
 };
 
@@ -298,15 +298,19 @@ Datum slots_datum(const int32 *slots, int32 nslots) {
       construct_array(elems, nslots, INT4OID, 4, true, TYPALIGN_INT));
 }
 
-void fill_result(const ClusterEntry *cluster, MemberEntry *member,
-                 HeartbeatResult *out) {
+// Stamps the member's heartbeat (caller holds the lock in either mode) and
+// copies what its row reports: the row promises the assignment for the
+// lease in force now.
+void stamp_and_fill(const ClusterEntry *cluster, MemberEntry *member, int64 now,
+                    HeartbeatResult *out) {
+  pg_atomic_write_u64(&member->last_seen, static_cast<uint64>(now));
   out->state = member->state;
   out->shard = member->shard;
   out->num_shards = cluster->num_shards;
   out->epoch =
       member->state == MemberState::Pending ? cluster->epoch : member->epoch;
   out->heartbeat_interval_us = cluster->heartbeat_interval_us;
-  out->expires_at = member_deadline(cluster, member);
+  out->lease_us = lease_at(cluster, now);
   out->slots = copy_member_slots(cluster, member, &out->nslots);
 }
 
@@ -379,9 +383,7 @@ HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
   if (member != nullptr && member->removing) {
     step = HeartbeatStep::WaitForRemoval;
   } else if (member != nullptr && !member->leaving) {
-    pg_atomic_write_u64(&member->last_seen,
-                        static_cast<uint64>(GetCurrentTimestamp()));
-    fill_result(cluster, member, out);
+    stamp_and_fill(cluster, member, mono_now_us(), out);
     step = HeartbeatStep::Done;
   }
   LWLockRelease(shared->lock);
@@ -399,7 +401,7 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
                                    HeartbeatResult *out) {
   RegisterOutcome outcome = RegisterOutcome::Done;
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-  TimestampTz now = GetCurrentTimestamp();
+  const int64 now = mono_now_us();
   ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
   if (cluster == nullptr && shared->member_count >= guc_max_members) {
     // Refused: do not leave an empty cluster behind.
@@ -415,7 +417,8 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
       outcome = RegisterOutcome::Retry;
     } else {
       if (member == nullptr) {
-        member = create_member(cluster, member_name.data, member_name.len, now);
+        member = create_member(cluster, member_name.data, member_name.len, now,
+                               GetCurrentTimestamp());
         if (member != nullptr) cluster->reshard_wanted = true;
       } else if (member->leaving) {
         // A heartbeat after leave() but before the reshard: still a member.
@@ -424,8 +427,7 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
       if (member == nullptr) {
         outcome = RegisterOutcome::MembersFull;
       } else {
-        pg_atomic_write_u64(&member->last_seen, static_cast<uint64>(now));
-        fill_result(cluster, member, out);
+        stamp_and_fill(cluster, member, now, out);
       }
     }
   }
@@ -433,21 +435,13 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
   return outcome;
 }
 
-// Waits while the worker has a reshard of this cluster held up by fences
-// (see sc_fence). Interruptible; statement_timeout and lock_timeout apply
-// as to any wait.
-void wait_while_reshard_fenced(NameArg cluster_name) {
-  for (;;) {
-    LWLockAcquire(shared->lock, LW_SHARED);
-    ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
-    bool fenced = cluster != nullptr && cluster->reshard_fenced;
-    LWLockRelease(shared->lock);
-    if (!fenced) break;
-    ConditionVariablePrepareToSleep(&shared->changed_cv);
-    ConditionVariableTimedSleep(&shared->changed_cv, 10, PG_WAIT_EXTENSION);
-    ConditionVariableCancelSleep();
-    CHECK_FOR_INTERRUPTS();
-  }
+// Whether the worker has a reshard of this cluster held up by fences.
+bool reshard_held_by_fences(NameArg cluster_name) {
+  LWLockAcquire(shared->lock, LW_SHARED);
+  ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
+  bool fenced = cluster != nullptr && cluster->reshard_fenced;
+  LWLockRelease(shared->lock);
+  return fenced;
 }
 
 // Waits (bounded) for the worker to publish whatever it is doing now.
@@ -481,6 +475,8 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
   require_ready_for_writes();
 
   HeartbeatResult result;
+  // Read before the stamp, so that expires_at never overstates the promise.
+  const TimestampTz wall_now = GetCurrentTimestamp();
   TimestampTz give_up =
       0;  // set on the first wait only: keep the hot path lean
   for (;;) {
@@ -541,7 +537,7 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
   values[3] = CStringGetTextDatum(state_name(result.state));
   values[4] = PointerGetDatum(channel_text(cluster, member));
   values[5] = IntervalPGetDatum(us_to_interval(result.heartbeat_interval_us));
-  values[6] = TimestampTzGetDatum(result.expires_at);
+  values[6] = TimestampTzGetDatum(wall_now + result.lease_us);
   if (result.slots != nullptr) {
     values[7] = slots_datum(result.slots, result.nslots);
   } else {
@@ -620,14 +616,23 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
   uint64 generation = 0;
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
-  if (cluster == nullptr)
+  // Everything that can refuse is checked before anything changes: a
+  // refused call creates no cluster.
+  int32 new_set = -1;
+  if (nkeys > 0 && (cluster == nullptr || cluster->slot_set < 0)) {
+    new_set = allocate_slot_set(0);
+    no_slot_set = new_set < 0;
+  }
+  if (!no_slot_set && cluster == nullptr) {
     cluster = create_cluster(cluster_name.data, cluster_name.len);
-  if (cluster == nullptr) {
-    full = true;
-  } else if (nkeys > 0 && cluster->slot_set < 0 &&
-             (cluster->slot_set = allocate_slot_set(cluster->id)) < 0) {
-    no_slot_set = true;
-  } else {
+    full = cluster == nullptr;
+    if (full && new_set >= 0) free_slot_set(new_set);
+  }
+  if (!no_slot_set && !full) {
+    if (new_set >= 0) {
+      slot_sets[new_set].cluster_id = cluster->id;
+      cluster->slot_set = new_set;
+    }
     if (nkeys >= 0 && cluster->slot_set >= 0) {
       // Applied by the worker at the next reshard.
       SlotSet &set = slot_sets[cluster->slot_set];
@@ -638,8 +643,10 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
       set.pending_serial++;
       cluster->reshard_wanted = true;
     }
-    if (set_heartbeat) cluster->heartbeat_interval_us = heartbeat_us;
-    if (set_grace) cluster->grace_period_us = grace_us;
+    // Promises already made are kept (set_cluster_lease).
+    set_cluster_lease(
+        cluster, set_heartbeat ? heartbeat_us : cluster->heartbeat_interval_us,
+        set_grace ? grace_us : cluster->grace_period_us, mono_now_us());
     // Deadlines may have moved earlier.
     if (set_heartbeat || set_grace) cluster->expiry_check_at = 0;
     if (set_reshard) cluster->reshard_interval_us = reshard_us;
@@ -698,54 +705,150 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
   PG_RETURN_VOID();
 }
 
+// The views copy what they show under the shared lock and build their rows
+// after releasing it: building a tuplestore can spill to disk, and every
+// join and reshard needs the lock exclusively.
+
+// A cluster's published slot keys and their owners, copied.
+struct SlotsCopy {
+  int32 count;
+  int32 *keys;
+  uint64 *owners;
+};
+
+SlotsCopy copy_slots(const ClusterEntry *cluster) {
+  SlotsCopy copy{0, nullptr, nullptr};
+  if (cluster->slot_set < 0 || slot_sets[cluster->slot_set].count == 0)
+    return copy;
+  copy.count = slot_sets[cluster->slot_set].count;
+  const size_t n = static_cast<size_t>(copy.count);
+  copy.keys = static_cast<int32 *>(palloc(sizeof(int32) * n));
+  copy.owners = static_cast<uint64 *>(palloc(sizeof(uint64) * n));
+  memcpy(copy.keys, slot_keys(cluster->slot_set), sizeof(int32) * n);
+  memcpy(copy.owners, slot_owners(cluster->slot_set), sizeof(uint64) * n);
+  return copy;
+}
+
+// The keys of the member with this join_seq, as an int4[] Datum.
+Datum owned_slots_datum(const SlotsCopy &slots, uint64 join_seq) {
+  auto *keys = static_cast<int32 *>(
+      palloc(sizeof(int32) * static_cast<size_t>(Max(slots.count, 1))));
+  int32 n = 0;
+  for (int32 i = 0; i < slots.count; ++i) {
+    if (slots.owners[i] == join_seq) keys[n++] = slots.keys[i];
+  }
+  return slots_datum(keys, n);
+}
+
+struct MemberRow {
+  char *cluster;
+  char *member;
+  int32 shard;
+  int32 num_shards;
+  int64 epoch;
+  MemberState state;
+  const char *shown_state;
+  int64 stamp;    // monotonic
+  int64 promise;  // monotonic
+  TimestampTz joined_at;
+  uint64 join_seq;
+  const SlotsCopy *slots;  // NULL: no slot set
+};
+
 // One row per member, from shared memory.
 Datum sc_live_members(PG_FUNCTION_ARGS) {
   require_preloaded();
   InitMaterializedSRF(fcinfo, 0);
   auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
 
-  TimestampTz now = GetCurrentTimestamp();
+  MemberRow *rows = nullptr;
+  int32 nrows = 0;
   LWLockAcquire(shared->lock, LW_SHARED);
+  const int64 now = mono_now_us();
   if (shared->loaded) {
+    rows = static_cast<MemberRow *>(palloc(
+        sizeof(MemberRow) * static_cast<size_t>(Max(shared->member_count, 1))));
     HASH_SEQ_STATUS status;
     hash_seq_init(&status, cluster_table);
     while (auto *cluster =
                static_cast<ClusterEntry *>(hash_seq_search(&status))) {
+      SlotsCopy *slots = nullptr;
+      if (cluster->slot_set >= 0 && cluster->member_count > 0) {
+        slots = static_cast<SlotsCopy *>(palloc(sizeof(SlotsCopy)));
+        *slots = copy_slots(cluster);
+      }
+      char *cluster_name = pstrdup(cluster->key.name);
       dlist_iter iter;
       dlist_foreach(iter, &cluster->members) {
         auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
-        Datum values[10];
-        bool nulls[10] = {false, false, false, false, false,
-                          false, false, false, false, false};
-        TimestampTz deadline = member_deadline(cluster, member);
-        const char *state = state_name(member->state);
+        if (nrows >= shared->member_count) break;  // cannot happen
+        MemberRow &row = rows[nrows++];
+        row.cluster = cluster_name;
+        row.member = pstrdup(member->key.name);
+        row.shard = member->shard;
+        row.num_shards = cluster->num_shards;
+        row.epoch = member->epoch;
+        row.state = member->state;
+        row.shown_state = state_name(member->state);
         if (member->leaving || member->removing)
-          state = "leaving";
-        else if (deadline <= now)
-          state = "expired";
-        values[0] = CStringGetTextDatum(cluster->key.name);
-        values[1] = CStringGetTextDatum(member->key.name);
-        values[2] = Int32GetDatum(member->shard);
-        nulls[2] = member->state != MemberState::Active;
-        values[3] = Int32GetDatum(cluster->num_shards);
-        values[4] = Int64GetDatum(member->epoch);
-        nulls[4] = member->state == MemberState::Pending;
-        values[5] = CStringGetTextDatum(state);
-        values[6] = TimestampTzGetDatum(
-            static_cast<TimestampTz>(pg_atomic_read_u64(&member->last_seen)));
-        values[7] = TimestampTzGetDatum(deadline);
-        values[8] = TimestampTzGetDatum(member->joined_at);
-        int32 nslots = 0;
-        int32 *slots = copy_member_slots(cluster, member, &nslots);
-        values[9] = slots ? slots_datum(slots, nslots) : static_cast<Datum>(0);
-        nulls[9] = slots == nullptr;
-        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+          row.shown_state = "leaving";
+        else if (expiry_deadline(cluster, member) <= now)
+          row.shown_state = "expired";
+        row.stamp = member_stamp(member);
+        row.promise = promise_end(cluster, member);
+        row.joined_at = member->joined_at;
+        row.join_seq = member->join_seq;
+        row.slots = slots;
       }
     }
   }
   LWLockRelease(shared->lock);
+
+  const TimestampTz wall_now = GetCurrentTimestamp();
+  for (int32 i = 0; i < nrows; ++i) {
+    const MemberRow &row = rows[i];
+    Datum values[10];
+    bool nulls[10] = {false, false, false, false, false,
+                      false, false, false, false, false};
+    values[0] = CStringGetTextDatum(row.cluster);
+    values[1] = CStringGetTextDatum(row.member);
+    values[2] = Int32GetDatum(row.shard);
+    nulls[2] = row.state != MemberState::Active;
+    values[3] = Int32GetDatum(row.num_shards);
+    values[4] = Int64GetDatum(row.epoch);
+    nulls[4] = row.state == MemberState::Pending;
+    values[5] = CStringGetTextDatum(row.shown_state);
+    values[6] =
+        TimestampTzGetDatum(mono_to_timestamp(row.stamp, now, wall_now));
+    values[7] =
+        TimestampTzGetDatum(mono_to_timestamp(row.promise, now, wall_now));
+    values[8] = TimestampTzGetDatum(row.joined_at);
+    values[9] = static_cast<Datum>(0);
+    nulls[9] = true;
+    if (row.slots != nullptr && row.slots->count > 0 &&
+        row.state == MemberState::Active) {
+      values[9] = owned_slots_datum(*row.slots, row.join_seq);
+      nulls[9] = false;
+    }
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+  }
   return static_cast<Datum>(0);
 }
+
+struct ClusterRow {
+  char *cluster;
+  int64 heartbeat_interval_us;
+  int64 grace_period_us;
+  int64 reshard_interval_us;
+  int32 max_shards;
+  int64 epoch;
+  int32 num_shards;
+  int32 members;
+  int32 counts[3];  // indexed by MemberState
+  TimestampTz resharded_at;
+  SlotsCopy slots;
+  bool fenced;
+};
 
 // One row per cluster, from shared memory.
 Datum sc_live_clusters(PG_FUNCTION_ARGS) {
@@ -753,50 +856,71 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
   InitMaterializedSRF(fcinfo, 0);
   auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
 
+  ClusterRow *rows = nullptr;
+  int32 nrows = 0;
   LWLockAcquire(shared->lock, LW_SHARED);
   if (shared->loaded) {
+    rows = static_cast<ClusterRow *>(
+        palloc0(sizeof(ClusterRow) *
+                static_cast<size_t>(Max(shared->cluster_count, 1))));
     HASH_SEQ_STATUS status;
     hash_seq_init(&status, cluster_table);
     while (auto *cluster =
                static_cast<ClusterEntry *>(hash_seq_search(&status))) {
-      int32 counts[3] = {0, 0, 0};  // indexed by MemberState
+      if (nrows >= shared->cluster_count) {  // cannot happen
+        hash_seq_term(&status);
+        break;
+      }
+      ClusterRow &row = rows[nrows++];
+      row.cluster = pstrdup(cluster->key.name);
+      row.heartbeat_interval_us = cluster->heartbeat_interval_us;
+      row.grace_period_us = cluster->grace_period_us;
+      row.reshard_interval_us = cluster->reshard_interval_us;
+      row.max_shards = cluster->max_shards;
+      row.epoch = cluster->epoch;
+      row.num_shards = cluster->num_shards;
+      row.members = cluster->member_count;
       dlist_iter iter;
       dlist_foreach(iter, &cluster->members) {
         auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
-        counts[static_cast<int>(member->state)]++;
+        row.counts[static_cast<int>(member->state)]++;
       }
-      Datum values[14];
-      bool nulls[14] = {false, false, false, false, false, false, false,
-                        false, false, false, false, false, false, false};
-      values[0] = CStringGetTextDatum(cluster->key.name);
-      values[1] =
-          IntervalPGetDatum(us_to_interval(cluster->heartbeat_interval_us));
-      values[2] = IntervalPGetDatum(us_to_interval(cluster->grace_period_us));
-      values[3] =
-          IntervalPGetDatum(us_to_interval(cluster->reshard_interval_us));
-      values[4] = Int32GetDatum(cluster->max_shards);
-      nulls[4] = cluster->max_shards == 0;
-      values[5] = Int64GetDatum(cluster->epoch);
-      values[6] = Int32GetDatum(cluster->num_shards);
-      values[7] = Int32GetDatum(cluster->member_count);
-      values[8] = Int32GetDatum(counts[static_cast<int>(MemberState::Active)]);
-      values[9] = Int32GetDatum(counts[static_cast<int>(MemberState::Standby)]);
-      values[10] =
-          Int32GetDatum(counts[static_cast<int>(MemberState::Pending)]);
-      values[11] = TimestampTzGetDatum(cluster->resharded_at);
-      nulls[11] = cluster->resharded_at == 0;
-      nulls[12] = true;
-      values[12] = static_cast<Datum>(0);
-      if (cluster->slot_set >= 0 && slot_sets[cluster->slot_set].count > 0) {
-        values[12] = slots_datum(slot_keys(cluster->slot_set),
-                                 slot_sets[cluster->slot_set].count);
-        nulls[12] = false;
-      }
-      values[13] = BoolGetDatum(cluster->reshard_fenced);
-      tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+      row.resharded_at = cluster->resharded_at;
+      row.slots = copy_slots(cluster);
+      row.fenced = cluster->reshard_fenced;
     }
   }
   LWLockRelease(shared->lock);
+
+  for (int32 i = 0; i < nrows; ++i) {
+    const ClusterRow &row = rows[i];
+    Datum values[14];
+    bool nulls[14] = {false, false, false, false, false, false, false,
+                      false, false, false, false, false, false, false};
+    values[0] = CStringGetTextDatum(row.cluster);
+    values[1] = IntervalPGetDatum(us_to_interval(row.heartbeat_interval_us));
+    values[2] = IntervalPGetDatum(us_to_interval(row.grace_period_us));
+    values[3] = IntervalPGetDatum(us_to_interval(row.reshard_interval_us));
+    values[4] = Int32GetDatum(row.max_shards);
+    nulls[4] = row.max_shards == 0;
+    values[5] = Int64GetDatum(row.epoch);
+    values[6] = Int32GetDatum(row.num_shards);
+    values[7] = Int32GetDatum(row.members);
+    values[8] =
+        Int32GetDatum(row.counts[static_cast<int>(MemberState::Active)]);
+    values[9] =
+        Int32GetDatum(row.counts[static_cast<int>(MemberState::Standby)]);
+    values[10] =
+        Int32GetDatum(row.counts[static_cast<int>(MemberState::Pending)]);
+    values[11] = TimestampTzGetDatum(row.resharded_at);
+    nulls[11] = row.resharded_at == 0;
+    values[12] = static_cast<Datum>(0);
+    nulls[12] = row.slots.count == 0;
+    if (row.slots.count > 0)
+      values[12] = slots_datum(row.slots.keys, row.slots.count);
+    values[13] = BoolGetDatum(row.fenced);
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+  }
   return static_cast<Datum>(0);
 }
 
@@ -852,12 +976,25 @@ Datum sc_fence(PG_FUNCTION_ARGS) {
   int64 epoch = PG_GETARG_INT64(2);
   require_ready_for_writes();
 
-  // A reshard the worker could not run because of fences goes first: new
-  // fences wait until it is done, so a stream of overlapping fences cannot
-  // hold it off for ever. A transaction that already holds the fence lock
-  // does not wait (that would wait for itself).
-  if (!fence_lock_held_by_me(cluster_name.data, cluster_name.len))
-    wait_while_reshard_fenced(cluster_name);
+  // A reshard the worker could not run because of fences goes first: a new
+  // fence fails at once, so a stream of overlapping fences cannot hold it
+  // off for ever. It fails rather than waits: a wait outside the lock
+  // manager would be invisible to the deadlock detector and lock_timeout
+  // (two transactions that each fence the cluster the other holds up). A
+  // transaction that already holds the fence lock goes on (it is one of
+  // those the reshard waits for).
+  if (!fence_lock_held_by_me(cluster_name.data, cluster_name.len) &&
+      reshard_held_by_fences(cluster_name))
+    ereport(ERROR,
+            (errcode(kFenceSqlstate),
+             errmsg("cannot fence member \"%.*s\" in cluster \"%.*s\": a "
+                    "reshard of the cluster is pending",
+                    static_cast<int>(member_name.len), member_name.data,
+                    static_cast<int>(cluster_name.len), cluster_name.data),
+             errdetail("A reshard is due and waits for transactions that "
+                       "fenced the cluster; it goes before new fences."),
+             errhint("Roll back, heartbeat for the current assignment and "
+                     "retry.")));
 
   // Taken before the check: a reshard in flight (between its snapshot and
   // its publication) holds the lock exclusively, so once we have it shared
@@ -887,7 +1024,7 @@ Datum sc_fence(PG_FUNCTION_ARGS) {
       reason = "is standby (holds no shard)";
     else if (member->leaving || member->removing)
       reason = "is leaving";
-    else if (member_deadline(cluster, member) <= GetCurrentTimestamp())
+    else if (promise_end(cluster, member) <= mono_now_us())
       reason = "has expired (its lease ran out)";
     else if (epoch > cluster_epoch)
       reason = "was given an epoch the cluster has not reached";

@@ -49,12 +49,14 @@ PGDLLEXPORT void sc_worker_main(Datum main_arg);
 #include <new>
 #include <unordered_map>
 
+#include "clock.hpp"
 #include "fence.hpp"
 #include "module.hpp"
 #include "names.hpp"
 #include "notify_payload.hpp"
 #include "shmem.hpp"
 #include "slots.hpp"
+#include "stall.hpp"
 
 using namespace shard_coordinator;
 
@@ -62,8 +64,18 @@ namespace {
 
 // After a failed transaction, try that cluster again this much later.
 constexpr long kRetryMs = 1000;
+// The worker's writes wait at most this long for a row lock (a session that
+// holds a row of our tables FOR UPDATE): then the reshard fails, is logged
+// and retried, and other clusters go on meanwhile.
+constexpr const char *kLockTimeout = "1s";
+// While the stall meter has not ticked since a possible stall, decide
+// nothing that a stall would change; look again this soon.
+constexpr long kStallCheckMs = 10;
 // While a fence() holds a cluster, look at it again this often.
 constexpr long kFenceRetryMs = 10;
+// The SQLSTATE of "the stored epoch is ahead of shared memory" (internal:
+// only logged): the one failure that needs a reload of the tables.
+constexpr int kStaleSharedMemory = MAKE_SQLSTATE('S', 'C', '9', '0', '1');
 // While the extension is not installed, look again this often.
 constexpr long kNotInstalledPollMs = 1000;
 // Longest sleep when nothing is due (deadlines are recomputed on waking).
@@ -262,6 +274,36 @@ bool moved(const SnapCluster *snap, const SnapMember &m,
 }
 
 MemoryContext cycle_context = nullptr;
+// Reset after each cluster's reshard.
+MemoryContext reshard_context = nullptr;
+
+// The stall meter (stall.hpp): a thread of this process.
+StallMeter stall_meter;
+
+// Takes the stalls the meter measured into shared memory. Returns false
+// while the meter may not have measured a stall that has just happened:
+// then no deadline may be judged at `now`.
+bool stalls_measured(int64 now) {
+  if (!stall_meter.caught_up(now)) return false;
+  int64 stall_end = 0;
+  const int64 stall = stall_meter.take(&stall_end);
+  if (stall > 0) {
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    shared->stalls.add(stall_end, stall);
+    // Old stalls cannot extend anybody's deadline any more.
+    shared->stalls.forget_before(now - 4 * kMaxIntervalUs);
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, cluster_table);
+    while (auto *cluster =
+               static_cast<ClusterEntry *>(hash_seq_search(&status)))
+      cluster->expiry_check_at = 0;
+    LWLockRelease(shared->lock);
+    ereport(LOG, (errmsg("shard_coordinator: the server did not run for "
+                         "%lld ms; deadlines are extended by that",
+                         static_cast<long long>(stall / 1000))));
+  }
+  return true;
+}
 
 void detach_worker(int code, Datum arg) { shared->worker_latch = nullptr; }
 
@@ -285,35 +327,58 @@ void begin_transaction(const char *activity) {
   pgstat_report_activity(STATE_RUNNING, activity);
 }
 
-void commit_transaction() {
+// Commit and abort leave the process in TopMemoryContext (PostgreSQL 15):
+// whatever the rest of the cycle allocated there would never be freed. Both
+// go back to the context the transaction was started from.
+void commit_transaction(MemoryContext back_to) {
   SPI_finish();
   PopActiveSnapshot();
   CommitTransactionCommand();
+  MemoryContextSwitchTo(back_to);
   pgstat_report_stat(false);
   pgstat_report_activity(STATE_IDLE, nullptr);
 }
 
-// Logs the current error and cleans up the failed transaction.
-void recover_from_error(const char *what) {
-  MemoryContextSwitchTo(cycle_context);
+// Logs the current error and cleans up the failed transaction. Returns the
+// SQLSTATE of the error.
+int recover_from_error(MemoryContext back_to, const char *what) {
+  MemoryContextSwitchTo(back_to);
   ErrorData *edata = CopyErrorData();
   FlushErrorState();
   AbortCurrentTransaction();
+  MemoryContextSwitchTo(back_to);
   ereport(LOG,
           (errmsg("shard_coordinator: %s failed: %s", what, edata->message)));
+  const int sqlerrcode = edata->sqlerrcode;
   FreeErrorData(edata);
   pgstat_report_activity(STATE_IDLE, nullptr);
+  return sqlerrcode;
 }
 
 // --- Loading the tables ----------------------------------------------------
 
+// Stored members that shared memory has no room for: the load deletes their
+// rows, so that the tables agree with what is coordinated.
+struct DroppedMembers {
+  int count;
+  Datum *clusters;  // text
+  Datum *members;   // text
+};
+
 // Merges the tables into shared memory (exclusive lock held): the stored
 // assignments win, every stored member gets a full expiry period from now,
 // and a member that shared memory shows assigned but the tables do not is
-// made pending again.
+// made pending again. A new worker owns no reshard in flight: every
+// `removing` mark of a dead predecessor is cleared, and every cluster gets a
+// reshard (which changes nothing where nothing is due).
 void merge_loaded_state(SPITupleTable *clusters, uint64 nclusters,
-                        SPITupleTable *members, uint64 nmembers,
-                        TimestampTz now) {
+                        SPITupleTable *members, uint64 nmembers, int64 now,
+                        DroppedMembers *dropped) {
+  dropped->count = 0;
+  dropped->clusters =
+      static_cast<Datum *>(palloc(sizeof(Datum) * Max(nmembers, 1)));
+  dropped->members =
+      static_cast<Datum *>(palloc(sizeof(Datum) * Max(nmembers, 1)));
   TupleDesc cdesc = clusters->tupdesc;
   for (uint64 i = 0; i < nclusters; ++i) {
     HeapTuple tuple = clusters->vals[i];
@@ -353,7 +418,12 @@ void merge_loaded_state(SPITupleTable *clusters, uint64 nclusters,
         DatumGetInt32(SPI_getbinval(tuple, cdesc, 7, &isnull));
     Datum resharded = SPI_getbinval(tuple, cdesc, 8, &isnull);
     cluster->resharded_at = isnull ? 0 : DatumGetTimestampTz(resharded);
-    cluster->gate_from = cluster->num_shards > 0 ? cluster->resharded_at : 0;
+    // The gate counts from the last reshard; on the monotonic clock that is
+    // as long ago as the wall clock says (never in the future).
+    cluster->gate_from = 0;
+    if (cluster->num_shards > 0 && cluster->resharded_at != 0)
+      cluster->gate_from =
+          now - Max(0, GetCurrentTimestamp() - cluster->resharded_at);
 
     Datum slots = SPI_getbinval(tuple, cdesc, 9, &isnull);
     if (!isnull) {
@@ -401,12 +471,21 @@ void merge_loaded_state(SPITupleTable *clusters, uint64 nclusters,
         check_name(mname, mlen, kMemberNameMax) != NameProblem::None)
       continue;
     MemberEntry *member = find_member(cluster, mname, mlen);
-    if (member == nullptr) member = create_member(cluster, mname, mlen, now);
+    if (member == nullptr)
+      member = create_member(cluster, mname, mlen, now, GetCurrentTimestamp());
     if (member == nullptr) {
-      ereport(
-          WARNING,
-          (errmsg("shard_coordinator: no room for stored member \"%s\"", mname),
-           errhint("Raise shard_coordinator.max_members.")));
+      ereport(WARNING,
+              (errmsg("shard_coordinator: no room for stored member \"%s\" "
+                      "of cluster \"%s\"; it is dropped",
+                      mname, cname),
+               errdetail("Shared memory holds %d members "
+                         "(shard_coordinator.max_members).",
+                         guc_max_members),
+               errhint("Raise shard_coordinator.max_members.")));
+      dropped->clusters[dropped->count] = CStringGetTextDatum(cname);
+      dropped->members[dropped->count] = CStringGetTextDatum(mname);
+      dropped->count++;
+      cluster->reshard_wanted = true;
       continue;
     }
     char *state = TextDatumGetCString(SPI_getbinval(tuple, mdesc, 3, &isnull));
@@ -421,7 +500,7 @@ void merge_loaded_state(SPITupleTable *clusters, uint64 nclusters,
         DatumGetTimestampTz(SPI_getbinval(tuple, mdesc, 7, &isnull));
     if (member->join_seq >= shared->next_join_seq)
       shared->next_join_seq = member->join_seq + 1;
-    if (static_cast<TimestampTz>(pg_atomic_read_u64(&member->last_seen)) < now)
+    if (member_stamp(member) < now)
       pg_atomic_write_u64(&member->last_seen, static_cast<uint64>(now));
     member->load_mark = true;
 
@@ -455,11 +534,32 @@ void merge_loaded_state(SPITupleTable *clusters, uint64 nclusters,
       if (!member->load_mark && member->state != MemberState::Pending) {
         member->state = MemberState::Pending;
         member->shard = kNoShard;
-        cluster->reshard_wanted = true;
       }
       member->load_mark = false;
+      member->removing = false;
     }
+    cluster->reshard_wanted = true;
+    cluster->reshard_fenced = false;
+    cluster->expiry_check_at = 0;
+    cluster->retry_at = 0;
   }
+}
+
+// Deletes the rows of stored members the load had no room for (inside the
+// load's transaction).
+void delete_dropped_members(const DroppedMembers *dropped) {
+  Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+  Datum values[2] = {
+      PointerGetDatum(construct_array(dropped->clusters, dropped->count,
+                                      TEXTOID, -1, false, TYPALIGN_INT)),
+      PointerGetDatum(construct_array(dropped->members, dropped->count, TEXTOID,
+                                      -1, false, TYPALIGN_INT))};
+  if (SPI_execute_with_args(
+          "DELETE FROM shard_coordinator.member_state m "
+          "USING unnest($1, $2) AS d(cluster, member) "
+          "WHERE m.cluster = d.cluster AND m.member = d.member",
+          2, types, values, nullptr, false, 0) != SPI_OK_DELETE)
+    elog(ERROR, "could not delete the dropped members");
 }
 
 // Loads the tables into shared memory. Returns false if the extension is not
@@ -473,7 +573,8 @@ bool load_state() {
       if (SPI_execute(
               "SELECT cluster, heartbeat_interval, grace_period, "
               "reshard_interval, max_shards, epoch, num_shards, "
-              "resharded_at, slots FROM shard_coordinator.cluster_state",
+              "resharded_at, slots FROM shard_coordinator.cluster_state "
+              "ORDER BY cluster",
               true, 0) != SPI_OK_SELECT)
         elog(ERROR, "could not read shard_coordinator.cluster_state");
       SPITupleTable *clusters = SPI_tuptable;
@@ -491,11 +592,13 @@ bool load_state() {
       SPITupleTable *members = SPI_tuptable;
       uint64 nmembers = SPI_processed;
 
+      DroppedMembers dropped;
       LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-      merge_loaded_state(clusters, nclusters, members, nmembers,
-                         GetCurrentTimestamp());
+      merge_loaded_state(clusters, nclusters, members, nmembers, mono_now_us(),
+                         &dropped);
       shared->loaded = true;
       LWLockRelease(shared->lock);
+      if (dropped.count > 0) delete_dropped_members(&dropped);
       loaded = true;
       ereport(LOG, (errmsg("shard_coordinator: loaded %llu clusters and "
                            "%llu members",
@@ -507,11 +610,11 @@ bool load_state() {
       if (shared->loaded || shared->cluster_count > 0) reset_all();
       LWLockRelease(shared->lock);
     }
-    commit_transaction();
+    commit_transaction(cycle_context);
   }
   PG_CATCH();
   {
-    recover_from_error("loading state");
+    recover_from_error(cycle_context, "loading state");
     loaded = false;
   }
   PG_END_TRY();
@@ -523,7 +626,7 @@ bool load_state() {
 
 // Copies the cluster out of shared memory and marks its dead members as
 // removing. Returns false if the cluster is gone.
-bool snapshot_cluster(const char *name, TimestampTz now, bool settings_only,
+bool snapshot_cluster(const char *name, int64 now, bool settings_only,
                       SnapCluster *snap) {
   size_t len = strlen(name);
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
@@ -544,11 +647,8 @@ bool snapshot_cluster(const char *name, TimestampTz now, bool settings_only,
   snap->config_generation = cluster->config_generation;
   snap->settings_unstored =
       cluster->stored_generation < cluster->config_generation;
-  const bool gate_open =
-      cluster->gate_from == 0 ||
-      cluster->gate_from + cluster->reshard_interval_us <= now;
-  snap->settings_only =
-      settings_only || !(cluster->reshard_wanted && gate_open);
+  snap->settings_only = settings_only || !(cluster->reshard_wanted &&
+                                           reshard_gate_open(cluster, now));
   snap->nmembers = snap->settings_only ? 0 : cluster->member_count;
   snap->members = static_cast<SnapMember *>(palloc0(
       sizeof(SnapMember) * static_cast<size_t>(Max(snap->nmembers, 1))));
@@ -564,7 +664,7 @@ bool snapshot_cluster(const char *name, TimestampTz now, bool settings_only,
     m->state = member->state;
     m->shard = member->shard;
     m->epoch = member->epoch;
-    m->alive = !member->leaving && member_deadline(cluster, member) > now;
+    m->alive = !member->leaving && expiry_deadline(cluster, member) > now;
     if (!m->alive) member->removing = true;
   }
   snap->slot_set = cluster->slot_set;
@@ -601,7 +701,7 @@ bool snapshot_cluster(const char *name, TimestampTz now, bool settings_only,
 
 // The transaction that stores one reshard and queues its notifications.
 void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
-                   int64 new_epoch, bool bump, TimestampTz now) {
+                   int64 new_epoch, bool bump, TimestampTz wall_now) {
   begin_transaction("shard_coordinator: resharding");
 
   // The cluster row. The WHERE clause refuses to move a stored epoch back,
@@ -619,7 +719,7 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
   if (snap->max_shards == 0) cluster_nulls[4] = 'n';
   cluster_values[5] = Int64GetDatum(new_epoch);
   cluster_values[6] = Int32GetDatum(plan->num_shards);
-  TimestampTz resharded_at = bump ? now : snap->resharded_at;
+  TimestampTz resharded_at = bump ? wall_now : snap->resharded_at;
   cluster_values[7] = TimestampTzGetDatum(resharded_at);
   if (resharded_at == 0) cluster_nulls[7] = 'n';
   if (snap->new_nkeys > 0) {
@@ -651,7 +751,7 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
       "WHERE c.epoch <= EXCLUDED.epoch",
       9, cluster_types, cluster_values, cluster_nulls, false, 0);
   if (rc != SPI_OK_INSERT || SPI_processed != 1)
-    ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+    ereport(ERROR, (errcode(kStaleSharedMemory),
                     errmsg("stored epoch of cluster \"%s\" is ahead of "
                            "shared memory",
                            snap->name)));
@@ -786,12 +886,13 @@ void store_reshard(const SnapCluster *snap, const PlanArrays *plan,
     Async_Notify(channel, payload);
   }
 
-  commit_transaction();
+  commit_transaction(reshard_context);
 }
 
 // Applies a committed reshard to shared memory.
 void publish_reshard(const SnapCluster *snap, const PlanArrays *plan,
-                     int64 new_epoch, bool bump, TimestampTz now) {
+                     int64 new_epoch, bool bump, int64 now,
+                     TimestampTz wall_now) {
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = nullptr;
   if (shared->reset_count == snap->reset_count)
@@ -829,8 +930,9 @@ void publish_reshard(const SnapCluster *snap, const PlanArrays *plan,
     cluster->epoch = new_epoch;
     cluster->num_shards = plan->num_shards;
     cluster->expiry_check_at = 0;
+    cluster->retry_at = 0;
     if (bump) {
-      cluster->resharded_at = now;
+      cluster->resharded_at = wall_now;
       // When the last member is gone the gate resets: the next join is
       // served at once.
       cluster->gate_from = plan->num_shards > 0 ? now : 0;
@@ -842,8 +944,9 @@ void publish_reshard(const SnapCluster *snap, const PlanArrays *plan,
   ConditionVariableBroadcast(&shared->changed_cv);
 }
 
-// Takes back the `removing` marks of a reshard that failed.
-void unmark_removing(const SnapCluster *snap) {
+// Takes back the `removing` marks of a reshard that failed; the cluster is
+// tried again after `retry_at` (others go on meanwhile).
+void unmark_removing(const SnapCluster *snap, int64 retry_at) {
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = nullptr;
   if (shared->reset_count == snap->reset_count)
@@ -856,12 +959,16 @@ void unmark_removing(const SnapCluster *snap) {
     }
     cluster->reshard_wanted = true;
     cluster->expiry_check_at = 0;
+    cluster->retry_at = retry_at;
   }
   LWLockRelease(shared->lock);
   ConditionVariableBroadcast(&shared->changed_cv);
 }
 
-enum class ReshardResult { Done, Failed, Reload, Fenced };
+// Done; Failed (retried later, others go on); Reload (shared memory is
+// stale); Fenced (held up by fence(), retried soon); NotYet (a stall may
+// just have happened, retried soon).
+enum class ReshardResult { Done, Failed, Reload, Fenced, NotYet };
 
 ReshardResult reshard_locked(const char *name, bool settings_only);
 
@@ -870,12 +977,9 @@ ReshardResult reshard_locked(const char *name, bool settings_only);
 bool set_reshard_fenced(const char *name, bool fenced) {
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = find_cluster(name, strlen(name));
-  if (cluster != nullptr && fenced) {
-    const bool gate_open = cluster->gate_from == 0 ||
-                           cluster->gate_from + cluster->reshard_interval_us <=
-                               GetCurrentTimestamp();
-    fenced = cluster->reshard_wanted && gate_open;
-  }
+  if (cluster != nullptr && fenced)
+    fenced =
+        cluster->reshard_wanted && reshard_gate_open(cluster, mono_now_us());
   if (cluster != nullptr) cluster->reshard_fenced = fenced;
   LWLockRelease(shared->lock);
   if (!fenced) ConditionVariableBroadcast(&shared->changed_cv);
@@ -887,20 +991,26 @@ bool set_reshard_fenced(const char *name, bool fenced) {
 // and returns Fenced so that the caller comes back soon.
 ReshardResult reshard_cluster(const char *name) {
   size_t len = strlen(name);
+  MemoryContext old = MemoryContextSwitchTo(reshard_context);
+  ReshardResult result;
   if (!try_lock_cluster_for_reshard(name, len)) {
-    ReshardResult result = reshard_locked(name, true);
+    result = reshard_locked(name, true);
     if (result == ReshardResult::Done && set_reshard_fenced(name, true))
-      return ReshardResult::Fenced;
-    return result;
+      result = ReshardResult::Fenced;
+  } else {
+    result = reshard_locked(name, false);
+    unlock_cluster_after_reshard(name, len);
+    set_reshard_fenced(name, false);
   }
-  ReshardResult result = reshard_locked(name, false);
-  unlock_cluster_after_reshard(name, len);
-  set_reshard_fenced(name, false);
+  MemoryContextSwitchTo(old);
+  MemoryContextReset(reshard_context);
   return result;
 }
 
 ReshardResult reshard_locked(const char *name, bool settings_only) {
-  TimestampTz now = GetCurrentTimestamp();
+  const int64 now = mono_now_us();
+  // Nobody's deadline is judged before every stall up to now is measured.
+  if (!stalls_measured(now)) return ReshardResult::NotYet;
   SnapCluster snap;
   if (!snapshot_cluster(name, now, settings_only, &snap))
     return ReshardResult::Done;
@@ -923,28 +1033,31 @@ ReshardResult reshard_locked(const char *name, bool settings_only) {
     ereport(LOG, (errmsg("shard_coordinator: reshard of cluster \"%s\" "
                          "failed: %s",
                          name, error)));
-    unmark_removing(&snap);
+    unmark_removing(&snap, now + kRetryMs * 1000);
     return ReshardResult::Failed;
   }
 
   bool bump = plan.changed > 0 || plan.removed_assigned > 0;
   int64 new_epoch = bump ? snap.epoch + 1 : snap.epoch;
+  const TimestampTz wall_now = GetCurrentTimestamp();
   if (bump || snap.settings_unstored) {
-    volatile bool failed = false;
+    volatile int failure = 0;
+    char *what = psprintf("reshard of cluster \"%s\"", name);
     PG_TRY();
-    { store_reshard(&snap, &plan, new_epoch, bump, now); }
+    { store_reshard(&snap, &plan, new_epoch, bump, wall_now); }
     PG_CATCH();
-    {
-      recover_from_error("reshard");
-      failed = true;
-    }
+    { failure = recover_from_error(reshard_context, what); }
     PG_END_TRY();
-    if (failed) {
-      unmark_removing(&snap);
-      return ReshardResult::Reload;
+    if (failure != 0) {
+      unmark_removing(&snap, now + kRetryMs * 1000);
+      // Only a stale shared memory needs a reload; any other failure (a
+      // lock timeout, a write or NOTIFY that failed) is this cluster's
+      // alone and is retried later.
+      return failure == kStaleSharedMemory ? ReshardResult::Reload
+                                           : ReshardResult::Failed;
     }
   }
-  publish_reshard(&snap, &plan, new_epoch, bump, now);
+  publish_reshard(&snap, &plan, new_epoch, bump, now, wall_now);
   return ReshardResult::Done;
 }
 
@@ -961,7 +1074,7 @@ ReshardResult reshard_locked(const char *name, bool settings_only) {
 // A cluster's members are looked at only once its expiry_check_at has come:
 // between deadlines a pass costs O(clusters), not O(members). (leave() and
 // joins set reshard_wanted themselves.)
-char **find_due_clusters(TimestampTz now, TimestampTz *next_wake, int *ndue) {
+char **find_due_clusters(int64 now, int64 *next_wake, int *ndue) {
   LWLockAcquire(shared->lock, LW_SHARED);
   int capacity = Max(shared->cluster_count, 1);
   char **due = static_cast<char **>(palloc(sizeof(char *) * capacity));
@@ -971,12 +1084,12 @@ char **find_due_clusters(TimestampTz now, TimestampTz *next_wake, int *ndue) {
   while (auto *cluster =
              static_cast<ClusterEntry *>(hash_seq_search(&status))) {
     if (cluster->expiry_check_at <= now) {
-      TimestampTz earliest = DT_NOEND;
+      int64 earliest = PG_INT64_MAX;
       dlist_iter iter;
       dlist_foreach(iter, &cluster->members) {
         auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
         if (member->removing) continue;
-        TimestampTz deadline = member_deadline(cluster, member);
+        const int64 deadline = expiry_deadline(cluster, member);
         if (member->leaving || deadline <= now)
           cluster->reshard_wanted = true;
         else if (deadline < earliest)
@@ -986,16 +1099,19 @@ char **find_due_clusters(TimestampTz now, TimestampTz *next_wake, int *ndue) {
     }
     if (cluster->expiry_check_at < *next_wake)
       *next_wake = cluster->expiry_check_at;
+    if (cluster->retry_at > now) {
+      // A failed reshard: not before its retry time.
+      if (cluster->retry_at < *next_wake) *next_wake = cluster->retry_at;
+      continue;
+    }
     bool is_due = cluster->stored_generation < cluster->config_generation;
     if (cluster->reshard_wanted) {
-      TimestampTz gate =
-          cluster->gate_from == 0
-              ? now
-              : cluster->gate_from + cluster->reshard_interval_us;
-      if (gate <= now)
+      if (reshard_gate_open(cluster, now)) {
         is_due = true;
-      else if (gate < *next_wake)
-        *next_wake = gate;
+      } else {
+        const int64 gate = reshard_gate_opens_at(cluster, now);
+        if (gate < *next_wake) *next_wake = gate;
+      }
     }
     if (is_due && *ndue < capacity) due[(*ndue)++] = pstrdup(cluster->key.name);
   }
@@ -1005,10 +1121,12 @@ char **find_due_clusters(TimestampTz now, TimestampTz *next_wake, int *ndue) {
 
 // One pass; returns how long to sleep (ms).
 long run_cycle(bool *need_reload) {
-  TimestampTz now = GetCurrentTimestamp();
-  TimestampTz next_wake = TimestampTzPlusMilliseconds(now, kMaxSleepMs);
+  const int64 now = mono_now_us();
+  // No deadline is judged before every stall up to now is measured.
+  if (!stalls_measured(now)) return kStallCheckMs;
+  int64 next_wake = now + kMaxSleepMs * 1000;
   int ndue = 0;
-  bool any_failed = false;
+  bool any_waiting = false;
   char **due = find_due_clusters(now, &next_wake, &ndue);
   for (int i = 0; i < ndue; ++i) {
     CHECK_FOR_INTERRUPTS();
@@ -1017,17 +1135,19 @@ long run_cycle(bool *need_reload) {
       *need_reload = true;
       return kRetryMs;
     }
-    if (result == ReshardResult::Failed || result == ReshardResult::Fenced) {
-      any_failed = true;
-      TimestampTz retry = TimestampTzPlusMilliseconds(
-          now, result == ReshardResult::Fenced ? kFenceRetryMs : kRetryMs);
-      if (retry < next_wake) next_wake = retry;
+    long retry_ms = 0;
+    if (result == ReshardResult::Failed) retry_ms = kRetryMs;
+    if (result == ReshardResult::Fenced) retry_ms = kFenceRetryMs;
+    if (result == ReshardResult::NotYet) retry_ms = kStallCheckMs;
+    if (retry_ms > 0) {
+      any_waiting = true;
+      next_wake = Min(next_wake, now + retry_ms * 1000);
     }
   }
   // Look again at once after work (deadlines may have moved), unless a
-  // cluster failed or is fenced: then wait for its retry time.
-  if (ndue > 0 && !any_failed) return 0;
-  TimestampTz current = GetCurrentTimestamp();
+  // cluster failed or is held up: then wait for its retry time.
+  if (ndue > 0 && !any_waiting) return 0;
+  const int64 current = mono_now_us();
   if (next_wake <= current) return 0;
   // Round up so that we never wake just before a deadline.
   return static_cast<long>((next_wake - current + 999) / 1000);
@@ -1048,11 +1168,18 @@ void sc_worker_main(Datum main_arg) {
   // take back an epoch members were already told about. ("on" also waits for
   // synchronous standbys, where configured; see README, "Failover".)
   SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+  // A write blocked on a row lock fails after this, is logged and retried.
+  SetConfigOption("lock_timeout", kLockTimeout, PGC_SUSET, PGC_S_OVERRIDE);
   pgstat_report_appname("shard_coordinator");
 
   cycle_context = AllocSetContextCreate(
       TopMemoryContext, "shard_coordinator cycle", ALLOCSET_DEFAULT_SIZES);
+  reshard_context = AllocSetContextCreate(
+      TopMemoryContext, "shard_coordinator reshard", ALLOCSET_DEFAULT_SIZES);
   before_shmem_exit(detach_worker, static_cast<Datum>(0));
+  if (!stall_meter.start())
+    ereport(ERROR, (errmsg("shard_coordinator: could not start the stall "
+                           "meter thread")));
   shared->worker_latch = MyLatch;
   ereport(LOG, (errmsg("shard_coordinator: background worker started in "
                        "database \"%s\"",

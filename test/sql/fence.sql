@@ -9,7 +9,9 @@
 -- both dropped at the end. heartbeat_interval is an hour
 -- (except in fence_exp) so that no member expires while the file runs.
 SET client_min_messages = warning;
+\set ECHO none
 \i test/sql/helpers/common.psql
+\set ECHO all
 CREATE SCHEMA test_fence;
 
 -- Calls fence(c, m, e) in a subtransaction; returns 'ok' or the SQLSTATE.
@@ -207,19 +209,20 @@ SELECT cardinality(slots) AS nkeys, epoch > test_fence.e('slots2') AS epoch_up,
 
 
 -- 4. A member whose lease has run out cannot fence, even before the
--- reshard that removes it (the gate is closed to keep it 'expired'). The
--- gate is closed and the lease shortened right after x's last heartbeat,
--- so that x is still valid when configure() has the settings stored.
+-- reshard that removes it. Leases of 1 s here; y is kept alive (and holds
+-- a shard), so that the closed gate (1 day) keeps x 'expired'.
 SELECT shard_coordinator.configure('fence_exp', reshard_interval => '0',
-         heartbeat_interval => '1 hour', grace_period => '0');
-SELECT state FROM shard_coordinator.heartbeat('fence_exp', 'x');
-SELECT test_helpers.wait_settled('fence_exp', 1);
+         heartbeat_interval => '1 s', grace_period => '0');
+SELECT count(*) AS registered
+  FROM unnest(ARRAY['x', 'y']) AS m, shard_coordinator.heartbeat('fence_exp', m);
+SELECT test_helpers.wait_alive('fence_exp', '{x,y}', $$
+  SELECT count(*) = 2 AND bool_and(state = 'active')
+    FROM shard_coordinator.members WHERE cluster = 'fence_exp' $$);
+SELECT shard_coordinator.configure('fence_exp', reshard_interval => '1 day');
 SELECT test_fence.remember('x1', epoch) IS NOT NULL AS remembered,
        test_fence.try_fence('fence_exp', 'x', epoch) AS while_valid
   FROM shard_coordinator.heartbeat('fence_exp', 'x');
-SELECT shard_coordinator.configure('fence_exp', reshard_interval => '1 day',
-         heartbeat_interval => '1 s');
-SELECT test_helpers.wait_for($$
+SELECT test_helpers.wait_alive('fence_exp', '{y}', $$
   SELECT state = 'expired' FROM shard_coordinator.members
    WHERE cluster = 'fence_exp' AND member = 'x' $$);
 SELECT test_fence.try_fence('fence_exp', 'x', test_fence.e('x1')) AS expired,
@@ -227,6 +230,7 @@ SELECT test_fence.try_fence('fence_exp', 'x', test_fence.e('x1')) AS expired,
 INSERT INTO test_fence.details
   SELECT 'expired', detail FROM test_fence.fence_error('fence_exp', 'x', test_fence.e('x1'));
 SELECT shard_coordinator.configure('fence_exp', reshard_interval => '0');
+SELECT shard_coordinator.leave('fence_exp', 'y') IS NOT NULL AS asked_to_leave;
 SELECT test_helpers.wait_for($$SELECT count(*) = 0 FROM shard_coordinator.members
                                WHERE cluster = 'fence_exp'$$);
 
