@@ -24,6 +24,7 @@
 
 #include "backoff.hpp"
 #include "connect.hpp"
+#include "notice.hpp"
 #include "payload.hpp"
 #include "shard_coordinator/client.hpp"
 #include "sqlstate.hpp"
@@ -246,13 +247,7 @@ struct Registrar::Impl {
       return;
     }
     // Server NOTICEs and WARNINGs go to the log, not raw to stderr.
-    PQsetNoticeProcessor(
-        c.get(),
-        [](void *self, const char *message) {
-          static_cast<const Impl *>(self)->log(LogLevel::Info,
-                                               "server: " + one_line(message));
-        },
-        this);
+    PQsetNoticeProcessor(c.get(), log_notice, &options.on_log);
     conn = std::move(c);
     phase = Phase::Connected;
     server = std::string(PQhost(conn.get())) + ":" + PQport(conn.get());

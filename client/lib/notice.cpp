@@ -1,0 +1,12 @@
+#include "notice.hpp"
+
+#include "text.hpp"
+
+namespace shard_coordinator::client {
+
+void log_notice(void *on_log, const char *message) {
+  const auto &log = *static_cast<const LogFunction *>(on_log);
+  if (log) log(LogLevel::Info, "server: " + one_line(message));
+}
+
+}  // namespace shard_coordinator::client
