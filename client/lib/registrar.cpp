@@ -26,6 +26,7 @@
 #include "connect.hpp"
 #include "notice.hpp"
 #include "payload.hpp"
+#include "query_timeout.hpp"
 #include "shard_coordinator/client.hpp"
 #include "sqlstate.hpp"
 #include "text.hpp"
@@ -62,7 +63,6 @@ using namespace std::chrono_literals;
 enum class Phase { Idle, Backoff, Connecting, Connected, Finished };
 enum class Query { None, Channel, Listen, Heartbeat, Leave };
 
-constexpr auto kMinQueryTimeout = 2s;
 constexpr const char *kApplicationName = "shard-coordinator";
 
 std::string describe(const Assignment &a) {
@@ -165,9 +165,7 @@ struct Registrar::Impl {
   }
 
   Clock::duration query_timeout() const {
-    if (options.query_timeout > 0ms) return options.query_timeout;
-    return std::max<Clock::duration>(kMinQueryTimeout,
-                                     heartbeat_interval.value_or(0ms));
+    return client::query_timeout(options.query_timeout, heartbeat_interval);
   }
 
   // ----- phases -----
