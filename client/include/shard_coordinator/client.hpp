@@ -88,7 +88,9 @@ struct Options {
   std::chrono::milliseconds min_backoff{100};
   std::chrono::milliseconds max_backoff{5000};
   // A query without an answer for this long drops the connection.
-  // Zero: the heartbeat interval, at least 2 s.
+  // Zero: the heartbeat interval, at least 15 s, since the server's
+  // heartbeat() and leave() may wait up to 10 s for its background worker
+  // (loading the cluster's state, removing a member).
   std::chrono::milliseconds query_timeout{0};
   // How long stop() waits for leave() to answer.
   std::chrono::milliseconds leave_timeout{2000};
