@@ -29,7 +29,11 @@ using PgResult = std::unique_ptr<PGresult, PGresultDeleter>;
 
 // libpq keyword/value pairs for `conninfo`: our defaults
 // (fallback_application_name, connect_timeout unless PGCONNECT_TIMEOUT is
-// set) first, then the connection string, which overrides them.
+// set, TCP keepalives: idle 10 s, interval 5 s, count 3) first, then the
+// connection string as `dbname`, which overrides them: with expand_dbname,
+// libpq lets the settings of a connection string in `dbname` override the
+// keywords before it. (A service file does not: libpq fills in from it only
+// what is still unset.)
 std::vector<std::pair<std::string, std::string>> connection_params(
     const std::string &conninfo, const std::string &application_name);
 
