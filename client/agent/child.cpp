@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "signals.hpp"
+
 namespace shard_coordinator::agent {
 
 ChildProcess::ChildProcess(std::vector<std::string> argv,
@@ -57,13 +59,7 @@ std::string ChildProcess::start(const std::vector<std::string> &env) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     // The agent may have died between fork() and prctl().
     if (getppid() != parent) _exit(127);
-    struct sigaction action {};
-    action.sa_handler = SIG_DFL;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGPIPE, &action, nullptr);  // ignored in the agent
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+    reset_signals_after_fork();
     if (stdin_is_terminal) {
       int null_fd = open("/dev/null", O_RDONLY);
       if (null_fd >= 0) {

@@ -46,6 +46,16 @@ SignalPipe::~SignalPipe() {
 
 int SignalPipe::fd() const { return g_read_fd; }
 
+void reset_signals_after_fork() {
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGPIPE, &action, nullptr);  // ignored in the agent
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 std::vector<int> SignalPipe::drain() {
   std::vector<int> received;
   unsigned char buf[64];

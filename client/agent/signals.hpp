@@ -24,4 +24,8 @@ class SignalPipe {
   std::vector<int> signals_;
 };
 
+// For a child just forked, before exec: SIGPIPE (ignored by SignalPipe) back
+// to its default action, and no signal blocked. Async-signal-safe.
+void reset_signals_after_fork();
+
 }  // namespace shard_coordinator::agent
