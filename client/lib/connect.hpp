@@ -37,6 +37,12 @@ using PgResult = std::unique_ptr<PGresult, PGresultDeleter>;
 std::vector<std::pair<std::string, std::string>> connection_params(
     const std::string &conninfo, const std::string &application_name);
 
+// The thread is detached, so that an abandoned attempt never holds up the
+// caller: it runs on until libpq returns (connect_timeout for each host) and
+// then closes its connection. Meanwhile the process must not exit(): that
+// runs atexit handlers (OpenSSL's cleanup) and static destructors while the
+// thread may be inside libpq or OpenSSL. The agent ends with _exit() instead
+// (exit_process in agent/agent.hpp).
 class ConnectAttempt {
  public:
   // Starts connecting on a detached thread. Throws std::system_error if no

@@ -27,6 +27,14 @@
 // Threads: a Registrar is driven by one thread (run(), or step() from the
 // application's own poll loop); callbacks run on that thread. request_stop()
 // may be called from any thread or from a signal handler.
+//
+// Connections are opened on a detached helper thread (see lib/connect.hpp),
+// so that the loop keeps its timers. An attempt still under way when the
+// Registrar finishes is abandoned, not waited for: it may stay inside libpq
+// for up to connect_timeout per host after the Registrar is gone. A process
+// that may end meanwhile should flush its output and call _exit() rather
+// than exit() or return from main(), which run atexit handlers (OpenSSL's
+// cleanup) and static destructors under that thread. The agent does so.
 #pragma once
 
 #include <chrono>
