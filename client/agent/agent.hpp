@@ -46,4 +46,19 @@ int run_command(const RunOptions &options);
 int watch_command(const MemberOptions &options);
 int status_command(const StatusOptions &options);
 
+// The whole agent: parses the command line, runs the subcommand, and returns
+// the exit code. main() passes it to exit_process().
+int agent_main(int argc, char **argv);
+
+// How the agent ends: flushes stdout and stderr (C and C++ streams), then
+// _exit(code). Never exit(), nor a return from main(): a connection attempt
+// may still be running on its detached thread (lib/connect.hpp), inside
+// libpq or OpenSSL, and exit() would run atexit handlers (OpenSSL's cleanup)
+// and static destructors under it. _exit() ends the process, that thread
+// with it, and runs none of them; the agent keeps nothing that needs them
+// (its log and watch's lines are written with write(2), status flushes its
+// output). Joining the thread instead would hold up the exit for as long as
+// the attempt lasts: connect_timeout for every host in the list.
+[[noreturn]] void exit_process(int code) noexcept;
+
 }  // namespace shard_coordinator::agent

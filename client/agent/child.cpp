@@ -1,6 +1,7 @@
 #include "child.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -8,6 +9,8 @@
 
 #include <cerrno>
 #include <cstring>
+
+#include "signals.hpp"
 
 namespace shard_coordinator::agent {
 
@@ -44,26 +47,30 @@ std::string ChildProcess::start(const std::vector<std::string> &env) {
   // foreground group: reading a terminal would stop it (SIGTTIN). Workers
   // get /dev/null instead; a redirected stdin (file, pipe) is kept.
   bool stdin_is_terminal = isatty(STDIN_FILENO) == 1;
+  // Every signal blocked across fork(), so that the child runs none of the
+  // agent's handlers (which would write into the agent's signal pipe) before
+  // reset_signals_after_fork(). A signal sent meanwhile stays pending: the
+  // child's gets its default action once the child unblocks it, the agent's
+  // is handled once the mask is restored here.
+  sigset_t all;
+  sigset_t saved_mask;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &saved_mask);
   pid_t pid = fork();
+  int fork_errno = errno;
+  if (pid != 0) pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
   if (pid < 0) {
-    int saved = errno;
     close(report[0]);
     close(report[1]);
-    return std::string("cannot fork: ") + std::strerror(saved);
+    return std::string("cannot fork: ") + std::strerror(fork_errno);
   }
   if (pid == 0) {
+    reset_signals_after_fork();
     close(report[0]);
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     // The agent may have died between fork() and prctl().
     if (getppid() != parent) _exit(127);
-    struct sigaction action {};
-    action.sa_handler = SIG_DFL;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGPIPE, &action, nullptr);  // ignored in the agent
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
     if (stdin_is_terminal) {
       int null_fd = open("/dev/null", O_RDONLY);
       if (null_fd >= 0) {

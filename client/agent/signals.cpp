@@ -46,6 +46,26 @@ SignalPipe::~SignalPipe() {
 
 int SignalPipe::fd() const { return g_read_fd; }
 
+void reset_signals_after_fork() noexcept {
+  struct sigaction to_default {};
+  to_default.sa_handler = SIG_DFL;
+  sigemptyset(&to_default.sa_mask);
+  for (int signo = 1; signo < NSIG; ++signo) {
+    if (signo == SIGKILL || signo == SIGSTOP) continue;
+    struct sigaction current {};
+    // Fails for the signals the C library keeps for itself: nothing to do.
+    if (sigaction(signo, nullptr, &current) != 0) continue;
+    // sa_handler and sa_sigaction share their storage: SIG_DFL or SIG_IGN
+    // read the same either way, and anything else is a handler.
+    bool caught =
+        current.sa_handler != SIG_DFL && current.sa_handler != SIG_IGN;
+    if (caught || signo == SIGPIPE) sigaction(signo, &to_default, nullptr);
+  }
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+}
+
 std::vector<int> SignalPipe::drain() {
   std::vector<int> received;
   unsigned char buf[64];

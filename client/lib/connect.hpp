@@ -29,10 +29,20 @@ using PgResult = std::unique_ptr<PGresult, PGresultDeleter>;
 
 // libpq keyword/value pairs for `conninfo`: our defaults
 // (fallback_application_name, connect_timeout unless PGCONNECT_TIMEOUT is
-// set) first, then the connection string, which overrides them.
+// set, TCP keepalives: idle 10 s, interval 5 s, count 3) first, then the
+// connection string as `dbname`, which overrides them: with expand_dbname,
+// libpq lets the settings of a connection string in `dbname` override the
+// keywords before it. (A service file does not: libpq fills in from it only
+// what is still unset.)
 std::vector<std::pair<std::string, std::string>> connection_params(
     const std::string &conninfo, const std::string &application_name);
 
+// The thread is detached, so that an abandoned attempt never holds up the
+// caller: it runs on until libpq returns (connect_timeout for each host) and
+// then closes its connection. Meanwhile the process must not exit(): that
+// runs atexit handlers (OpenSSL's cleanup) and static destructors while the
+// thread may be inside libpq or OpenSSL. The agent ends with _exit() instead
+// (exit_process in agent/agent.hpp).
 class ConnectAttempt {
  public:
   // Starts connecting on a detached thread. Throws std::system_error if no

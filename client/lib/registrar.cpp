@@ -24,7 +24,9 @@
 
 #include "backoff.hpp"
 #include "connect.hpp"
+#include "notice.hpp"
 #include "payload.hpp"
+#include "query_timeout.hpp"
 #include "shard_coordinator/client.hpp"
 #include "sqlstate.hpp"
 #include "text.hpp"
@@ -61,7 +63,6 @@ using namespace std::chrono_literals;
 enum class Phase { Idle, Backoff, Connecting, Connected, Finished };
 enum class Query { None, Channel, Listen, Heartbeat, Leave };
 
-constexpr auto kMinQueryTimeout = 2s;
 constexpr const char *kApplicationName = "shard-coordinator";
 
 std::string describe(const Assignment &a) {
@@ -164,9 +165,7 @@ struct Registrar::Impl {
   }
 
   Clock::duration query_timeout() const {
-    if (options.query_timeout > 0ms) return options.query_timeout;
-    return std::max<Clock::duration>(kMinQueryTimeout,
-                                     heartbeat_interval.value_or(0ms));
+    return client::query_timeout(options.query_timeout, heartbeat_interval);
   }
 
   // ----- phases -----
@@ -246,13 +245,7 @@ struct Registrar::Impl {
       return;
     }
     // Server NOTICEs and WARNINGs go to the log, not raw to stderr.
-    PQsetNoticeProcessor(
-        c.get(),
-        [](void *self, const char *message) {
-          static_cast<const Impl *>(self)->log(LogLevel::Info,
-                                               "server: " + one_line(message));
-        },
-        this);
+    PQsetNoticeProcessor(c.get(), log_notice, &options.on_log);
     conn = std::move(c);
     phase = Phase::Connected;
     server = std::string(PQhost(conn.get())) + ":" + PQport(conn.get());

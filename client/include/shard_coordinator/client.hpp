@@ -27,6 +27,14 @@
 // Threads: a Registrar is driven by one thread (run(), or step() from the
 // application's own poll loop); callbacks run on that thread. request_stop()
 // may be called from any thread or from a signal handler.
+//
+// Connections are opened on a detached helper thread (see lib/connect.hpp),
+// so that the loop keeps its timers. An attempt still under way when the
+// Registrar finishes is abandoned, not waited for: it may stay inside libpq
+// for up to connect_timeout per host after the Registrar is gone. A process
+// that may end meanwhile should flush its output and call _exit() rather
+// than exit() or return from main(), which run atexit handlers (OpenSSL's
+// cleanup) and static destructors under that thread. The agent does so.
 #pragma once
 
 #include <chrono>
@@ -88,7 +96,9 @@ struct Options {
   std::chrono::milliseconds min_backoff{100};
   std::chrono::milliseconds max_backoff{5000};
   // A query without an answer for this long drops the connection.
-  // Zero: the heartbeat interval, at least 2 s.
+  // Zero: the heartbeat interval, at least 15 s, since the server's
+  // heartbeat() and leave() may wait up to 10 s for its background worker
+  // (loading the cluster's state, removing a member).
   std::chrono::milliseconds query_timeout{0};
   // How long stop() waits for leave() to answer.
   std::chrono::milliseconds leave_timeout{2000};

@@ -280,7 +280,8 @@ def test_lost_lease_stops_child_before_reassignment(ctx):
                  "(lease: 200ms interval + 800ms grace)")
         if died >= reshard:
             raise Failure("the child outlived the lease")
-        # The victim reconnects (its heartbeat timed out) and rejoins.
+        # The victim's heartbeat in flight is answered once its backend runs
+        # again (well within the query timeout), and it rejoins.
         after = wait_until("3 children of 3 again", lambda: fleet.assignment(3))
         ctx.note(f"before {before}, after rejoining {after}")
     no_duplicates(fleet)

@@ -21,11 +21,15 @@ using namespace std::chrono_literals;
 namespace {
 
 // A shell that writes "ready" into `file`, then on SIGTERM "term" and exits
-// 0. Everything it does is visible in the file.
+// 0. Everything it does is visible in the file. It forks once, before
+// "ready", and then waits: a shell that forks again and again (a loop of
+// `sleep`) can be caught by the SIGSTOP in vfork() with its child not yet
+// exec'd, which stops the child and leaves the shell waiting for it in the
+// kernel, never reported stopped (dash).
 std::vector<std::string> Script(const std::string &file) {
   return {"/bin/sh", "-c",
-          "trap 'echo term >>\"$0\"; exit 0' TERM; echo ready >>\"$0\"; "
-          "while :; do sleep 0.01; done",
+          "trap 'echo term >>\"$0\"; exit 0' TERM; sleep 1000 & "
+          "echo ready >>\"$0\"; wait",
           file};
 }
 

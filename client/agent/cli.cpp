@@ -1,0 +1,147 @@
+// shard-coordinator: the command-line agent. Parses the command line (CLI11)
+// and hands over to run_command, watch_command or status_command. main()
+// (main.cpp) passes the result to exit_process().
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <exception>
+#include <iostream>
+
+#include "agent.hpp"
+#include "log.hpp"
+
+namespace sca = shard_coordinator::agent;
+
+namespace shard_coordinator::agent {
+
+const char *const kExitCodesHelp =
+    "Exit status:\n"
+    "  0  stopped by SIGTERM, SIGINT or SIGHUP (run: the command was stopped\n"
+    "     first); the member left the cluster. status: success\n"
+    "  1  unexpected error; status: cannot connect or read the views\n"
+    "  2  invalid command line\n"
+    "  3  the server refused: invalid cluster or member name, extension not\n"
+    "     installed in this database, or no privilege\n"
+    "  4  run: COMMAND could not be started\n"
+    "  5  run: COMMAND exited by itself with status 0 (the member left)\n"
+    "  6  run: COMMAND exited by itself with another status or was killed by\n"
+    "     a signal the agent did not send (the member left)\n"
+    "\n"
+    "Connection defaults follow libpq: PGHOST, PGPORT, PGUSER, PGDATABASE,\n"
+    "PGPASSWORD, ~/.pgpass and service files. For high availability list\n"
+    "every host: --dsn 'host=db1,db2 target_session_attrs=read-write'.";
+
+}  // namespace shard_coordinator::agent
+
+namespace {
+
+void add_member_options(CLI::App *cmd, sca::MemberOptions *options) {
+  cmd->add_option("--cluster,-c", options->cluster, "Cluster to join")
+      ->required()
+      ->envname("SHARD_COORDINATOR_CLUSTER");
+  cmd->add_option("--member,-m", options->member,
+                  "Member name, unique in the cluster (default: short host "
+                  "name, process id and a random suffix)")
+      ->envname("SHARD_COORDINATOR_MEMBER");
+  cmd->add_option("--dsn,-d", options->dsn,
+                  "libpq connection string or URI (default: PG* environment "
+                  "variables)")
+      ->envname("SHARD_COORDINATOR_DSN");
+  cmd->add_flag("--no-leave", options->no_leave,
+                "On exit, do not leave the cluster: the server expires the "
+                "member after its grace period instead");
+}
+
+}  // namespace
+
+int sca::agent_main(int argc, char **argv) {
+  CLI::App app{
+      "Runs a worker as a member of a shard_coordinator cluster: PostgreSQL "
+      "tells each member which shard of how many it holds.",
+      "shard-coordinator"};
+  app.require_subcommand(1);
+  app.footer(sca::kExitCodesHelp);
+  app.failure_message([](const CLI::App *, const CLI::Error &e) {
+    return std::string("shard-coordinator: ") + e.what() +
+           " (see shard-coordinator --help)\n";
+  });
+  int verbosity = 0;
+  app.add_flag("-v,--verbose", verbosity,
+               "Log progress to stderr (-vv: every heartbeat and "
+               "notification)");
+
+  sca::RunOptions run_options;
+  double kill_timeout_s = 10;
+  CLI::App *run = app.add_subcommand(
+      "run",
+      "Run COMMAND while this member holds a shard, with SHARD_INDEX, "
+      "SHARD_COUNT, SHARD_EPOCH, SHARD_CLUSTER, SHARD_MEMBER (and "
+      "SHARD_SLOTS, comma-separated, when the server sends slots) in its "
+      "environment; restart it when the assignment changes; no COMMAND "
+      "runs while standby or unassigned");
+  add_member_options(run, &run_options);
+  run->add_option("--kill-timeout", kill_timeout_s,
+                  "How long COMMAND gets to exit after SIGTERM before "
+                  "SIGKILL, e.g. 10s, 500ms (shorter if the lease runs out)")
+      ->transform(
+          CLI::AsNumberWithUnit(
+              std::map<std::string, double>{{"ms", 0.001}, {"s", 1}, {"m", 60}},
+              CLI::AsNumberWithUnit::CASE_SENSITIVE)
+              .description(""))
+      ->check(CLI::Range(0.0, 86400.0).description(""))
+      ->type_name("DURATION")
+      ->default_str("10s");
+  run->add_option("COMMAND", run_options.command,
+                  "The worker command and its arguments, after --")
+      ->required();
+  run->footer(sca::kExitCodesHelp);
+  run->fallthrough();
+
+  sca::MemberOptions watch_options;
+  CLI::App *watch = app.add_subcommand(
+      "watch",
+      "Join the cluster and print one JSON line per assignment change "
+      "(cluster, member, shard, num_shards, epoch, state, and slots when "
+      "present); state is pending, active, standby, removed, or lost when "
+      "the lease ran out without a heartbeat");
+  add_member_options(watch, &watch_options);
+  watch->footer(sca::kExitCodesHelp);
+  watch->fallthrough();
+
+  sca::StatusOptions status_options;
+  CLI::App *status = app.add_subcommand(
+      "status",
+      "Show clusters and members as tables (from the server's views)");
+  status->add_option("--cluster,-c", status_options.cluster,
+                     "Show only this cluster");
+  status
+      ->add_option("--dsn,-d", status_options.dsn,
+                   "libpq connection string or URI (default: PG* "
+                   "environment variables)")
+      ->envname("SHARD_COORDINATOR_DSN");
+  status->add_flag("--json", status_options.json,
+                   "Print one JSON document instead of tables");
+  status->footer(sca::kExitCodesHelp);
+  status->fallthrough();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : sca::kExitUsage;
+  }
+  sca::set_verbosity(verbosity);
+
+  try {
+    if (run->parsed()) {
+      run_options.kill_timeout = std::chrono::milliseconds(
+          static_cast<long long>(std::llround(kill_timeout_s * 1000)));
+      return sca::run_command(run_options);
+    }
+    if (watch->parsed()) return sca::watch_command(watch_options);
+    return sca::status_command(status_options);
+  } catch (const std::exception &e) {
+    sca::log(sca::Level::Error, std::string("unexpected error: ") + e.what());
+    return sca::kExitInternal;
+  }
+}
