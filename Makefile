@@ -12,20 +12,12 @@ MODULE_big  = shard_coordinator
 DATA        = sql/shard_coordinator--1.0.sql
 PGFILEDESC  = "shard_coordinator - consumer-group coordination inside PostgreSQL"
 
-OBJS = \
-	src/module.o \
-	src/shmem.o \
-	src/worker.o \
-	src/sql_functions.o \
-	src/assignment.o \
-	src/clock.o \
-	src/lease_history.o \
-	src/stall.o \
-	src/names.o \
-	src/jump_hash.o \
-	src/fence.o \
-	src/slots.o \
-	src/notify_payload.o
+# One folder per part (docs/design.md, "Source layout"): core/ is pure C++
+# without PostgreSQL headers (make lint checks it).
+CORE_SRCS = $(sort $(wildcard src/core/*.cpp))
+OBJS = $(patsubst %.cpp,%.o,$(CORE_SRCS) \
+	$(sort $(wildcard src/shmem/*.cpp src/worker/*.cpp src/sql/*.cpp)) \
+	src/module.cpp)
 
 # pg_regress suites run against an already running server (installcheck),
 # started by scripts/with-pg.sh with the library preloaded.
@@ -89,13 +81,9 @@ clean-client:
 	$(MAKE) -C client clean
 
 # Unit tests of the pure C++ parts (no PostgreSQL headers).
-UNIT_SRCS = test/unit/assignment_test.cpp test/unit/names_test.cpp \
-	test/unit/notify_payload_test.cpp test/unit/jump_hash_test.cpp \
-	test/unit/slots_test.cpp test/unit/lease_history_test.cpp test/unit/stall_test.cpp \
-	src/slots.cpp \
-	src/assignment.cpp src/names.cpp src/notify_payload.cpp src/jump_hash.cpp \
-	src/clock.cpp src/stall.cpp src/lease_history.cpp
-test/unit/unit_tests: $(UNIT_SRCS) $(wildcard src/*.hpp)
+UNIT_SRCS = $(sort $(wildcard test/unit/*_test.cpp)) $(CORE_SRCS) \
+	src/worker/stall_meter.cpp
+test/unit/unit_tests: $(UNIT_SRCS) $(wildcard src/core/*.hpp src/worker/stall_meter.hpp)
 	$(CXX) -std=c++17 -O1 -g -Wall -Wextra -Werror -Isrc -o $@ $(UNIT_SRCS) \
 		-lgtest -lgtest_main -pthread
 
@@ -112,22 +100,24 @@ demo: deps
 	$(if $(filter 0,$(shell id -u)),,sudo) $(MAKE) install >/dev/null
 	bash $(firstword $(wildcard scripts/demo.sh) scripts/demo-sql.sh)
 
-FORMATTED = src/*.cpp src/*.hpp test/unit/*.cpp
+FORMATTED = src/*.cpp src/*.hpp src/*/*.cpp src/*/*.hpp test/unit/*.cpp
 TIDY_FLAGS = -std=c++17 -Isrc -I$(shell $(PG_CONFIG) --includedir-server) -D_GNU_SOURCE
 
 format:
 	clang-format -i $(FORMATTED)
 
-# Formatting and clang-tidy must be clean (run by make test).
+# Formatting, clang-tidy and the C++/PostgreSQL boundary rules must be clean
+# (run by make test).
 lint:
 	clang-format --dry-run -Werror $(FORMATTED)
-	@for f in src/*.cpp; do \
+	@python3 scripts/check-boundary.py
+	@for f in src/*.cpp src/*/*.cpp; do \
 	  out=$$(clang-tidy --quiet $$f -- $(TIDY_FLAGS) 2>/dev/null | grep -E '^src/.*(warning|error):'); \
 	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	done
 	$(MAKE) -s -C client lint
-	@echo "ok 1 - clang-format and clang-tidy are clean"
+	@echo "ok 1 - clang-format, clang-tidy and the boundary rules are clean"
 
 EXTRA_CLEAN = test/unit/unit_tests results output_iso regression.diffs \
-	regression.out log
+	regression.out log src/*/*.o
 endif

@@ -14,7 +14,7 @@ PG_MODULE_MAGIC;
 PGDLLEXPORT void _PG_init(void);
 }
 
-#include "shmem.hpp"
+#include "shmem/shmem.hpp"
 
 namespace shard_coordinator {
 
@@ -27,6 +27,12 @@ int guc_heartbeat_interval_ms = 5000;
 int guc_grace_period_ms = 10000;
 int guc_reshard_interval_ms = 1000;
 bool loaded_at_startup = false;
+
+Interval *us_to_interval(int64 us) {
+  auto *value = static_cast<Interval *>(palloc0(sizeof(Interval)));
+  value->time = us;
+  return value;
+}
 
 namespace {
 

@@ -3,6 +3,10 @@
 
 #include "pg_prelude.hpp"
 
+extern "C" {
+#include "datatype/timestamp.h"
+}
+
 namespace shard_coordinator {
 
 // shard_coordinator.database: where the background worker runs and the only
@@ -22,6 +26,9 @@ extern int guc_reshard_interval_ms;
 
 // True when _PG_init ran from shared_preload_libraries.
 extern bool loaded_at_startup;
+
+// An interval of this many microseconds (palloc'd).
+Interval *us_to_interval(int64 us);
 
 // Upper bound of every interval setting: one day, in microseconds.
 constexpr int64 kMaxIntervalUs = INT64CONST(86400) * 1000 * 1000;

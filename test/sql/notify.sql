@@ -137,6 +137,33 @@ SELECT test_helpers.wait_notes(21);
 SELECT payload FROM test_helpers.notes WHERE id > 17 ORDER BY id;
 SELECT test_helpers.collect() AS notes;
 
+-- Slot mode: the same rule. Keys {1,2,3,4}: a holds {1,2} and b {3,4};
+-- when c joins (num_shards 2 -> 3), b gives up 4 to c. b and c get notices
+-- of their own; a, whose state, shard and keys did not change, gets none:
+-- the cluster notice of that epoch covers it.
+SELECT shard_coordinator.configure('reg_notify_slots', reshard_interval => '0',
+                                   slots => '{1,2,3,4}');
+SELECT test_helpers.dblink_exec('listener', 'LISTEN ' || shard_coordinator.channel('reg_notify_slots', m))
+  FROM unnest(ARRAY['a', 'b', 'c']) AS m;
+SELECT test_helpers.dblink_exec('listener', 'LISTEN ' || shard_coordinator.channel('reg_notify_slots'));
+SELECT state FROM shard_coordinator.heartbeat('reg_notify_slots', 'a');
+SELECT test_helpers.wait_settled('reg_notify_slots', 1);
+SELECT state FROM shard_coordinator.heartbeat('reg_notify_slots', 'b');
+SELECT test_helpers.wait_settled('reg_notify_slots', 2);
+SELECT test_helpers.wait_notes(25);
+SELECT max(id) AS before_c FROM test_helpers.notes \gset
+SELECT state FROM shard_coordinator.heartbeat('reg_notify_slots', 'c');
+SELECT test_helpers.wait_settled('reg_notify_slots', 3);
+SELECT test_helpers.wait_notes(28);
+SELECT coalesce((payload::json)->>'member', '(cluster)') AS told, payload
+  FROM test_helpers.notes WHERE id > :before_c ORDER BY id;
+SELECT member, shard, num_shards, slots,
+       epoch = (SELECT epoch FROM shard_coordinator.clusters WHERE cluster = 'reg_notify_slots')
+         AS current_epoch
+  FROM shard_coordinator.members WHERE cluster = 'reg_notify_slots' ORDER BY member;
+SELECT shard_coordinator.leave('reg_notify_slots', m) FROM unnest(ARRAY['a', 'b', 'c']) AS m;
+SELECT test_helpers.wait_settled('reg_notify_slots', 0);
+
 SELECT test_helpers.dblink_disconnect('listener');
 SET client_min_messages = warning;
 DROP SCHEMA test_helpers CASCADE;

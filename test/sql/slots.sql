@@ -100,10 +100,13 @@ BEGIN
        IS DISTINCT FROM row(r.shard, r.num_shards, r.epoch, r.state, r.slots) THEN
       problems := problems || format('%s: heartbeat row and view disagree', r.member);
     END IF;
-    -- The table says the same as the view.
+    -- The table says the same as the view (a member's row is written when
+    -- its own assignment changes; a change of num_shards alone moves its
+    -- epoch through the cluster's num_shards_epoch).
     IF r.state IN ('active', 'standby') AND
-       (SELECT row(t.shard, t.epoch, t.state, t.slots)
+       (SELECT row(t.shard, greatest(t.epoch, s.num_shards_epoch), t.state, t.slots)
           FROM shard_coordinator.member_state AS t
+          JOIN shard_coordinator.cluster_state AS s USING (cluster)
          WHERE t.cluster = c AND t.member = r.member)
        IS DISTINCT FROM row(r.shard, r.epoch, r.state, r.slots) THEN
       problems := problems || format('%s: member_state and view disagree', r.member);

@@ -9,7 +9,7 @@
 //  - dead members are removed;
 //  - the active shards are exactly 0 .. num_shards-1, one member each.
 
-#include "assignment.hpp"
+#include "core/assignment.hpp"
 
 #include <gtest/gtest.h>
 

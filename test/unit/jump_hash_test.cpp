@@ -1,5 +1,5 @@
 // Known answers and properties of the jump consistent hash.
-#include "jump_hash.hpp"
+#include "core/jump_hash.hpp"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // LeaseHistory: a promise made is kept when the lease is shortened.
-#include "lease_history.hpp"
+#include "core/lease_history.hpp"
 
 #include <gtest/gtest.h>
 

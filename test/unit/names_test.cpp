@@ -1,7 +1,7 @@
 // Unit tests of name validation, the FNV-1a hash and LISTEN channel names
 // (src/names.hpp).
 
-#include "names.hpp"
+#include "core/names.hpp"
 
 #include <gtest/gtest.h>
 

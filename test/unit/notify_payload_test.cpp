@@ -1,6 +1,6 @@
 // Unit tests of the NOTIFY payload (src/notify_payload.hpp).
 
-#include "notify_payload.hpp"
+#include "core/notify_payload.hpp"
 
 #include <gtest/gtest.h>
 

@@ -15,7 +15,7 @@
 //  - stickiness: a member never loses a key while it holds no more than its
 //    new count; a member over its new count keeps a subset of its keys.
 
-#include "slots.hpp"
+#include "core/slots.hpp"
 
 #include <gtest/gtest.h>
 

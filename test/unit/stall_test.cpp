@@ -1,10 +1,11 @@
 // StallLog and StallMeter: stalls of the server extend the worker's waits.
-#include "stall.hpp"
-
 #include <gtest/gtest.h>
 #include <time.h>
 
 #include <algorithm>
+
+#include "core/stall_log.hpp"
+#include "worker/stall_meter.hpp"
 
 namespace shard_coordinator {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "assignment.hpp"
+#include "core/assignment.hpp"
 
 namespace shard_coordinator {
 
@@ -43,6 +43,19 @@ std::string notice_to_json(const AssignmentNotice &notice);
 std::string cluster_notice_to_json(const std::string &cluster,
                                    std::int32_t num_shards, std::int64_t epoch);
 
-const char *state_name(MemberState state);
+const char *state_name(MemberState state) noexcept;
+
+// For Postgres-facing code (noexcept, plain arguments): a member notice's
+// payload written into buf (room for kNotifyPayloadMax + 1 bytes, NUL
+// terminated). slots may be null (no "slots" key). Returns false if it could
+// not be built (out of memory) or did not fit.
+bool member_notice_into(const char *cluster, const char *member,
+                        std::int32_t shard, std::int32_t num_shards,
+                        std::int64_t epoch, const char *state,
+                        const std::int32_t *slots, std::int32_t nslots,
+                        char *buf) noexcept;
+// The same for a cluster notice.
+bool cluster_notice_into(const char *cluster, std::int32_t num_shards,
+                         std::int64_t epoch, char *buf) noexcept;
 
 }  // namespace shard_coordinator

@@ -1,11 +1,11 @@
-#include "fence.hpp"
+#include "shmem/fence_lock.hpp"
 
 extern "C" {
 #include "miscadmin.h"
 #include "storage/lock.h"
 }
 
-#include "names.hpp"
+#include "core/names.hpp"
 
 namespace shard_coordinator {
 

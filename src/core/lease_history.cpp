@@ -1,4 +1,4 @@
-#include "lease_history.hpp"
+#include "core/lease_history.hpp"
 
 #include <algorithm>
 

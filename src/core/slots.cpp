@@ -1,4 +1,4 @@
-#include "slots.hpp"
+#include "core/slots.hpp"
 
 #include <algorithm>
 #include <numeric>

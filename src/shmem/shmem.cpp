@@ -1,33 +1,7 @@
-// Shared memory of shard_coordinator.
-//
-// Locking protocol
-// ----------------
-// One LWLock (tranche "shard_coordinator") guards both hash tables, every
-// ClusterEntry and every MemberEntry field except MemberEntry.last_seen.
-//
-//  - Heartbeat of a known member (the hot path) takes the lock in SHARED
-//    mode, stamps last_seen with an atomic write and reads the assignment.
-//    Many heartbeats run at once; none of them writes anything else.
-//  - Registration of a new member or cluster, leave() and configure() take
-//    it EXCLUSIVE, change the entries and then wake the worker.
-//  - The background worker takes it EXCLUSIVE to snapshot a cluster before a
-//    reshard and again to publish the committed result; it never holds it
-//    while it runs a transaction.
-//  - last_seen is a pg_atomic_uint64 so that heartbeats can stamp it under
-//    the shared lock; the worker reads it under the lock in either mode.
-//
-// Only the worker removes members, and only the worker (or _install_check,
-// which clears everything) writes assignments, epochs and num_shards. Entries
-// are looked up by name again after any lock gap, with one exception: a
-// backend remembers the entries of the member it heartbeated last and uses
-// them again only while shared->entry_generation, which every removal of an
-// entry bumps, is unchanged (dynahash never moves an entry).
-//
-// The worker's latch pointer is written by the worker alone (on start and on
-// exit) and read without the lock: a stale pointer only causes a spurious
-// wake-up of whichever process owns that PGPROC slot now.
+// Shared memory of shard_coordinator: creation, entries, slot sets. The
+// locking protocol is described at the top of shmem.hpp.
 
-#include "shmem.hpp"
+#include "shmem/shmem.hpp"
 
 #include <sys/mman.h>
 #include <unistd.h>

@@ -1,6 +1,69 @@
 // Shared memory: the live picture of every cluster and member.
 //
-// See shmem.cpp for the locking protocol.
+// Locking protocol
+// ----------------
+// Locks, in the order they are taken (never the other way round):
+//   1. a cluster's fence lock (shmem/fence_lock.hpp): a heavyweight lock of
+//      the lock manager, ShareLock by fence() for the rest of its
+//      transaction, ExclusiveLock by the worker (session-level, never
+//      waited for) from before a reshard's snapshot until its publication;
+//   2. the LWLock `shared->lock` (tranche "shard_coordinator"), never held
+//      across a transaction, a wait or an ereport(ERROR) of ours.
+//
+// The LWLock guards both hash tables, every ClusterEntry, every
+// MemberEntry field except last_seen, the slot sets (SlotSet and their key,
+// owner and pending arrays), the counters of SharedState and the stall log:
+//  - Heartbeat of a known member (the hot path) takes it SHARED, stamps
+//    last_seen with an atomic write and copies its assignment out. Many
+//    heartbeats run at once; none of them writes anything else.
+//  - Registration of a member or cluster, leave() and configure() take it
+//    EXCLUSIVE, change the entries and then wake the worker.
+//  - fence() takes it SHARED to check the member after it holds the fence
+//    lock. The views take it SHARED and copy; they build rows after it.
+//  - The worker takes it EXCLUSIVE to snapshot a cluster before a reshard,
+//    to publish the committed result, to take back a failed reshard, to log
+//    stalls and to load the tables. The one place it writes under the
+//    SHARED lock is find_due_clusters() (worker/main.cpp): it sets
+//    reshard_wanted and expiry_check_at, which heartbeats never touch and
+//    every other writer changes only under the EXCLUSIVE lock.
+//  - last_seen is a pg_atomic_uint64 so that heartbeats can stamp it under
+//    the shared lock; everybody else reads it under the lock in either mode.
+//  - The worker's latch pointer is written by the worker alone (on start
+//    and exit) and read without the lock: a stale pointer only causes a
+//    spurious wake-up of whichever process owns that PGPROC slot now.
+//
+// Entries are looked up by name again after any lock gap, with one
+// exception: a backend remembers the entries of the member it heartbeated
+// last and uses them again only while shared->entry_generation, which every
+// removal of an entry bumps, is unchanged (dynahash never moves an entry).
+//
+// Who writes what: only the worker (or _install_check, which clears
+// everything) removes members and writes states, shards, epochs,
+// num_shards and published slot keys and owners. configure() writes
+// settings, pending slot keys and config_generation; the worker writes
+// stored_generation once they are stored.
+//
+// A member's life (MemberEntry)
+// -----------------------------
+//   pending ──(reshard)──▶ active or standby ──(reshard)──▶ active/standby
+//      │                          │
+//      └── leave() or expiry ─────┴──▶ removed at the next reshard
+//
+//  - state, shard, epoch: set by the worker when it publishes a reshard
+//    (and by the load); a first heartbeat creates the member pending.
+//  - leaving: set by leave(); cleared by a heartbeat that comes before the
+//    reshard (the member stays), or the member is removed by that reshard.
+//  - removing: set by the worker in a reshard's snapshot for each member it
+//    is about to remove (left or expired); cleared if that reshard fails
+//    (take_back), or by a new worker's load (a dead worker's reshard is
+//    redone). A heartbeat of a member being removed waits for the
+//    publication and then registers it anew.
+//  - load_mark: scratch flag of the load only.
+//  - A cluster's reshard_wanted: set by joins, leave(), configure(), the
+//    worker's expiry checks and the load; cleared by the snapshot of a
+//    membership reshard. reshard_fenced: set and cleared by the worker
+//    (reshard.cpp) while a fence() holds a due reshard up. retry_at: set
+//    when a reshard failed, cleared by the next publication.
 #pragma once
 
 #include "pg_prelude.hpp"
@@ -15,11 +78,11 @@ extern "C" {
 #include "utils/hsearch.h"
 }
 
-#include "assignment.hpp"
-#include "clock.hpp"
-#include "lease_history.hpp"
-#include "names.hpp"
-#include "stall.hpp"
+#include "core/assignment.hpp"
+#include "core/clock.hpp"
+#include "core/lease_history.hpp"
+#include "core/names.hpp"
+#include "core/stall_log.hpp"
 
 namespace shard_coordinator {
 

@@ -1,10 +1,11 @@
-#include "jump_hash.hpp"
+#include "core/jump_hash.hpp"
 
-#include "names.hpp"
+#include "core/names.hpp"
 
 namespace shard_coordinator {
 
-std::int32_t jump_consistent_hash(std::uint64_t key, std::int32_t buckets) {
+std::int32_t jump_consistent_hash(std::uint64_t key,
+                                  std::int32_t buckets) noexcept {
   std::int64_t b = -1;
   std::int64_t j = 0;
   while (j < buckets) {
@@ -18,7 +19,7 @@ std::int32_t jump_consistent_hash(std::uint64_t key, std::int32_t buckets) {
 }
 
 std::int32_t jump_consistent_hash_bytes(const char *data, std::size_t len,
-                                        std::int32_t buckets) {
+                                        std::int32_t buckets) noexcept {
   return jump_consistent_hash(fnv1a64(data, len), buckets);
 }
 

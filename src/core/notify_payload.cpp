@@ -1,5 +1,6 @@
-#include "notify_payload.hpp"
+#include "core/notify_payload.hpp"
 
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 namespace shard_coordinator {
@@ -14,7 +15,7 @@ std::string notice_payload(const AssignmentNotice &notice) {
   return notice_to_json(shorter);
 }
 
-const char *state_name(MemberState state) {
+const char *state_name(MemberState state) noexcept {
   switch (state) {
     case MemberState::Active:
       return "active";
@@ -51,6 +52,50 @@ std::string cluster_notice_to_json(const std::string &cluster,
   j["num_shards"] = num_shards;
   j["epoch"] = epoch;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+namespace {
+
+bool copy_payload(const std::string &json, char *buf) noexcept {
+  if (json.size() > kNotifyPayloadMax) return false;
+  std::memcpy(buf, json.data(), json.size());
+  buf[json.size()] = '\0';
+  return true;
+}
+
+}  // namespace
+
+bool member_notice_into(const char *cluster, const char *member,
+                        std::int32_t shard, std::int32_t num_shards,
+                        std::int64_t epoch, const char *state,
+                        const std::int32_t *slots, std::int32_t nslots,
+                        char *buf) noexcept {
+  try {
+    AssignmentNotice notice;
+    notice.cluster = cluster;
+    notice.member = member;
+    notice.shard = shard;
+    notice.num_shards = num_shards;
+    notice.epoch = epoch;
+    notice.state = state;
+    if (slots != nullptr) {
+      notice.has_slots = true;
+      notice.slots.assign(slots, slots + nslots);
+    }
+    return copy_payload(notice_payload(notice), buf);
+  } catch (...) {
+    return false;
+  }
+}
+
+bool cluster_notice_into(const char *cluster, std::int32_t num_shards,
+                         std::int64_t epoch, char *buf) noexcept {
+  try {
+    return copy_payload(cluster_notice_to_json(cluster, num_shards, epoch),
+                        buf);
+  } catch (...) {
+    return false;
+  }
 }
 
 }  // namespace shard_coordinator

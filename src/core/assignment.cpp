@@ -1,4 +1,4 @@
-#include "assignment.hpp"
+#include "core/assignment.hpp"
 
 #include <algorithm>
 

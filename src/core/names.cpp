@@ -1,8 +1,9 @@
-#include "names.hpp"
+#include "core/names.hpp"
 
 namespace shard_coordinator {
 
-NameProblem check_name(const char *name, std::size_t len, std::size_t max) {
+NameProblem check_name(const char *name, std::size_t len,
+                       std::size_t max) noexcept {
   if (len == 0) return NameProblem::Empty;
   if (len > max) return NameProblem::TooLong;
   for (std::size_t i = 0; i < len; ++i) {
@@ -12,7 +13,8 @@ NameProblem check_name(const char *name, std::size_t len, std::size_t max) {
   return NameProblem::None;
 }
 
-std::uint64_t fnv1a64(const char *data, std::size_t len, std::uint64_t seed) {
+std::uint64_t fnv1a64(const char *data, std::size_t len,
+                      std::uint64_t seed) noexcept {
   std::uint64_t h = seed;
   for (std::size_t i = 0; i < len; ++i) {
     h ^= static_cast<unsigned char>(data[i]);
@@ -52,7 +54,7 @@ std::size_t append_hash(std::uint64_t h, char *out, std::size_t pos) {
 
 std::size_t channel_name(const char *cluster, std::size_t cluster_len,
                          const char *member, std::size_t member_len,
-                         char (&out)[kChannelNameMax + 1]) {
+                         char (&out)[kChannelNameMax + 1]) noexcept {
   // The hash covers both names with a separator byte that text cannot hold
   // (NUL), so ("ab", "c") and ("a", "bc") differ.
   std::uint64_t h = fnv1a64(cluster, cluster_len);
@@ -72,7 +74,7 @@ std::size_t channel_name(const char *cluster, std::size_t cluster_len,
 }
 
 std::size_t cluster_channel_name(const char *cluster, std::size_t cluster_len,
-                                 char (&out)[kChannelNameMax + 1]) {
+                                 char (&out)[kChannelNameMax + 1]) noexcept {
   // "scc_" (4) + cluster (<= 42) + "_" + hash (16) = 63
   std::size_t pos = 0;
   out[pos++] = 's';

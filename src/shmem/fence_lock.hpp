@@ -9,8 +9,11 @@
 // reshard. So a fenced transaction delays reshards of its own cluster only,
 // and the worker serves other clusters meanwhile and comes back. While a
 // reshard is held up that way (ClusterEntry.reshard_fenced), new fences of
-// that cluster wait for it, so overlapping fences cannot starve it; storing
-// settings needs no lock and is never held up.
+// that cluster fail at once (SC001), so overlapping fences cannot starve it
+// and no fence ever waits outside the lock manager; storing settings needs
+// no lock and is never held up. The only wait of a fence is the lock
+// manager's, for a reshard in flight: the deadlock detector and
+// lock_timeout see it.
 #pragma once
 
 #include "pg_prelude.hpp"

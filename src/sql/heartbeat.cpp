@@ -1,0 +1,313 @@
+// heartbeat() and leave(): the hot path.
+//
+// A heartbeat of a known member touches shared memory only (no table
+// write, no WAL, no transaction ID): the shared lock, the member's entries
+// (remembered per backend, see HeartbeatMemo), an atomic stamp and the
+// result row. Registration of a new member takes the lock exclusively and
+// wakes the worker.
+
+#include "sql/sql.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+}
+
+#include "core/names.hpp"
+#include "core/notify_payload.hpp"
+#include "module.hpp"
+#include "shmem/shmem.hpp"
+
+namespace shard_coordinator::sql {
+
+namespace {
+
+// What a heartbeat reports, copied out under the lock.
+struct HeartbeatResult {
+  MemberState state;
+  int32 shard;
+  int32 num_shards;
+  int64 epoch;
+  int64 heartbeat_interval_us;
+  int64 lease_us;  // the promise: from the stamp, this long
+  int32 *slots;    // NULL unless active in a cluster with a slot set
+  int32 nslots;
+};
+
+// The member's slot keys (caller holds the lock), or NULL when the cluster
+// has no published slot set or the member is not active.
+int32 *copy_member_slots(const ClusterEntry *cluster, const MemberEntry *member,
+                         int32 *nslots) {
+  *nslots = 0;
+  if (cluster->slot_set < 0 || member->state != MemberState::Active)
+    return nullptr;
+  const SlotSet &set = slot_sets[cluster->slot_set];
+  if (set.count == 0) return nullptr;
+  auto *keys = static_cast<int32 *>(
+      palloc(sizeof(int32) * static_cast<size_t>(set.count)));
+  *nslots = member_slots(cluster->slot_set, member->join_seq, keys);
+  return keys;
+}
+
+// Stamps the member's heartbeat (caller holds the lock in either mode) and
+// copies what its row reports: the row promises the assignment for the
+// lease in force now.
+void stamp_and_fill(const ClusterEntry *cluster, MemberEntry *member, int64 now,
+                    HeartbeatResult *out) {
+  pg_atomic_write_u64(&member->last_seen, static_cast<uint64>(now));
+  out->state = member->state;
+  out->shard = member->shard;
+  out->num_shards = cluster->num_shards;
+  out->epoch =
+      member->state == MemberState::Pending ? cluster->epoch : member->epoch;
+  out->heartbeat_interval_us = cluster->heartbeat_interval_us;
+  out->lease_us = lease_at(cluster, now);
+  out->slots = copy_member_slots(cluster, member, &out->nslots);
+}
+
+enum class HeartbeatStep { Done, Register, WaitForRemoval };
+
+// The entries of the member this backend heartbeated last. A worker's
+// connection heartbeats the same member again and again, so the hot path
+// usually skips both hash lookups. The pointers stay valid while
+// shared->entry_generation is unchanged: dynahash never moves an entry, and
+// every removal of an entry bumps the generation (shmem.cpp).
+struct HeartbeatMemo {
+  uint64 generation = 0;  // 0: empty (the shared generation starts at 1)
+  ClusterEntry *cluster = nullptr;
+  MemberEntry *member = nullptr;
+  size_t cluster_len = 0;
+  size_t member_len = 0;
+  char cluster_name[kClusterNameMax];
+  char member_name[kMemberNameMax];
+};
+
+HeartbeatMemo memo;
+
+bool memo_holds(NameArg cluster_name, NameArg member_name) {
+  return memo.member_len == member_name.len &&
+         memo.cluster_len == cluster_name.len &&
+         memcmp(memo.member_name, member_name.data, member_name.len) == 0 &&
+         memcmp(memo.cluster_name, cluster_name.data, cluster_name.len) == 0;
+}
+
+// Remembers the member's entries. Returns true when it replaces another
+// member: the backend serves several (a connection pool).
+bool memo_remember(NameArg cluster_name, NameArg member_name,
+                   ClusterEntry *cluster, MemberEntry *member) {
+  bool another = memo.generation != 0 && !memo_holds(cluster_name, member_name);
+  memo.generation = shared->entry_generation;
+  memo.cluster = cluster;
+  memo.member = member;
+  memo.cluster_len = cluster_name.len;
+  memo.member_len = member_name.len;
+  memcpy(memo.cluster_name, cluster_name.data, cluster_name.len);
+  memcpy(memo.member_name, member_name.data, member_name.len);
+  return another;
+}
+
+// The hot path: shared lock, the memo (or two hash lookups), one atomic
+// store.
+HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
+                              HeartbeatResult *out) {
+  // A backend that serves several members will touch pages all over the
+  // member table, so it maps them all at once (populate_page_tables()),
+  // after its first switch of member. A worker's own connection, which
+  // heartbeats one member, never does.
+  static bool populated = false;
+  bool pooled = false;
+  HeartbeatStep step = HeartbeatStep::Register;
+  LWLockAcquire(shared->lock, LW_SHARED);
+  ClusterEntry *cluster;
+  MemberEntry *member;
+  if (memo.generation == shared->entry_generation &&
+      memo_holds(cluster_name, member_name)) {
+    cluster = memo.cluster;
+    member = memo.member;
+  } else {
+    cluster = find_cluster(cluster_name.data, cluster_name.len);
+    member = cluster ? find_member(cluster, member_name.data, member_name.len)
+                     : nullptr;
+    if (member != nullptr)
+      pooled = memo_remember(cluster_name, member_name, cluster, member);
+  }
+  if (member != nullptr && member->removing) {
+    step = HeartbeatStep::WaitForRemoval;
+  } else if (member != nullptr && !member->leaving) {
+    stamp_and_fill(cluster, member, mono_now_us(), out);
+    step = HeartbeatStep::Done;
+  }
+  LWLockRelease(shared->lock);
+  if (pooled && !populated) {
+    populated = true;
+    populate_page_tables();
+  }
+  return step;
+}
+
+enum class RegisterOutcome { Done, ClustersFull, MembersFull, Retry };
+
+// Registers a new member (or takes back a leave()).
+RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
+                                   HeartbeatResult *out) {
+  RegisterOutcome outcome = RegisterOutcome::Done;
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  const int64 now = mono_now_us();
+  ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
+  if (cluster == nullptr && shared->member_count >= guc_max_members) {
+    // Refused: do not leave an empty cluster behind.
+    outcome = RegisterOutcome::MembersFull;
+  } else if (cluster == nullptr &&
+             (cluster = create_cluster(cluster_name.data, cluster_name.len)) ==
+                 nullptr) {
+    outcome = RegisterOutcome::ClustersFull;
+  } else {
+    MemberEntry *member =
+        find_member(cluster, member_name.data, member_name.len);
+    if (member != nullptr && member->removing) {
+      outcome = RegisterOutcome::Retry;
+    } else {
+      if (member == nullptr) {
+        member = create_member(cluster, member_name.data, member_name.len, now,
+                               GetCurrentTimestamp());
+        if (member != nullptr) cluster->reshard_wanted = true;
+      } else if (member->leaving) {
+        // A heartbeat after leave() but before the reshard: still a member.
+        member->leaving = false;
+      }
+      if (member == nullptr) {
+        outcome = RegisterOutcome::MembersFull;
+      } else {
+        stamp_and_fill(cluster, member, now, out);
+      }
+    }
+  }
+  LWLockRelease(shared->lock);
+  return outcome;
+}
+
+// Waits (bounded) for the worker to publish whatever it is doing now.
+void wait_for_publish() {
+  ConditionVariablePrepareToSleep(&shared->changed_cv);
+  wake_worker();
+  ConditionVariableTimedSleep(&shared->changed_cv, 100, PG_WAIT_EXTENSION);
+  ConditionVariableCancelSleep();
+}
+
+}  // namespace
+
+}  // namespace shard_coordinator::sql
+
+using namespace shard_coordinator;
+using namespace shard_coordinator::sql;
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(sc_heartbeat);
+PG_FUNCTION_INFO_V1(sc_leave);
+
+Datum sc_heartbeat(PG_FUNCTION_ARGS) {
+  NameArg cluster = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
+  NameArg member = get_name_arg(fcinfo, 1, "member", kMemberNameMax);
+  require_ready_for_writes();
+
+  HeartbeatResult result;
+  // Read before the stamp, so that expires_at never overstates the promise.
+  const TimestampTz wall_now = GetCurrentTimestamp();
+  TimestampTz give_up =
+      0;  // set on the first wait only: keep the hot path lean
+  for (;;) {
+    HeartbeatStep step = heartbeat_known(cluster, member, &result);
+    if (step == HeartbeatStep::Done) break;
+    if (step == HeartbeatStep::Register) {
+      RegisterOutcome outcome = heartbeat_register(cluster, member, &result);
+      if (outcome == RegisterOutcome::Done) {
+        wake_worker();
+        break;
+      }
+      if (outcome == RegisterOutcome::ClustersFull)
+        ereport(ERROR,
+                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                 errmsg("cannot register cluster \"%.*s\": all %d cluster "
+                        "slots are in use",
+                        static_cast<int>(cluster.len), cluster.data,
+                        guc_max_clusters),
+                 errhint("Raise shard_coordinator.max_clusters and restart "
+                         "the server.")));
+      if (outcome == RegisterOutcome::MembersFull)
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+             errmsg("cannot register member \"%.*s\": all %d member "
+                    "slots are in use",
+                    static_cast<int>(member.len), member.data, guc_max_members),
+             errhint("Raise shard_coordinator.max_members and restart "
+                     "the server, or let expired members be removed.")));
+    }
+    // The worker is removing this member (it expired or left): once that
+    // is published, the heartbeat registers it anew.
+    if (give_up == 0)
+      give_up =
+          TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kWorkerWaitMs);
+    else if (GetCurrentTimestamp() >= give_up)
+      ereport(ERROR,
+              (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+               errmsg("member \"%.*s\" is being removed and the background "
+                      "worker has not finished",
+                      static_cast<int>(member.len), member.data),
+               errhint("Retry the heartbeat.")));
+    wait_for_publish();
+    CHECK_FOR_INTERRUPTS();
+  }
+
+  TupleDesc tupdesc = result_tupdesc(fcinfo);
+  Datum values[8];
+  bool nulls[8] = {false, false, false, false, false, false, false, false};
+  if (result.state == MemberState::Active) {
+    values[0] = Int32GetDatum(result.shard);
+  } else {
+    values[0] = static_cast<Datum>(0);
+    nulls[0] = true;
+  }
+  values[1] = Int32GetDatum(result.num_shards);
+  values[2] = Int64GetDatum(result.epoch);
+  values[3] = CStringGetTextDatum(state_name(result.state));
+  values[4] = PointerGetDatum(channel_text(cluster, member));
+  values[5] = IntervalPGetDatum(us_to_interval(result.heartbeat_interval_us));
+  values[6] = TimestampTzGetDatum(wall_now + result.lease_us);
+  if (result.slots != nullptr) {
+    values[7] = slots_datum(result.slots, result.nslots);
+  } else {
+    values[7] = static_cast<Datum>(0);
+    nulls[7] = true;
+  }
+  PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum sc_leave(PG_FUNCTION_ARGS) {
+  NameArg cluster_name = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
+  NameArg member_name = get_name_arg(fcinfo, 1, "member", kMemberNameMax);
+  require_ready_for_writes();
+
+  bool known = false;
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
+  MemberEntry *member =
+      cluster ? find_member(cluster, member_name.data, member_name.len)
+              : nullptr;
+  if (member != nullptr) {
+    known = true;
+    if (!member->removing) {
+      member->leaving = true;
+      cluster->reshard_wanted = true;
+    }
+  }
+  LWLockRelease(shared->lock);
+  if (known) wake_worker();
+  PG_RETURN_BOOL(known);
+}
+
+}  // extern "C"

@@ -1,0 +1,67 @@
+// The SQL entry points' shared parts:
+//
+//   args.cpp       reading and checking arguments (names, intervals, slots)
+//   guards.cpp     the checks every coordinating call makes first
+//   heartbeat.cpp  heartbeat() and leave(): the hot path
+//   configure.cpp  configure()
+//   views.cpp      the functions behind the views, and the install check
+//   fence.cpp      fence()
+//   keys.cpp       channel() and jump_hash()
+//
+// They are thin extern "C" functions written in C style: they hold no C++
+// objects with destructors, and the only C++ code they call is noexcept
+// (core/), so neither a PostgreSQL ERROR nor a C++ exception can cross the
+// other's frames. Our own ereport(ERROR)s are raised with the shared lock
+// released (the checks come before or after the locked part); an ERROR
+// raised inside PostgreSQL while it is held (out of memory in palloc)
+// releases it with the abort, as for any LWLock.
+#pragma once
+
+#include "pg_prelude.hpp"
+
+extern "C" {
+#include "fmgr.h"
+#include "funcapi.h"
+}
+
+namespace shard_coordinator::sql {
+
+// How long a call waits for the background worker (load, store, removal).
+constexpr long kWorkerWaitMs = 10000;
+
+// --- args.cpp ---------------------------------------------------------------
+
+struct NameArg {
+  const char *data;
+  size_t len;
+};
+
+// A cluster or member name: ERROR (22004, 22023) unless 1..max bytes
+// without control characters. `what` names the argument.
+NameArg get_name_arg(FunctionCallInfo fcinfo, int argno, const char *what,
+                     size_t max);
+// An optional interval argument of at most 1 day; NULL leaves *out alone
+// and returns false.
+bool get_interval_arg(FunctionCallInfo fcinfo, int argno, const char *what,
+                      bool allow_zero, int64 *out);
+// The optional slots argument: NULL keeps (*nkeys = -1), '{}' leaves slot
+// mode (*nkeys = 0), else the keys ascending.
+int32 *get_slots_arg(FunctionCallInfo fcinfo, int argno, int32 *nkeys);
+// The function's composite result type, built once per call site.
+TupleDesc result_tupdesc(FunctionCallInfo fcinfo);
+// int4[] of these keys.
+Datum slots_datum(const int32 *slots, int32 nslots);
+// The member's LISTEN channel as text.
+text *channel_text(NameArg cluster, NameArg member);
+
+// --- guards.cpp -----------------------------------------------------------
+
+void require_preloaded();
+// Once per backend: is this the database the worker runs in?
+void require_coordinator_database();
+// The checks every coordinating call makes, cheapest first: preloaded, on
+// the primary, in the coordinator's database, state loaded (waits up to
+// kWorkerWaitMs for the worker).
+void require_ready_for_writes();
+
+}  // namespace shard_coordinator::sql

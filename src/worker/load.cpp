@@ -1,0 +1,328 @@
+// Loading the tables into shared memory: on every start of the worker (a
+// predecessor may have died between a commit and its publication), after a
+// crash or a promotion, and whenever shared memory turned out stale.
+//
+// The stored assignments win; every stored member gets a full lease from
+// the load; a member shared memory shows assigned but the tables do not is
+// pending again. A new worker owns no reshard in flight: every `removing`
+// mark of a dead predecessor is cleared and every cluster gets a reshard
+// (which changes nothing where nothing is due). What shared memory has no
+// room for is named in the log: clusters stay stored, unserved; members are
+// dropped (their rows deleted) and their clusters resharded.
+
+#include "worker/worker.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+}
+
+#include <algorithm>
+
+#include "core/interval.hpp"
+#include "core/slots.hpp"
+#include "module.hpp"
+#include "shmem/shmem.hpp"
+
+namespace shard_coordinator::worker {
+
+namespace {
+
+// Stored members that shared memory has no room for.
+struct DroppedMembers {
+  int count;
+  Datum *clusters;  // text
+  Datum *members;   // text
+};
+
+// A stored interval setting in microseconds; an out-of-range one (written
+// by hand) is clamped to the longest a setting may be.
+int64 stored_interval_us(Datum d, const char *cluster, const char *what) {
+  const Interval *value = DatumGetIntervalP(d);
+  int64 us = 0;
+  if (!interval_to_us(value->month, value->day, value->time, &us) || us < 0 ||
+      us > kMaxIntervalUs) {
+    ereport(WARNING,
+            (errmsg("shard_coordinator: the stored %s of cluster \"%s\" is "
+                    "out of range; using 1 day",
+                    what, cluster)));
+    return kMaxIntervalUs;
+  }
+  return us;
+}
+
+int32 *int4_array(Datum d, int *n) {
+  Datum *elems = nullptr;
+  bool *elem_nulls = nullptr;
+  deconstruct_array(DatumGetArrayTypeP(d), INT4OID, 4, true, TYPALIGN_INT,
+                    &elems, &elem_nulls, n);
+  auto *keys =
+      static_cast<int32 *>(palloc(sizeof(int32) * static_cast<size_t>(*n + 1)));
+  for (int i = 0; i < *n; ++i) keys[i] = DatumGetInt32(elems[i]);
+  return keys;
+}
+
+// The slot set of a loaded cluster (column `slots`, NULL in plain mode).
+void load_cluster_slots(ClusterEntry *cluster, const char *name, Datum slots,
+                        bool isnull) {
+  if (isnull) {
+    // Plain mode, unless a configure() waits to give it a slot set.
+    if (cluster->slot_set >= 0 &&
+        slot_sets[cluster->slot_set].pending_count < 0) {
+      free_slot_set(cluster->slot_set);
+      cluster->slot_set = -1;
+    }
+    return;
+  }
+  int nkeys = 0;
+  int32 *keys = int4_array(slots, &nkeys);
+  if (cluster->slot_set < 0) cluster->slot_set = allocate_slot_set(cluster->id);
+  if (cluster->slot_set < 0 || nkeys > guc_max_slots) {
+    ereport(WARNING, (errmsg("shard_coordinator: no room for the slot set of "
+                             "cluster \"%s\"",
+                             name),
+                      errhint("Raise shard_coordinator.max_slot_clusters or "
+                              "shard_coordinator.max_slots.")));
+    if (cluster->slot_set >= 0) free_slot_set(cluster->slot_set);
+    cluster->slot_set = -1;
+    return;
+  }
+  int32 *set_keys = slot_keys(cluster->slot_set);
+  uint64 *owners = slot_owners(cluster->slot_set);
+  for (int k = 0; k < nkeys; ++k) {
+    set_keys[k] = keys[k];
+    owners[k] = kNoOwner;  // set by the members' rows
+  }
+  slot_sets[cluster->slot_set].count = nkeys;
+}
+
+// One row of cluster_state: cluster, heartbeat_interval, grace_period,
+// reshard_interval, max_shards, epoch, num_shards, resharded_at, slots.
+void load_cluster_row(HeapTuple tuple, TupleDesc desc, int64 now) {
+  bool isnull = false;
+  char *name = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
+  size_t len = strlen(name);
+  if (check_name(name, len, kClusterNameMax) != NameProblem::None) {
+    ereport(WARNING, (errmsg("shard_coordinator: ignoring stored cluster "
+                             "with an invalid name \"%s\"",
+                             name)));
+    return;
+  }
+  ClusterEntry *cluster = find_cluster(name, len);
+  if (cluster == nullptr) cluster = create_cluster(name, len);
+  if (cluster == nullptr) {
+    ereport(WARNING,
+            (errmsg("shard_coordinator: no room for stored cluster \"%s\"; "
+                    "it stays stored but is not served",
+                    name),
+             errdetail("Shared memory holds %d clusters "
+                       "(shard_coordinator.max_clusters).",
+                       guc_max_clusters),
+             errhint("Raise shard_coordinator.max_clusters.")));
+    return;
+  }
+  if (cluster->stored_generation >= cluster->config_generation ||
+      cluster->stored_generation == 0) {
+    // Nothing newer from configure() is waiting to be stored.
+    cluster->heartbeat_interval_us = stored_interval_us(
+        SPI_getbinval(tuple, desc, 2, &isnull), name, "heartbeat_interval");
+    cluster->grace_period_us = stored_interval_us(
+        SPI_getbinval(tuple, desc, 3, &isnull), name, "grace_period");
+    cluster->reshard_interval_us = stored_interval_us(
+        SPI_getbinval(tuple, desc, 4, &isnull), name, "reshard_interval");
+    Datum max_shards = SPI_getbinval(tuple, desc, 5, &isnull);
+    cluster->max_shards = isnull ? 0 : DatumGetInt32(max_shards);
+    cluster->stored_generation = cluster->config_generation;
+  }
+  cluster->epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull));
+  cluster->num_shards = DatumGetInt32(SPI_getbinval(tuple, desc, 7, &isnull));
+  Datum resharded = SPI_getbinval(tuple, desc, 8, &isnull);
+  cluster->resharded_at = isnull ? 0 : DatumGetTimestampTz(resharded);
+  // The gate counts from the last reshard; on the monotonic clock that is
+  // as long ago as the wall clock says (never in the future).
+  cluster->gate_from = 0;
+  if (cluster->num_shards > 0 && cluster->resharded_at != 0)
+    cluster->gate_from =
+        now - Max(0, GetCurrentTimestamp() - cluster->resharded_at);
+  Datum slots = SPI_getbinval(tuple, desc, 9, &isnull);
+  load_cluster_slots(cluster, name, slots, isnull);
+}
+
+// One row of member_state: cluster, member, state, shard, epoch, join_seq,
+// joined_at, slots.
+void load_member_row(HeapTuple tuple, TupleDesc desc, int64 now,
+                     DroppedMembers *dropped) {
+  bool isnull = false;
+  char *cname = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
+  char *mname = TextDatumGetCString(SPI_getbinval(tuple, desc, 2, &isnull));
+  size_t mlen = strlen(mname);
+  ClusterEntry *cluster = find_cluster(cname, strlen(cname));
+  if (cluster == nullptr ||
+      check_name(mname, mlen, kMemberNameMax) != NameProblem::None)
+    return;
+  MemberEntry *member = find_member(cluster, mname, mlen);
+  if (member == nullptr)
+    member = create_member(cluster, mname, mlen, now, GetCurrentTimestamp());
+  if (member == nullptr) {
+    ereport(WARNING,
+            (errmsg("shard_coordinator: no room for stored member \"%s\" "
+                    "of cluster \"%s\"; it is dropped",
+                    mname, cname),
+             errdetail("Shared memory holds %d members "
+                       "(shard_coordinator.max_members).",
+                       guc_max_members),
+             errhint("Raise shard_coordinator.max_members.")));
+    dropped->clusters[dropped->count] = CStringGetTextDatum(cname);
+    dropped->members[dropped->count] = CStringGetTextDatum(mname);
+    dropped->count++;
+    return;
+  }
+  char *state = TextDatumGetCString(SPI_getbinval(tuple, desc, 3, &isnull));
+  Datum shard = SPI_getbinval(tuple, desc, 4, &isnull);
+  bool active = strcmp(state, "active") == 0 && !isnull;
+  member->state = active ? MemberState::Active : MemberState::Standby;
+  member->shard = active ? DatumGetInt32(shard) : kNoShard;
+  member->epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
+  member->join_seq = static_cast<uint64>(
+      DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull)));
+  member->joined_at =
+      DatumGetTimestampTz(SPI_getbinval(tuple, desc, 7, &isnull));
+  if (member->join_seq >= shared->next_join_seq)
+    shared->next_join_seq = member->join_seq + 1;
+  // A full lease from the load.
+  if (member_stamp(member) < now)
+    pg_atomic_write_u64(&member->last_seen, static_cast<uint64>(now));
+  member->load_mark = true;
+
+  Datum slots = SPI_getbinval(tuple, desc, 8, &isnull);
+  if (isnull || cluster->slot_set < 0) return;
+  int nkeys = 0;
+  int32 *keys = int4_array(slots, &nkeys);
+  const SlotSet &set = slot_sets[cluster->slot_set];
+  int32 *set_keys = slot_keys(cluster->slot_set);
+  uint64 *owners = slot_owners(cluster->slot_set);
+  for (int e = 0; e < nkeys; ++e) {
+    int32 *at = std::lower_bound(set_keys, set_keys + set.count, keys[e]);
+    if (at != set_keys + set.count && *at == keys[e])
+      owners[at - set_keys] = member->join_seq;
+  }
+}
+
+// After the rows: members shared memory shows assigned but the tables do
+// not are pending again; no reshard of a predecessor is in flight any more;
+// every cluster gets a reshard.
+void settle_after_load() {
+  HASH_SEQ_STATUS status;
+  hash_seq_init(&status, cluster_table);
+  while (auto *cluster =
+             static_cast<ClusterEntry *>(hash_seq_search(&status))) {
+    dlist_iter iter;
+    dlist_foreach(iter, &cluster->members) {
+      auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
+      if (!member->load_mark && member->state != MemberState::Pending) {
+        member->state = MemberState::Pending;
+        member->shard = kNoShard;
+      }
+      member->load_mark = false;
+      member->removing = false;
+    }
+    cluster->reshard_wanted = true;
+    cluster->reshard_fenced = false;
+    cluster->expiry_check_at = 0;
+    cluster->retry_at = 0;
+  }
+}
+
+// Deletes the rows of the dropped members (inside the load's transaction).
+void delete_dropped_members(const DroppedMembers *dropped) {
+  Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+  Datum values[2] = {
+      PointerGetDatum(construct_array(dropped->clusters, dropped->count,
+                                      TEXTOID, -1, false, TYPALIGN_INT)),
+      PointerGetDatum(construct_array(dropped->members, dropped->count, TEXTOID,
+                                      -1, false, TYPALIGN_INT))};
+  if (SPI_execute_with_args(
+          "DELETE FROM shard_coordinator.member_state m "
+          "USING unnest($1, $2) AS d(cluster, member) "
+          "WHERE m.cluster = d.cluster AND m.member = d.member",
+          2, types, values, nullptr, false, 0) != SPI_OK_DELETE)
+    elog(ERROR, "could not delete the dropped members");
+}
+
+// Reads both tables and merges them into shared memory.
+void load_tables() {
+  if (SPI_execute("SELECT cluster, heartbeat_interval, grace_period, "
+                  "reshard_interval, max_shards, epoch, num_shards, "
+                  "resharded_at, slots FROM shard_coordinator.cluster_state "
+                  "ORDER BY cluster",
+                  true, 0) != SPI_OK_SELECT)
+    elog(ERROR, "could not read shard_coordinator.cluster_state");
+  SPITupleTable *clusters = SPI_tuptable;
+  const uint64 nclusters = SPI_processed;
+  // A member's epoch: its own row's, or the cluster's last change of
+  // num_shards if later (rows are written only for members that moved).
+  if (SPI_execute("SELECT m.cluster, m.member, m.state, m.shard, "
+                  "GREATEST(m.epoch, c.num_shards_epoch), m.join_seq, "
+                  "m.joined_at, m.slots "
+                  "FROM shard_coordinator.member_state m "
+                  "JOIN shard_coordinator.cluster_state c USING (cluster) "
+                  "ORDER BY m.join_seq",
+                  true, 0) != SPI_OK_SELECT)
+    elog(ERROR, "could not read shard_coordinator.member_state");
+  SPITupleTable *members = SPI_tuptable;
+  const uint64 nmembers = SPI_processed;
+
+  DroppedMembers dropped;
+  dropped.count = 0;
+  dropped.clusters =
+      static_cast<Datum *>(palloc(sizeof(Datum) * Max(nmembers, 1)));
+  dropped.members =
+      static_cast<Datum *>(palloc(sizeof(Datum) * Max(nmembers, 1)));
+  const int64 now = mono_now_us();
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  for (uint64 i = 0; i < nclusters; ++i)
+    load_cluster_row(clusters->vals[i], clusters->tupdesc, now);
+  for (uint64 i = 0; i < nmembers; ++i)
+    load_member_row(members->vals[i], members->tupdesc, now, &dropped);
+  settle_after_load();
+  shared->loaded = true;
+  LWLockRelease(shared->lock);
+  if (dropped.count > 0) delete_dropped_members(&dropped);
+  ereport(LOG, (errmsg("shard_coordinator: loaded %llu clusters and "
+                       "%llu members",
+                       static_cast<unsigned long long>(nclusters),
+                       static_cast<unsigned long long>(nmembers))));
+}
+
+}  // namespace
+
+bool load_state() {
+  volatile bool loaded = false;
+  PG_TRY();
+  {
+    begin_transaction("shard_coordinator: loading state");
+    if (OidIsValid(get_extension_oid("shard_coordinator", true))) {
+      load_tables();
+      loaded = true;
+    } else {
+      // Not installed (or dropped): nothing of an old installation stays.
+      LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+      if (shared->loaded || shared->cluster_count > 0) reset_all();
+      LWLockRelease(shared->lock);
+    }
+    commit_transaction(cycle_context);
+  }
+  PG_CATCH();
+  {
+    recover_from_error(cycle_context, "loading state");
+    loaded = false;
+  }
+  PG_END_TRY();
+  if (loaded) ConditionVariableBroadcast(&shared->changed_cv);
+  return loaded;
+}
+
+}  // namespace shard_coordinator::worker

@@ -1,0 +1,216 @@
+// The background worker's loop and its scheduling: the coordinator, and the
+// only writer of the tables.
+//
+// It sleeps on its latch until the earliest member deadline, reshard gate
+// or retry, or a wake-up (join, leave, configure); then it reshards each
+// cluster that needs it (reshard.cpp). Between deadlines a pass costs
+// O(clusters): a cluster's members are looked at only once the earliest
+// deadline it had has come.
+
+#include "worker/worker.hpp"
+
+extern "C" {
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/wait_event.h"
+
+PGDLLEXPORT void sc_worker_main(Datum main_arg);
+}
+
+#include "module.hpp"
+#include "shmem/shmem.hpp"
+#include "worker/stall_meter.hpp"
+
+namespace shard_coordinator::worker {
+
+MemoryContext cycle_context = nullptr;
+MemoryContext reshard_context = nullptr;
+
+namespace {
+
+// The worker's writes wait at most this long for a row lock (a session that
+// holds a row of our tables FOR UPDATE): then the reshard fails, is logged
+// and retried, and other clusters go on meanwhile.
+constexpr const char *kLockTimeout = "1s";
+// While the extension is not installed, look again this often.
+constexpr long kNotInstalledPollMs = 1000;
+// Longest sleep when nothing is due (deadlines are recomputed on waking).
+constexpr long kMaxSleepMs = 60000;
+
+StallMeter stall_meter;
+
+void detach_worker(int code, Datum arg) { shared->worker_latch = nullptr; }
+
+// Finds the clusters due for a reshard or a settings store, and the time of
+// the next thing that will be due. Returns the names of the due clusters.
+//
+// Runs under the shared lock so that heartbeats go on meanwhile. It sets
+// reshard_wanted and expiry_check_at, which heartbeats under the shared lock
+// never touch; other writers of them hold the lock exclusively.
+char **find_due_clusters(int64 now, int64 *next_wake, int *ndue) {
+  LWLockAcquire(shared->lock, LW_SHARED);
+  int capacity = Max(shared->cluster_count, 1);
+  char **due = static_cast<char **>(palloc(sizeof(char *) * capacity));
+  *ndue = 0;
+  HASH_SEQ_STATUS status;
+  hash_seq_init(&status, cluster_table);
+  while (auto *cluster =
+             static_cast<ClusterEntry *>(hash_seq_search(&status))) {
+    if (cluster->expiry_check_at <= now) {
+      int64 earliest = PG_INT64_MAX;
+      dlist_iter iter;
+      dlist_foreach(iter, &cluster->members) {
+        auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
+        if (member->removing) continue;
+        const int64 deadline = expiry_deadline(cluster, member);
+        if (member->leaving || deadline <= now)
+          cluster->reshard_wanted = true;
+        else if (deadline < earliest)
+          earliest = deadline;
+      }
+      cluster->expiry_check_at = earliest;
+    }
+    if (cluster->expiry_check_at < *next_wake)
+      *next_wake = cluster->expiry_check_at;
+    if (cluster->retry_at > now) {
+      // A failed reshard: not before its retry time.
+      if (cluster->retry_at < *next_wake) *next_wake = cluster->retry_at;
+      continue;
+    }
+    bool is_due = cluster->stored_generation < cluster->config_generation;
+    if (cluster->reshard_wanted) {
+      if (reshard_gate_open(cluster, now)) {
+        is_due = true;
+      } else {
+        const int64 gate = reshard_gate_opens_at(cluster, now);
+        if (gate < *next_wake) *next_wake = gate;
+      }
+    }
+    if (is_due && *ndue < capacity) due[(*ndue)++] = pstrdup(cluster->key.name);
+  }
+  LWLockRelease(shared->lock);
+  return due;
+}
+
+// One pass; returns how long to sleep (ms).
+long run_cycle(bool *need_reload) {
+  const int64 now = mono_now_us();
+  // No deadline is judged before every stall up to now is measured.
+  if (!stalls_measured(now)) return kStallCheckMs;
+  int64 next_wake = now + kMaxSleepMs * 1000;
+  int ndue = 0;
+  bool any_waiting = false;
+  char **due = find_due_clusters(now, &next_wake, &ndue);
+  for (int i = 0; i < ndue; ++i) {
+    CHECK_FOR_INTERRUPTS();
+    ReshardResult result = reshard_cluster(due[i]);
+    if (result == ReshardResult::Reload) {
+      *need_reload = true;
+      return kRetryMs;
+    }
+    long retry_ms = 0;
+    if (result == ReshardResult::Failed) retry_ms = kRetryMs;
+    if (result == ReshardResult::Fenced) retry_ms = kFenceRetryMs;
+    if (result == ReshardResult::NotYet) retry_ms = kStallCheckMs;
+    if (retry_ms > 0) {
+      any_waiting = true;
+      next_wake = Min(next_wake, now + retry_ms * 1000);
+    }
+  }
+  // Look again at once after work (deadlines may have moved), unless a
+  // cluster failed or is held up: then wait for its retry time.
+  if (ndue > 0 && !any_waiting) return 0;
+  const int64 current = mono_now_us();
+  if (next_wake <= current) return 0;
+  // Round up so that we never wake just before a deadline.
+  return static_cast<long>((next_wake - current + 999) / 1000);
+}
+
+}  // namespace
+
+bool stalls_measured(int64 now) {
+  if (!stall_meter.caught_up(now)) return false;
+  int64 stall_end = 0;
+  const int64 stall = stall_meter.take(&stall_end);
+  if (stall > 0) {
+    LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+    shared->stalls.add(stall_end, stall);
+    // Old stalls cannot extend anybody's deadline any more.
+    shared->stalls.forget_before(now - 4 * kMaxIntervalUs);
+    HASH_SEQ_STATUS status;
+    hash_seq_init(&status, cluster_table);
+    while (auto *cluster =
+               static_cast<ClusterEntry *>(hash_seq_search(&status)))
+      cluster->expiry_check_at = 0;
+    LWLockRelease(shared->lock);
+    ereport(LOG, (errmsg("shard_coordinator: the server did not run for "
+                         "%lld ms; deadlines are extended by that",
+                         static_cast<long long>(stall / 1000))));
+  }
+  return true;
+}
+
+}  // namespace shard_coordinator::worker
+
+using namespace shard_coordinator;
+using namespace shard_coordinator::worker;
+
+void sc_worker_main(Datum main_arg) {
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  pqsignal(SIGTERM, die);
+  BackgroundWorkerUnblockSignals();
+
+  BackgroundWorkerInitializeConnection(guc_database, nullptr, 0);
+  // Every query of ours is schema-qualified; pin the path all the same.
+  SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+  // A reshard is published and notified once committed: that commit must be
+  // durable whatever the server's synchronous_commit says, or a crash could
+  // take back an epoch members were already told about. ("on" also waits for
+  // synchronous standbys, where configured; see README, "Failover".)
+  SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+  // A write blocked on a row lock fails after this, is logged and retried.
+  SetConfigOption("lock_timeout", kLockTimeout, PGC_SUSET, PGC_S_OVERRIDE);
+  pgstat_report_appname("shard_coordinator");
+
+  cycle_context = AllocSetContextCreate(
+      TopMemoryContext, "shard_coordinator cycle", ALLOCSET_DEFAULT_SIZES);
+  reshard_context = AllocSetContextCreate(
+      TopMemoryContext, "shard_coordinator reshard", ALLOCSET_DEFAULT_SIZES);
+  before_shmem_exit(detach_worker, static_cast<Datum>(0));
+  if (!stall_meter.start())
+    ereport(ERROR, (errmsg("shard_coordinator: could not start the stall "
+                           "meter thread")));
+  shared->worker_latch = MyLatch;
+  ereport(LOG, (errmsg("shard_coordinator: background worker started in "
+                       "database \"%s\"",
+                       guc_database)));
+
+  // Always reload on start: a previous worker may have died between a
+  // commit and its publication to shared memory.
+  bool need_reload = true;
+  for (;;) {
+    long sleep_ms = kNotInstalledPollMs;
+    MemoryContextReset(cycle_context);
+    MemoryContext old = MemoryContextSwitchTo(cycle_context);
+    if (ConfigReloadPending) {
+      ConfigReloadPending = false;
+      ProcessConfigFile(PGC_SIGHUP);
+    }
+    if (need_reload || !shared->loaded) need_reload = !load_state();
+    if (!need_reload) sleep_ms = run_cycle(&need_reload);
+    MemoryContextSwitchTo(old);
+
+    if (sleep_ms > 0) {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+                      sleep_ms, PG_WAIT_EXTENSION);
+    }
+    ResetLatch(MyLatch);
+    CHECK_FOR_INTERRUPTS();
+  }
+}

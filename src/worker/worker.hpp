@@ -1,0 +1,115 @@
+// The background worker's parts, shared between its files:
+//
+//   main.cpp         the loop and its scheduling: what is due, when to wake
+//   transaction.cpp  starting, committing and cleaning up its transactions
+//   load.cpp         loading the tables into shared memory
+//   reshard.cpp      one cluster's reshard: snapshot, decision (the policy
+//                    in core/), publication, fences
+//   store.cpp        the transaction that stores a reshard and notifies
+//   stall_meter.cpp  the thread that measures stalls of the server
+//
+// C++ at the boundary: these files are written in C style (no C++ objects
+// with destructors in frames that can raise a PostgreSQL ERROR), and reach
+// the pure C++ parts only through noexcept functions (core/*_bridge.hpp,
+// core/notify_payload.hpp) that copy their results into palloc'd memory.
+#pragma once
+
+#include "pg_prelude.hpp"
+
+extern "C" {
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+}
+
+#include "core/names.hpp"
+#include "core/reshard_bridge.hpp"
+
+namespace shard_coordinator::worker {
+
+// After a failed transaction, try that cluster again this much later.
+constexpr long kRetryMs = 1000;
+// While a fence() holds a cluster, look at it again this often.
+constexpr long kFenceRetryMs = 10;
+// While the stall meter has not ticked since a possible stall, decide
+// nothing that a stall would change; look again this soon.
+constexpr long kStallCheckMs = 10;
+// The SQLSTATE of "the stored epoch is ahead of shared memory" (internal:
+// only logged): the one failure that needs a reload of the tables.
+constexpr int kStaleSharedMemory = MAKE_SQLSTATE('S', 'C', '9', '0', '1');
+
+// Reset at the start of each cycle; the loop runs in it.
+extern MemoryContext cycle_context;
+// Reset after each cluster's reshard.
+extern MemoryContext reshard_context;
+
+// --- transaction.cpp -------------------------------------------------------
+
+void begin_transaction(const char *activity);
+// Commit and abort leave the process in TopMemoryContext (PostgreSQL 15):
+// both go back to `back_to`.
+void commit_transaction(MemoryContext back_to);
+// Logs the current error ("shard_coordinator: <what> failed: ...") and
+// cleans up the failed transaction. Returns the error's SQLSTATE.
+int recover_from_error(MemoryContext back_to, const char *what);
+
+// --- load.cpp -------------------------------------------------------------
+
+// Loads the tables into shared memory. Returns false if the extension is
+// not installed (yet) or the load failed.
+bool load_state();
+
+// --- main.cpp -------------------------------------------------------------
+
+// Takes the stalls the meter measured into shared memory. False while the
+// meter may not have measured a stall that just happened: then no deadline
+// may be judged at `now`.
+bool stalls_measured(int64 now);
+
+// --- reshard.cpp ----------------------------------------------------------
+
+// Done; Failed (retried later, others go on); Reload (shared memory is
+// stale); Fenced (held up by fence(), retried soon); NotYet (a stall may
+// just have happened, retried soon).
+enum class ReshardResult { Done, Failed, Reload, Fenced, NotYet };
+
+// Reshards one cluster (or stores only its settings, when the gate is
+// closed or a fence holds it).
+ReshardResult reshard_cluster(const char *name);
+
+// A member as copied out of shared memory for one reshard.
+struct SnapMember {
+  char *name;
+  TimestampTz joined_at;
+};
+
+// A cluster as copied out of shared memory for one reshard.
+struct Snapshot {
+  char name[kClusterNameMax + 1];
+  uint64 reset_count;
+  int64 heartbeat_interval_us;
+  int64 grace_period_us;
+  int64 reshard_interval_us;
+  int32 max_shards;
+  TimestampTz resharded_at;
+  uint64 config_generation;
+  bool settings_unstored;
+  // The reshard gate is closed (or nothing but settings changed): store the
+  // settings, leave members, epoch and slots alone.
+  bool settings_only;
+  int32 slot_set;      // its SlotSet, or -1
+  bool slots_pending;  // configure() asked for the new keys
+  uint64 pending_serial;
+  // The policy's input (members, keys) and the names that go with it.
+  BridgeInput input;
+  SnapMember *names;  // input.nmembers
+};
+
+// --- store.cpp ------------------------------------------------------------
+
+// The transaction that stores a reshard (or only the settings) and queues
+// its notifications; commits. Raises a PostgreSQL ERROR on failure (with
+// kStaleSharedMemory if the stored epoch is ahead of shared memory).
+void store_reshard(const Snapshot *snap, const BridgeOutput *out,
+                   TimestampTz wall_now);
+
+}  // namespace shard_coordinator::worker

@@ -1,0 +1,306 @@
+// The reshard policy: from a snapshot of one cluster to the complete
+// outcome (core/reshard_policy.hpp). Examples, then a randomized property
+// test over sequences of joins, leaves, expiries, max_shards changes and
+// slot-set changes (including entering and leaving slot mode).
+#include "core/reshard_policy.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/slots.hpp"
+
+namespace shard_coordinator {
+namespace {
+
+PolicyMember member(std::uint64_t id, MemberState state, std::int32_t shard,
+                    std::int64_t epoch, bool alive = true) {
+  PolicyMember m;
+  m.id = id;
+  m.state = state;
+  m.shard = shard;
+  m.epoch = epoch;
+  m.alive = alive;
+  return m;
+}
+
+constexpr MemberState kActive = MemberState::Active;
+constexpr MemberState kPending = MemberState::Pending;
+constexpr MemberState kStandby = MemberState::Standby;
+
+TEST(ReshardPolicy, JoinInPlainModeTellsTheNewcomerAndTheClusterOnly) {
+  PolicyCluster c;
+  c.epoch = 5;
+  c.num_shards = 2;
+  c.members = {member(1, kActive, 0, 3), member(2, kActive, 1, 5),
+               member(3, kPending, kNoShard, 0)};
+  ReshardDecision d = decide_reshard(c);
+  ASSERT_TRUE(decision_is_valid(d, c));
+  EXPECT_TRUE(d.epoch_moves);
+  EXPECT_EQ(d.epoch, 6);
+  EXPECT_EQ(d.num_shards, 3);
+  EXPECT_TRUE(d.cluster_notice);
+  EXPECT_FALSE(d.members[0].notice);
+  EXPECT_EQ(d.members[0].row, RowAction::None);
+  EXPECT_EQ(d.members[0].epoch, 6);  // covered by the cluster notice
+  EXPECT_FALSE(d.members[1].notice);
+  EXPECT_TRUE(d.members[2].notice);
+  EXPECT_EQ(d.members[2].row, RowAction::Write);
+  EXPECT_EQ(d.members[2].shard, 2);
+}
+
+TEST(ReshardPolicy, RemovingAPendingMemberChangesNothing) {
+  PolicyCluster c;
+  c.epoch = 4;
+  c.num_shards = 1;
+  c.members = {member(1, kActive, 0, 2),
+               member(2, kPending, kNoShard, 0, /*alive=*/false)};
+  ReshardDecision d = decide_reshard(c);
+  ASSERT_TRUE(decision_is_valid(d, c));
+  EXPECT_FALSE(d.epoch_moves);
+  EXPECT_EQ(d.epoch, 4);
+  EXPECT_TRUE(d.members[1].removed);
+  EXPECT_EQ(d.members[1].row, RowAction::None);
+  EXPECT_FALSE(d.members[1].notice);
+}
+
+TEST(ReshardPolicy, RemovingAnAssignedMemberDeletesItsRowAndTellsIt) {
+  PolicyCluster c;
+  c.epoch = 4;
+  c.num_shards = 2;
+  c.members = {member(1, kActive, 0, 2), member(2, kActive, 1, 3, false)};
+  ReshardDecision d = decide_reshard(c);
+  ASSERT_TRUE(decision_is_valid(d, c));
+  EXPECT_TRUE(d.epoch_moves);
+  EXPECT_EQ(d.members[1].row, RowAction::Delete);
+  EXPECT_TRUE(d.members[1].notice);
+  EXPECT_FALSE(d.members[0].notice);
+  EXPECT_TRUE(d.cluster_notice);
+}
+
+// Slot mode: keys {1,2,3,4}, a holds {1,2}, b {3,4}; c joins. b gives up 4
+// to c; a keeps its state, shard and keys, so it gets no notice of its own,
+// only the cluster notice of the new num_shards.
+TEST(ReshardPolicy, SlotModeTellsOnlyMembersWhoseKeysChanged) {
+  PolicyCluster c;
+  c.epoch = 2;
+  c.num_shards = 2;
+  c.old_keys = {1, 2, 3, 4};
+  c.old_owners = {1, 1, 2, 2};
+  c.new_keys = c.old_keys;
+  c.members = {member(1, kActive, 0, 1), member(2, kActive, 1, 2),
+               member(3, kPending, kNoShard, 0)};
+  ReshardDecision d = decide_reshard(c);
+  ASSERT_TRUE(decision_is_valid(d, c));
+  EXPECT_EQ(d.num_shards, 3);
+  EXPECT_TRUE(d.cluster_notice);
+  EXPECT_FALSE(d.members[0].changed);
+  EXPECT_FALSE(d.members[0].notice);
+  EXPECT_EQ(d.members[0].slots, (std::vector<std::int32_t>{1, 2}));
+  EXPECT_EQ(d.members[0].epoch, 3);
+  EXPECT_TRUE(d.members[1].notice);
+  EXPECT_EQ(d.members[1].slots, (std::vector<std::int32_t>{3}));
+  EXPECT_TRUE(d.members[2].notice);
+  EXPECT_EQ(d.members[2].slots, (std::vector<std::int32_t>{4}));
+}
+
+TEST(ReshardPolicy, EnteringSlotModeTellsEveryActiveMember) {
+  PolicyCluster c;
+  c.epoch = 2;
+  c.num_shards = 2;
+  c.new_keys = {10, 20};
+  c.members = {member(1, kActive, 0, 1), member(2, kActive, 1, 2)};
+  ReshardDecision d = decide_reshard(c);
+  ASSERT_TRUE(decision_is_valid(d, c));
+  EXPECT_TRUE(d.members[0].notice);
+  EXPECT_TRUE(d.members[1].notice);
+  EXPECT_FALSE(d.cluster_notice);  // num_shards stays 2
+}
+
+TEST(ReshardPolicy, LeavingSlotModeTellsEveryActiveMember) {
+  PolicyCluster c;
+  c.epoch = 2;
+  c.num_shards = 2;
+  c.old_keys = {10, 20};
+  c.old_owners = {1, 2};
+  c.members = {member(1, kActive, 0, 1), member(2, kActive, 1, 2)};
+  ReshardDecision d = decide_reshard(c);
+  ASSERT_TRUE(decision_is_valid(d, c));
+  EXPECT_TRUE(d.members[0].notice);
+  EXPECT_TRUE(d.members[1].notice);
+  EXPECT_TRUE(d.members[0].slots.empty());
+}
+
+TEST(ReshardPolicy, NothingDueMovesNothing) {
+  PolicyCluster c;
+  c.epoch = 7;
+  c.num_shards = 2;
+  c.members = {member(1, kActive, 0, 3), member(2, kActive, 1, 7)};
+  ReshardDecision d = decide_reshard(c);
+  EXPECT_FALSE(d.epoch_moves);
+  EXPECT_EQ(d.epoch, 7);
+  EXPECT_FALSE(d.cluster_notice);
+  EXPECT_EQ(d.members[0].epoch, 3);
+}
+
+// ---- Randomized property test ----------------------------------------------
+
+struct SimMember {
+  std::uint64_t id;
+  MemberState state;
+  std::int32_t shard;
+  std::int64_t epoch;
+};
+
+struct Sim {
+  std::int64_t epoch = 0;
+  std::int32_t num_shards = 0;
+  std::int32_t max_shards = 0;
+  std::vector<std::int32_t> keys;  // published, ascending
+  std::vector<std::uint64_t> owners;
+  std::vector<SimMember> members;
+  std::uint64_t next_id = 1;
+};
+
+std::vector<std::int32_t> keys_of(const std::vector<std::int32_t> &keys,
+                                  const std::vector<std::uint64_t> &owners,
+                                  std::uint64_t id) {
+  std::vector<std::int32_t> out;
+  for (std::size_t k = 0; k < keys.size(); ++k)
+    if (owners[k] == id) out.push_back(keys[k]);
+  return out;
+}
+
+TEST(ReshardPolicy, RandomSequencesKeepEveryRule) {
+  std::mt19937_64 rng(0x5eed7011ULL);
+  auto uniform = [&rng](int lo, int hi) {
+    return std::uniform_int_distribution<int>(lo, hi)(rng);
+  };
+  int decisions = 0;
+  for (int sequence = 0; sequence < 300; ++sequence) {
+    Sim sim;
+    for (int step = 0; step < 40; ++step) {
+      SCOPED_TRACE("sequence " + std::to_string(sequence) + " step " +
+                   std::to_string(step));
+      // Events of this step.
+      PolicyCluster c;
+      c.epoch = sim.epoch;
+      c.num_shards = sim.num_shards;
+      const int event = uniform(0, 9);
+      if (event == 0) sim.max_shards = uniform(0, 6);
+      c.max_shards = sim.max_shards;
+      c.old_keys = sim.keys;
+      c.old_owners = sim.owners;
+      c.new_keys = sim.keys;
+      if (event == 1) {
+        // A new key set: sometimes none (plain mode), else 1..12 keys.
+        std::set<std::int32_t> keys;
+        if (uniform(0, 3) > 0) {
+          const int n = uniform(1, 12);
+          while (static_cast<int>(keys.size()) < n) keys.insert(uniform(0, 20));
+        }
+        c.new_keys.assign(keys.begin(), keys.end());
+      }
+      for (const SimMember &m : sim.members)
+        c.members.push_back(member(m.id, m.state, m.shard, m.epoch,
+                                   uniform(0, 5) > 0 || event < 2));
+      const int joins = event >= 2 && event <= 6 ? uniform(0, 3) : 0;
+      for (int j = 0; j < joins; ++j)
+        c.members.push_back(
+            member(sim.next_id++, kPending, kNoShard, sim.epoch));
+
+      const ReshardDecision d = decide_reshard(c);
+      ++decisions;
+      ASSERT_TRUE(decision_is_valid(d, c));
+      ASSERT_EQ(d.members.size(), c.members.size());
+
+      // Epochs never go back; the epoch moves exactly when somebody is told.
+      const bool count_changed = d.num_shards != c.num_shards;
+      bool any_notice = false;
+      for (const MemberDecision &m : d.members) any_notice |= m.notice;
+      EXPECT_GE(d.epoch, c.epoch);
+      EXPECT_EQ(d.epoch_moves, any_notice || count_changed);
+      EXPECT_EQ(d.epoch, c.epoch + (d.epoch_moves ? 1 : 0));
+      EXPECT_EQ(d.cluster_notice, d.epoch_moves && count_changed);
+
+      const bool slot_before = !c.old_keys.empty();
+      const bool slot_after = !c.new_keys.empty();
+      for (std::size_t i = 0; i < c.members.size(); ++i) {
+        const PolicyMember &before = c.members[i];
+        const MemberDecision &m = d.members[i];
+        EXPECT_GE(m.epoch, before.epoch);
+        if (m.removed) {
+          EXPECT_FALSE(before.alive);
+          const bool stored = before.state != kPending;
+          EXPECT_EQ(m.row, stored ? RowAction::Delete : RowAction::None);
+          EXPECT_EQ(m.notice, stored);
+          continue;
+        }
+        EXPECT_TRUE(before.alive);
+        // Exactly the members whose own assignment changed get a row and a
+        // notice.
+        const bool active = m.state == kActive;
+        const std::vector<std::int32_t> old_keys =
+            slot_before ? keys_of(c.old_keys, c.old_owners, before.id)
+                        : std::vector<std::int32_t>{};
+        const bool own_change =
+            m.state != before.state || (active && m.shard != before.shard) ||
+            (active && slot_before != slot_after) ||
+            (active && slot_after && before.state == kActive &&
+             m.slots != old_keys);
+        EXPECT_EQ(m.changed, own_change);
+        EXPECT_EQ(m.notice, own_change);
+        EXPECT_EQ(m.row, own_change ? RowAction::Write : RowAction::None);
+        // Everybody else is covered by the cluster notice when num_shards
+        // changed, and keeps its epoch otherwise.
+        if (own_change || d.cluster_notice)
+          EXPECT_EQ(m.epoch, d.epoch);
+        else
+          EXPECT_EQ(m.epoch, before.epoch);
+        // Stickiness: a live active member keeps a shard still in range.
+        if (before.state == kActive && before.shard < d.num_shards) {
+          EXPECT_EQ(m.state, kActive);
+          EXPECT_EQ(m.shard, before.shard);
+        }
+        // Minimal movement of keys: an active member keeps what it had (of
+        // the keys that remain) up to the smaller quota.
+        if (slot_before && slot_after && before.state == kActive && active) {
+          std::size_t kept = 0;
+          std::size_t remaining = 0;
+          for (std::int32_t key : old_keys) {
+            if (!std::binary_search(c.new_keys.begin(), c.new_keys.end(), key))
+              continue;
+            ++remaining;
+            if (std::binary_search(m.slots.begin(), m.slots.end(), key)) ++kept;
+          }
+          const std::size_t quota =
+              c.new_keys.size() / static_cast<std::size_t>(d.num_shards);
+          EXPECT_GE(kept, std::min(remaining, quota));
+        }
+      }
+
+      // Apply the decision, as the worker publishes it.
+      std::vector<SimMember> next;
+      for (std::size_t i = 0; i < c.members.size(); ++i) {
+        const MemberDecision &m = d.members[i];
+        if (m.removed) continue;
+        next.push_back(SimMember{c.members[i].id, m.state, m.shard, m.epoch});
+      }
+      sim.members = next;
+      sim.epoch = d.epoch;
+      sim.num_shards = d.num_shards;
+      sim.keys = c.new_keys;
+      sim.owners = d.new_owners;
+    }
+  }
+  EXPECT_EQ(decisions, 300 * 40);
+}
+
+}  // namespace
+}  // namespace shard_coordinator
