@@ -34,6 +34,7 @@
 #include "format.hpp"
 #include "log.hpp"
 #include "signals.hpp"
+#include "text.hpp"
 
 extern char **environ;
 
@@ -42,15 +43,7 @@ namespace shard_coordinator::agent {
 namespace {
 
 using client::Clock;
-
-std::string describe(const client::Assignment &a) {
-  if (a.active())
-    return "shard " + std::to_string(*a.shard) + " of " +
-           std::to_string(a.num_shards) + " (epoch " + std::to_string(a.epoch) +
-           ")";
-  return std::string(client::state_name(a.state)) + " (epoch " +
-         std::to_string(a.epoch) + ")";
-}
+using client::describe;
 
 // The moment by which a child must be dead once the lease is not held.
 Clock::time_point hard_deadline(const client::Registrar &reg) {

@@ -65,18 +65,6 @@ enum class Query { None, Channel, Listen, Heartbeat, Leave };
 
 constexpr const char *kApplicationName = "shard-coordinator";
 
-std::string describe(const Assignment &a) {
-  std::string text = state_name(a.state);
-  if (a.shard) {
-    text += " shard " + std::to_string(*a.shard) + " of " +
-            std::to_string(a.num_shards);
-  } else {
-    text += ", " + std::to_string(a.num_shards) + " shards";
-  }
-  text += ", epoch " + std::to_string(a.epoch);
-  return text;
-}
-
 // "message (hint)" from a failed result, one line.
 std::string server_message(const PGresult *result, PGconn *conn) {
   const char *primary =
