@@ -63,8 +63,6 @@ using namespace std::chrono_literals;
 enum class Phase { Idle, Backoff, Connecting, Connected, Finished };
 enum class Query { None, Channel, Listen, Heartbeat, Leave };
 
-constexpr const char *kApplicationName = "shard-coordinator";
-
 // "message (hint)" from a failed result, one line.
 std::string server_message(const PGresult *result, PGconn *conn) {
   const char *primary =
