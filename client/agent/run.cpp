@@ -24,13 +24,12 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 
 #include "agent.hpp"
 #include "child.hpp"
+#include "deadline.hpp"
 #include "format.hpp"
 #include "log.hpp"
 #include "signals.hpp"
@@ -50,21 +49,6 @@ Clock::time_point hard_deadline(const client::Registrar &reg) {
   auto lease = reg.lease();
   if (!lease) return Clock::now();
   return lease->fence_at + (lease->end - lease->fence_at) / 2;
-}
-
-int poll_timeout_ms(std::optional<Clock::time_point> deadline) {
-  if (!deadline) return -1;
-  auto left = *deadline - Clock::now();
-  if (left <= Clock::duration::zero()) return 0;
-  auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-  return static_cast<int>(std::min<long long>(ms, INT_MAX));
-}
-
-std::optional<Clock::time_point> earliest(std::optional<Clock::time_point> a,
-                                          std::optional<Clock::time_point> b) {
-  if (!a) return b;
-  if (!b) return a;
-  return std::min(*a, *b);
 }
 
 }  // namespace
@@ -176,9 +160,10 @@ int run_command(const RunOptions &options) {
     nfds_t count = 0;
     fds[count++] = pollfd{signals.fd(), POLLIN, 0};
     if (wait.fd >= 0) fds[count++] = pollfd{wait.fd, wait.events, 0};
-    int rc =
-        poll(fds, count,
-             poll_timeout_ms(earliest(wait.deadline, child.next_deadline())));
+    int rc = poll(fds, count,
+                  client::poll_timeout_ms(
+                      client::earliest(wait.deadline, child.next_deadline()),
+                      Clock::now()));
     if (rc < 0 && errno != EINTR) {
       log(Level::Error, std::string("poll failed: ") + std::strerror(errno));
       shut_down(kExitInternal);

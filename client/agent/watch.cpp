@@ -6,12 +6,11 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 
 #include "agent.hpp"
+#include "deadline.hpp"
 #include "format.hpp"
 #include "log.hpp"
 #include "signals.hpp"
@@ -72,13 +71,8 @@ int watch_command(const MemberOptions &options) {
     nfds_t count = 0;
     fds[count++] = pollfd{signals.fd(), POLLIN, 0};
     if (wait.fd >= 0) fds[count++] = pollfd{wait.fd, wait.events, 0};
-    int timeout = -1;
-    if (wait.deadline) {
-      auto left = *wait.deadline - client::Clock::now();
-      auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-      timeout = static_cast<int>(std::clamp<long long>(ms, 0, INT_MAX));
-    }
-    int rc = poll(fds, count, timeout);
+    int rc = poll(fds, count,
+                  client::poll_timeout_ms(wait.deadline, client::Clock::now()));
     if (rc < 0 && errno != EINTR) {
       log(Level::Error, std::string("poll failed: ") + std::strerror(errno));
       return kExitInternal;

@@ -18,12 +18,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <system_error>
 
 #include "backoff.hpp"
 #include "connect.hpp"
+#include "deadline.hpp"
 #include "notice.hpp"
 #include "payload.hpp"
 #include "query_timeout.hpp"
@@ -680,18 +680,7 @@ bool Registrar::run() {
     nfds_t count = 0;
     if (wait.fd >= 0) fds[count++] = pollfd{wait.fd, wait.events, 0};
     fds[count++] = pollfd{impl_->wake_read, POLLIN, 0};
-    int timeout_ms = -1;
-    if (wait.deadline) {
-      auto left = *wait.deadline - impl_->now();
-      if (left <= Clock::duration::zero()) {
-        timeout_ms = 0;
-      } else {
-        // Round up: waking early would only spin.
-        auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-        timeout_ms = static_cast<int>(std::min<long long>(ms, INT_MAX));
-      }
-    }
-    int rc = poll(fds, count, timeout_ms);
+    int rc = poll(fds, count, poll_timeout_ms(wait.deadline, impl_->now()));
     if (rc < 0 && errno != EINTR)
       throw std::system_error(errno, std::generic_category(), "poll");
     char drain[64];
