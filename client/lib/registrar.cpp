@@ -18,15 +18,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <system_error>
 
 #include "backoff.hpp"
-#include "connect.hpp"
 #include "deadline.hpp"
-#include "notice.hpp"
 #include "payload.hpp"
 #include "query_timeout.hpp"
+#include "session.hpp"
 #include "shard_coordinator/client.hpp"
 #include "sqlstate.hpp"
 #include "text.hpp"
@@ -63,23 +61,12 @@ using namespace std::chrono_literals;
 enum class Phase { Idle, Backoff, Connecting, Connected, Finished };
 enum class Query { None, Channel, Listen, Heartbeat, Leave };
 
-// "message (hint)" from a failed result, one line.
-std::string server_message(const PGresult *result, PGconn *conn) {
-  const char *primary =
-      result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-  std::string text =
-      primary ? primary : (conn ? PQerrorMessage(conn) : "unknown error");
-  const char *hint =
-      result ? PQresultErrorField(result, PG_DIAG_MESSAGE_HINT) : nullptr;
-  if (hint) text += std::string(" (") + hint + ")";
-  return one_line(text);
-}
-
 }  // namespace
 
 struct Registrar::Impl {
   explicit Impl(Options opts)
       : options(std::move(opts)),
+        session(make_pg_session(options.conninfo, &options.on_log)),
         tracker(options.clock),
         backoff(options.min_backoff, options.max_backoff, random_uniform01()) {
     int fds[2];
@@ -94,13 +81,11 @@ struct Registrar::Impl {
   }
 
   Options options;
+  std::unique_ptr<Session> session;
   Tracker tracker;
   Backoff backoff;
 
   Phase phase = Phase::Idle;
-  std::unique_ptr<ConnectAttempt> attempt;
-  PgConn conn;
-  std::string server;                   // "host:port" of the current connection
   std::string channel;                  // the member's: its own changes
   std::string cluster_channel;          // the cluster's: num_shards changes
   std::string member_channel_only_why;  // the server's error, for the warning
@@ -114,11 +99,8 @@ struct Registrar::Impl {
   bool heartbeat_again = false;
 
   Query query = Query::None;
-  // The first failed result of the query in flight, else its first result.
-  PgResult query_result;
   Clock::time_point query_sent_at{};
   Clock::time_point query_deadline{};
-  bool want_write = false;
 
   std::optional<Clock::time_point> next_heartbeat_at;  // nullopt: at once
   std::optional<Clock::duration> heartbeat_interval;
@@ -157,7 +139,6 @@ struct Registrar::Impl {
   // ----- phases -----
 
   void finish() {
-    attempt.reset();
     drop_connection();
     phase = Phase::Finished;
   }
@@ -169,10 +150,8 @@ struct Registrar::Impl {
   }
 
   void drop_connection() {
-    conn.reset();
+    session->disconnect();
     query = Query::None;
-    query_result.reset();
-    want_write = false;
     channel.clear();
     cluster_channel.clear();
     member_channel_only = false;  // the next server may be another version
@@ -200,59 +179,44 @@ struct Registrar::Impl {
   }
 
   void start_connect() {
-    try {
-      attempt = std::make_unique<ConnectAttempt>(
-          connection_params(options.conninfo, kApplicationName));
-      phase = Phase::Connecting;
-      log(LogLevel::Debug, "connecting");
-    } catch (const std::system_error &e) {
-      error(std::string("cannot start connecting: ") + e.what(), "", false);
+    std::string why = session->connect();
+    if (!why.empty()) {
+      error("cannot start connecting: " + why, "", false);
       schedule_reconnect();
+      return;
     }
+    phase = Phase::Connecting;
+    log(LogLevel::Debug, "connecting");
   }
 
   void finish_connect() {
-    PgConn c = attempt->take();
-    attempt.reset();
-    if (!c || PQstatus(c.get()) != CONNECTION_OK) {
-      std::string why = c ? one_line(PQerrorMessage(c.get())) : "out of memory";
-      error("cannot connect to the database: " + why +
-                "; check the connection string (or PGHOST, PGPORT, PGUSER, "
-                "PGDATABASE) and that the server is up; retrying",
-            "", false);
+    std::string why = session->finish_connect();
+    if (!why.empty()) {
+      error(why, "", false);
       schedule_reconnect();
       return;
     }
-    if (PQsetnonblocking(c.get(), 1) != 0) {
-      error("cannot make the connection non-blocking: " +
-                one_line(PQerrorMessage(c.get())) + "; retrying",
-            "", false);
-      schedule_reconnect();
-      return;
-    }
-    // Server NOTICEs and WARNINGs go to the log, not raw to stderr.
-    PQsetNoticeProcessor(c.get(), log_notice, &options.on_log);
-    conn = std::move(c);
     phase = Phase::Connected;
-    server = std::string(PQhost(conn.get())) + ":" + PQport(conn.get());
     next_heartbeat_at.reset();  // heartbeat at once after LISTEN
     tracker.on_new_connection();
-    log(LogLevel::Info, "connected to " + server);
+    log(LogLevel::Info, "connected to " + session->server());
+  }
+
+  void lost_connection() {
+    connection_lost("lost the connection to " + session->server() + ": " +
+                    session->error_message());
   }
 
   // ----- queries -----
 
   bool send(Query kind, const char *sql, bool with_names) {
-    const char *values[2] = {options.cluster.c_str(), options.member.c_str()};
+    std::vector<std::string> values;
+    if (with_names) values = {options.cluster, options.member};
     Clock::time_point sent_at = now();  // before sending: see lease.hpp
     // Without parameters, the simple protocol: it allows several statements
     // (LISTEN a; LISTEN b), run in one implicit transaction.
-    int ok = with_names ? PQsendQueryParams(conn.get(), sql, 2, nullptr, values,
-                                            nullptr, nullptr, 0)
-                        : PQsendQuery(conn.get(), sql);
-    if (!ok) {
-      connection_lost("lost the connection to " + server + ": " +
-                      one_line(PQerrorMessage(conn.get())));
+    if (!session->send(sql, values)) {
+      lost_connection();
       return false;
     }
     query = kind;
@@ -263,13 +227,7 @@ struct Registrar::Impl {
   }
 
   void flush() {
-    int rc = PQflush(conn.get());
-    if (rc < 0) {
-      connection_lost("lost the connection to " + server + ": " +
-                      one_line(PQerrorMessage(conn.get())));
-      return;
-    }
-    want_write = rc == 1;
+    if (!session->flush()) lost_connection();
   }
 
   // What to send next when nothing is in flight.
@@ -297,53 +255,37 @@ struct Registrar::Impl {
   // Appends "LISTEN <quoted name>; " to *sql; false when the connection was
   // dropped because the name could not be quoted.
   bool append_listen(const std::string &name, std::string *sql) {
-    char *quoted = PQescapeIdentifier(conn.get(), name.c_str(), name.size());
-    if (quoted == nullptr) {
+    auto quoted = session->quote_identifier(name);
+    if (!quoted) {
       connection_lost("cannot quote the channel name: " +
-                      one_line(PQerrorMessage(conn.get())));
+                      session->error_message());
       return false;
     }
-    *sql += std::string("LISTEN ") + quoted + "; ";
-    PQfreemem(quoted);
+    *sql += "LISTEN " + *quoted + "; ";
     return true;
-  }
-
-  static bool is_failure(const PGresult *result) {
-    ExecStatusType status = PQresultStatus(result);
-    return status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK;
   }
 
   void collect_results() {
     while (phase == Phase::Connected && query != Query::None) {
-      if (PQisBusy(conn.get())) return;
-      PgResult result(PQgetResult(conn.get()));
-      if (result) {
-        // A query of several statements (the LISTENs) gives one result each:
-        // keep a failure over the successes before it.
-        if (!query_result ||
-            (is_failure(result.get()) && !is_failure(query_result.get())))
-          query_result = std::move(result);
-        continue;
-      }
+      std::optional<QueryResult> result = session->result();
+      if (!result) return;
       Query done = query;
-      PgResult first = std::move(query_result);
       query = Query::None;
-      complete(done, first.get());
+      complete(done, *result);
     }
   }
 
-  void complete(Query kind, const PGresult *result) {
-    ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+  void complete(Query kind, const QueryResult &result) {
+    if (!result.ok) {
       failed_query(kind, result);
       return;
     }
     switch (kind) {
       case Query::Channel: {
         int columns = member_channel_only ? 1 : 2;
-        bool found = PQntuples(result) == 1 && PQnfields(result) == columns;
+        bool found = result.rows.size() == 1 && result.columns == columns;
         for (int i = 0; found && i < columns; ++i)
-          found = !PQgetisnull(result, 0, i);
+          found = result.rows[0][static_cast<size_t>(i)].has_value();
         if (!found) {
           give_up(
               "shard_coordinator.channel() returned no channel; upgrade "
@@ -351,9 +293,9 @@ struct Registrar::Impl {
               "");
           return;
         }
-        channel = PQgetvalue(result, 0, 0);
+        channel = *result.rows[0][0];
         if (!member_channel_only) {
-          cluster_channel = PQgetvalue(result, 0, 1);
+          cluster_channel = *result.rows[0][1];
         } else if (!warned_member_channel_only) {
           // Once per registrar: reconnecting to the same server says nothing
           // new.
@@ -377,8 +319,8 @@ struct Registrar::Impl {
         heartbeat_done(result);
         break;
       case Query::Leave: {
-        bool left = PQntuples(result) == 1 && !PQgetisnull(result, 0, 0) &&
-                    std::strcmp(PQgetvalue(result, 0, 0), "t") == 0;
+        bool left = result.rows.size() == 1 && !result.rows[0].empty() &&
+                    result.rows[0][0] == "t";
         log(LogLevel::Info, left ? "left cluster " + options.cluster
                                  : "was no longer a member of " +
                                        options.cluster + " when leaving");
@@ -390,14 +332,13 @@ struct Registrar::Impl {
     }
   }
 
-  void heartbeat_done(const PGresult *result) {
+  void heartbeat_done(const QueryResult &result) {
     std::string why;
     std::optional<HeartbeatRow> row;
-    if (PQntuples(result) != 1 || PQnfields(result) != 1 ||
-        PQgetisnull(result, 0, 0)) {
+    if (result.rows.size() != 1 || result.columns != 1 || !result.rows[0][0]) {
       why = "not one row";
     } else {
-      row = parse_heartbeat_row(PQgetvalue(result, 0, 0), &why);
+      row = parse_heartbeat_row(*result.rows[0][0], &why);
     }
     if (!row) {
       error("the server's heartbeat answer is not understood (" + why +
@@ -421,11 +362,9 @@ struct Registrar::Impl {
     if (tracker.on_heartbeat(*row, query_sent_at)) report();
   }
 
-  void failed_query(Query kind, const PGresult *result) {
-    const char *state =
-        result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
-    std::string sqlstate = state ? state : "";
-    std::string message = server_message(result, conn.get());
+  void failed_query(Query kind, const QueryResult &result) {
+    const std::string &sqlstate = result.sqlstate;
+    const std::string &message = result.message;
     if (kind == Query::Channel && sqlstate == "42883" && !member_channel_only) {
       // No channel(cluster): an extension from before cluster notices, which
       // notifies every member of a count change on its own channel. Ask for
@@ -445,9 +384,9 @@ struct Registrar::Impl {
     static const char *const kWhat[] = {"", "channel", "LISTEN", "heartbeat",
                                         "leave"};
     std::string what = std::string(kWhat[static_cast<int>(kind)]) +
-                       " failed on " + server + ": " + message;
+                       " failed on " + session->server() + ": " + message;
     if (!sqlstate.empty()) what += " [SQLSTATE " + sqlstate + "]";
-    if (PQstatus(conn.get()) == CONNECTION_BAD) {
+    if (session->broken()) {
       connection_lost(what);
       return;
     }
@@ -473,20 +412,19 @@ struct Registrar::Impl {
 
   void read_notifications() {
     while (phase == Phase::Connected) {
-      PGnotify *raw = PQnotifies(conn.get());
-      if (raw == nullptr) return;
-      std::unique_ptr<PGnotify, decltype(&PQfreemem)> note(raw, PQfreemem);
+      std::optional<Notification> note = session->notification();
+      if (!note) return;
       // The two names differ ("sc_" and "scc_" prefixes), and each is set
       // only while listening on it.
-      if (channel == note->relname) {
-        member_notice(note->extra);
-      } else if (!cluster_channel.empty() && cluster_channel == note->relname) {
-        cluster_notice(note->extra);
+      if (channel == note->channel) {
+        member_notice(note->payload);
+      } else if (!cluster_channel.empty() && cluster_channel == note->channel) {
+        cluster_notice(note->payload);
       }
     }
   }
 
-  void member_notice(const char *payload) {
+  void member_notice(const std::string &payload) {
     std::string why;
     auto notice = parse_notice(payload, &why);
     if (!notice) {
@@ -511,7 +449,7 @@ struct Registrar::Impl {
     if (tracker.reported().state == State::Removed) next_heartbeat_at.reset();
   }
 
-  void cluster_notice(const char *payload) {
+  void cluster_notice(const std::string &payload) {
     std::string why;
     auto notice = parse_cluster_notice(payload, &why);
     if (!notice) {
@@ -543,18 +481,17 @@ struct Registrar::Impl {
 
   void service_connection(short revents) {
     if (revents & (POLLIN | POLLERR | POLLHUP)) {
-      if (!PQconsumeInput(conn.get())) {
-        connection_lost("lost the connection to " + server + ": " +
-                        one_line(PQerrorMessage(conn.get())));
+      if (!session->consume_input()) {
+        lost_connection();
         return;
       }
     }
-    if (want_write || (revents & POLLOUT)) flush();
+    if (session->want_write() || (revents & POLLOUT)) flush();
     collect_results();
     read_notifications();
     if (phase != Phase::Connected) return;
     if (query != Query::None && now() >= query_deadline) {
-      connection_lost("no answer from " + server + " within " +
+      connection_lost("no answer from " + session->server() + " within " +
                       format_duration(query_timeout()));
       return;
     }
@@ -586,7 +523,7 @@ struct Registrar::Impl {
         if (now() >= retry_at) start_connect();
         break;
       case Phase::Connecting:
-        if (attempt->done()) finish_connect();
+        if (session->connect_done()) finish_connect();
         if (phase == Phase::Connected) next_action();
         break;
       case Phase::Connected:
@@ -620,12 +557,13 @@ struct Registrar::Impl {
         at(retry_at);
         break;
       case Phase::Connecting:
-        wait.fd = attempt->fd();
+        wait.fd = session->fd();
         wait.events = POLLIN;
         break;
       case Phase::Connected:
-        wait.fd = PQsocket(conn.get());
-        wait.events = static_cast<short>(POLLIN | (want_write ? POLLOUT : 0));
+        wait.fd = session->fd();
+        wait.events =
+            static_cast<short>(POLLIN | (session->want_write() ? POLLOUT : 0));
         if (query != Query::None) {
           at(query_deadline);
         } else if (!stopping && listening && next_heartbeat_at) {
