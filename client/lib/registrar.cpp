@@ -22,7 +22,7 @@
 
 #include "backoff.hpp"
 #include "deadline.hpp"
-#include "payload.hpp"
+#include "protocol.hpp"
 #include "query_timeout.hpp"
 #include "session.hpp"
 #include "shard_coordinator/client.hpp"
@@ -59,7 +59,6 @@ namespace {
 using namespace std::chrono_literals;
 
 enum class Phase { Idle, Backoff, Connecting, Connected, Finished };
-enum class Query { None, Channel, Listen, Heartbeat, Leave };
 
 }  // namespace
 
@@ -67,6 +66,7 @@ struct Registrar::Impl {
   explicit Impl(Options opts)
       : options(std::move(opts)),
         session(make_pg_session(options.conninfo, &options.on_log)),
+        protocol(options.cluster, options.member),
         tracker(options.clock),
         backoff(options.min_backoff, options.max_backoff, random_uniform01()) {
     int fds[2];
@@ -82,12 +82,12 @@ struct Registrar::Impl {
 
   Options options;
   std::unique_ptr<Session> session;
+  Protocol protocol;
   Tracker tracker;
   Backoff backoff;
 
   Phase phase = Phase::Idle;
-  std::string channel;                  // the member's: its own changes
-  std::string cluster_channel;          // the cluster's: num_shards changes
+  Channels channels;                    // empty until the server named them
   std::string member_channel_only_why;  // the server's error, for the warning
   // This server has no shard_coordinator.channel(cluster): an older
   // extension, which tells every member of a count change on its own channel.
@@ -98,7 +98,7 @@ struct Registrar::Impl {
   // predate the notification that asked for a fresh one.
   bool heartbeat_again = false;
 
-  Query query = Query::None;
+  std::optional<QueryKind> query;  // the query in flight
   Clock::time_point query_sent_at{};
   Clock::time_point query_deadline{};
 
@@ -151,9 +151,8 @@ struct Registrar::Impl {
 
   void drop_connection() {
     session->disconnect();
-    query = Query::None;
-    channel.clear();
-    cluster_channel.clear();
+    query.reset();
+    channels = Channels{};
     member_channel_only = false;  // the next server may be another version
     listening = false;
     heartbeat_again = false;  // a new connection heartbeats at once anyway
@@ -209,21 +208,16 @@ struct Registrar::Impl {
 
   // ----- queries -----
 
-  bool send(Query kind, const char *sql, bool with_names) {
-    std::vector<std::string> values;
-    if (with_names) values = {options.cluster, options.member};
+  void send(const Statement &statement) {
     Clock::time_point sent_at = now();  // before sending: see lease.hpp
-    // Without parameters, the simple protocol: it allows several statements
-    // (LISTEN a; LISTEN b), run in one implicit transaction.
-    if (!session->send(sql, values)) {
+    if (!session->send(statement.sql, statement.params)) {
       lost_connection();
-      return false;
+      return;
     }
-    query = kind;
+    query = statement.kind;
     query_sent_at = sent_at;
     query_deadline = sent_at + query_timeout();
     flush();
-    return phase == Phase::Connected;
   }
 
   void flush() {
@@ -232,71 +226,56 @@ struct Registrar::Impl {
 
   // What to send next when nothing is in flight.
   void next_action() {
-    if (phase != Phase::Connected || query != Query::None) return;
+    if (phase != Phase::Connected || query) return;
     if (stopping) {
-      send(Query::Leave, "SELECT shard_coordinator.leave($1, $2)", true);
-    } else if (channel.empty()) {
-      send(Query::Channel,
-           member_channel_only ? "SELECT shard_coordinator.channel($1, $2)"
-                               : "SELECT shard_coordinator.channel($1, $2), "
-                                 "shard_coordinator.channel($1)",
-           true);
+      send(protocol.leave_query());
+    } else if (channels.member.empty()) {
+      send(protocol.channels_query(member_channel_only));
     } else if (!listening) {
-      std::string sql;
-      if (!append_listen(channel, &sql) ||
-          (!cluster_channel.empty() && !append_listen(cluster_channel, &sql)))
-        return;
-      send(Query::Listen, sql.c_str(), false);
+      std::vector<std::string> quoted;
+      for (const std::string *name : {&channels.member, &channels.cluster}) {
+        if (name->empty()) continue;
+        auto q = session->quote_identifier(*name);
+        if (!q) {
+          connection_lost("cannot quote the channel name: " +
+                          session->error_message());
+          return;
+        }
+        quoted.push_back(std::move(*q));
+      }
+      send(Protocol::listen_query(quoted));
     } else if (!next_heartbeat_at || now() >= *next_heartbeat_at) {
-      send(Query::Heartbeat, kHeartbeatQuery, true);
+      send(protocol.heartbeat_query());
     }
-  }
-
-  // Appends "LISTEN <quoted name>; " to *sql; false when the connection was
-  // dropped because the name could not be quoted.
-  bool append_listen(const std::string &name, std::string *sql) {
-    auto quoted = session->quote_identifier(name);
-    if (!quoted) {
-      connection_lost("cannot quote the channel name: " +
-                      session->error_message());
-      return false;
-    }
-    *sql += "LISTEN " + *quoted + "; ";
-    return true;
   }
 
   void collect_results() {
-    while (phase == Phase::Connected && query != Query::None) {
+    while (phase == Phase::Connected && query) {
       std::optional<QueryResult> result = session->result();
       if (!result) return;
-      Query done = query;
-      query = Query::None;
+      QueryKind done = *query;
+      query.reset();
       complete(done, *result);
     }
   }
 
-  void complete(Query kind, const QueryResult &result) {
+  void complete(QueryKind kind, const QueryResult &result) {
     if (!result.ok) {
       failed_query(kind, result);
       return;
     }
     switch (kind) {
-      case Query::Channel: {
-        int columns = member_channel_only ? 1 : 2;
-        bool found = result.rows.size() == 1 && result.columns == columns;
-        for (int i = 0; found && i < columns; ++i)
-          found = result.rows[0][static_cast<size_t>(i)].has_value();
-        if (!found) {
+      case QueryKind::Channels: {
+        auto names = Protocol::read_channels(result, member_channel_only);
+        if (!names) {
           give_up(
               "shard_coordinator.channel() returned no channel; upgrade "
               "the extension",
               "");
           return;
         }
-        channel = *result.rows[0][0];
-        if (!member_channel_only) {
-          cluster_channel = *result.rows[0][1];
-        } else if (!warned_member_channel_only) {
+        channels = std::move(*names);
+        if (member_channel_only && !warned_member_channel_only) {
           // Once per registrar: reconnecting to the same server says nothing
           // new.
           warned_member_channel_only = true;
@@ -309,82 +288,68 @@ struct Registrar::Impl {
         }
         break;
       }
-      case Query::Listen:
+      case QueryKind::Listen:
         listening = true;
         log(LogLevel::Debug,
-            "listening on " + channel +
-                (cluster_channel.empty() ? "" : " and " + cluster_channel));
+            "listening on " + channels.member +
+                (channels.cluster.empty() ? "" : " and " + channels.cluster));
         break;
-      case Query::Heartbeat:
+      case QueryKind::Heartbeat:
         heartbeat_done(result);
         break;
-      case Query::Leave: {
-        bool left = result.rows.size() == 1 && !result.rows[0].empty() &&
-                    result.rows[0][0] == "t";
+      case QueryKind::Leave: {
+        bool left = Protocol::read_leave(result);
         log(LogLevel::Info, left ? "left cluster " + options.cluster
                                  : "was no longer a member of " +
                                        options.cluster + " when leaving");
         finish();
         return;
       }
-      case Query::None:
-        break;
     }
   }
 
   void heartbeat_done(const QueryResult &result) {
-    std::string why;
-    std::optional<HeartbeatRow> row;
-    if (result.rows.size() != 1 || result.columns != 1 || !result.rows[0][0]) {
-      why = "not one row";
-    } else {
-      row = parse_heartbeat_row(*result.rows[0][0], &why);
-    }
-    if (!row) {
-      error("the server's heartbeat answer is not understood (" + why +
-                "); make the client and the extension the same version",
-            "", false);
+    HeartbeatReply reply = Protocol::read_heartbeat(result);
+    if (const auto *bad = std::get_if<NotUnderstood>(&reply)) {
+      error(bad->message, "", false);
       next_heartbeat_at = now() + backoff.next();
       return;
     }
-    heartbeat_interval = row->heartbeat_interval;
+    const HeartbeatRow &row = std::get<HeartbeatRow>(reply);
+    heartbeat_interval = row.heartbeat_interval;
     backoff.set_cap(std::min<Backoff::Duration>(options.max_backoff,
-                                                row->heartbeat_interval));
+                                                row.heartbeat_interval));
     backoff.reset();
-    next_heartbeat_at = query_sent_at + row->heartbeat_interval;
+    next_heartbeat_at = query_sent_at + row.heartbeat_interval;
     if (heartbeat_again) {
       heartbeat_again = false;
       next_heartbeat_at.reset();
     }
-    log(LogLevel::Debug, "heartbeat: " + describe(row->assignment) +
-                             ", lease " +
-                             format_duration(row->lease_remaining));
-    if (tracker.on_heartbeat(*row, query_sent_at)) report();
+    log(LogLevel::Debug, "heartbeat: " + describe(row.assignment) + ", lease " +
+                             format_duration(row.lease_remaining));
+    if (tracker.on_heartbeat(row, query_sent_at)) report();
   }
 
-  void failed_query(Query kind, const QueryResult &result) {
+  void failed_query(QueryKind kind, const QueryResult &result) {
     const std::string &sqlstate = result.sqlstate;
     const std::string &message = result.message;
-    if (kind == Query::Channel && sqlstate == "42883" && !member_channel_only) {
-      // No channel(cluster): an extension from before cluster notices, which
-      // notifies every member of a count change on its own channel. Ask for
-      // the member's channel alone, and warn once that succeeds: if it fails
-      // too, the extension is missing, and the usual advice says so.
+    if (kind == QueryKind::Channels &&
+        Protocol::lacks_cluster_channel(result) && !member_channel_only) {
+      // Ask for the member's channel alone, and warn once that succeeds: if
+      // it fails too, the extension is missing, and the usual advice says so.
       member_channel_only = true;
       member_channel_only_why = message;
       return;  // next_action() sends the member-only query
     }
-    if (kind == Query::Leave) {
+    if (kind == QueryKind::Leave) {
       error("could not leave: " + message +
                 "; the server will expire the member instead",
             sqlstate, false);
       finish();
       return;
     }
-    static const char *const kWhat[] = {"", "channel", "LISTEN", "heartbeat",
-                                        "leave"};
-    std::string what = std::string(kWhat[static_cast<int>(kind)]) +
-                       " failed on " + session->server() + ": " + message;
+    std::string what = std::string(query_name(kind)) + " failed on " +
+                       session->server() + ": " + message;
     if (!sqlstate.empty()) what += " [SQLSTATE " + sqlstate + "]";
     if (session->broken()) {
       connection_lost(what);
@@ -397,7 +362,7 @@ struct Registrar::Impl {
         give_up(what, sqlstate);
         return;
       case Recovery::RetrySameConnection:
-        if (kind == Query::Heartbeat) {
+        if (kind == QueryKind::Heartbeat) {
           error(what, sqlstate, false);
           next_heartbeat_at = now() + backoff.next();
           return;
@@ -414,60 +379,37 @@ struct Registrar::Impl {
     while (phase == Phase::Connected) {
       std::optional<Notification> note = session->notification();
       if (!note) return;
-      // The two names differ ("sc_" and "scc_" prefixes), and each is set
-      // only while listening on it.
-      if (channel == note->channel) {
-        member_notice(note->payload);
-      } else if (!cluster_channel.empty() && cluster_channel == note->channel) {
-        cluster_notice(note->payload);
+      NotificationEvent event = protocol.read_notification(*note, channels);
+      if (const auto *notice = std::get_if<Notice>(&event)) {
+        member_notice(*notice);
+      } else if (const auto *count = std::get_if<ClusterNotice>(&event)) {
+        cluster_notice(*count);
+      } else if (const auto *ignored = std::get_if<Ignored>(&event)) {
+        log(LogLevel::Debug, ignored->message);
+      } else if (const auto *bad = std::get_if<NotUnderstood>(&event)) {
+        error(bad->message, "", false);
       }
     }
   }
 
-  void member_notice(const std::string &payload) {
-    std::string why;
-    auto notice = parse_notice(payload, &why);
-    if (!notice) {
-      error("ignored a notification that is not understood (" + why +
-                "): " + one_line(payload),
-            "", false);
-      return;
-    }
-    if (notice->cluster != options.cluster ||
-        notice->member != options.member) {
-      log(LogLevel::Debug, "ignored a notification for another member");
-      return;
-    }
-    log(LogLevel::Debug, "notification: " + describe(notice->assignment));
-    if (notice->slots_omitted) {
+  void member_notice(const Notice &notice) {
+    log(LogLevel::Debug, "notification: " + describe(notice.assignment));
+    if (notice.slots_omitted) {
       // Too many slots for a payload: the heartbeat row has them.
       next_heartbeat_at.reset();
       return;
     }
-    if (tracker.on_notice(notice->assignment)) report();
+    if (tracker.on_notice(notice.assignment)) report();
     // The server dropped the member: register again at once.
     if (tracker.reported().state == State::Removed) next_heartbeat_at.reset();
   }
 
-  void cluster_notice(const std::string &payload) {
-    std::string why;
-    auto notice = parse_cluster_notice(payload, &why);
-    if (!notice) {
-      error("ignored a cluster notification that is not understood (" + why +
-                "): " + one_line(payload),
-            "", false);
-      return;
-    }
-    // Channel names are hashed: another cluster's may collide with ours.
-    if (notice->cluster != options.cluster) {
-      log(LogLevel::Debug, "ignored a notification for another cluster");
-      return;
-    }
+  void cluster_notice(const ClusterNotice &notice) {
     log(LogLevel::Debug,
-        "cluster notification: " + std::to_string(notice->num_shards) +
-            " shards, epoch " + std::to_string(notice->epoch));
+        "cluster notification: " + std::to_string(notice.num_shards) +
+            " shards, epoch " + std::to_string(notice.epoch));
     bool heartbeat_now = false;
-    if (tracker.on_cluster_notice(notice->epoch, notice->num_shards,
+    if (tracker.on_cluster_notice(notice.epoch, notice.num_shards,
                                   &heartbeat_now))
       report();
     if (heartbeat_now) {
@@ -475,7 +417,7 @@ struct Registrar::Impl {
       log(LogLevel::Debug,
           "cluster notification not applicable here; heartbeating at once");
       next_heartbeat_at.reset();
-      if (query == Query::Heartbeat) heartbeat_again = true;
+      if (query == QueryKind::Heartbeat) heartbeat_again = true;
     }
   }
 
@@ -490,7 +432,7 @@ struct Registrar::Impl {
     collect_results();
     read_notifications();
     if (phase != Phase::Connected) return;
-    if (query != Query::None && now() >= query_deadline) {
+    if (query && now() >= query_deadline) {
       connection_lost("no answer from " + session->server() + " within " +
                       format_duration(query_timeout()));
       return;
@@ -564,7 +506,7 @@ struct Registrar::Impl {
         wait.fd = session->fd();
         wait.events =
             static_cast<short>(POLLIN | (session->want_write() ? POLLOUT : 0));
-        if (query != Query::None) {
+        if (query) {
           at(query_deadline);
         } else if (!stopping && listening && next_heartbeat_at) {
           at(*next_heartbeat_at);
