@@ -32,6 +32,7 @@
 #include "deadline.hpp"
 #include "format.hpp"
 #include "log.hpp"
+#include "member.hpp"
 #include "signals.hpp"
 #include "text.hpp"
 
@@ -57,12 +58,7 @@ int run_command(const RunOptions &options) {
   SignalPipe signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
   RepeatFilter repeats(std::chrono::seconds(30));
 
-  client::Options reg_options;
-  reg_options.conninfo = options.dsn;
-  reg_options.cluster = options.cluster;
-  reg_options.member = options.member;
-  reg_options.leave_on_stop = !options.no_leave;
-  reg_options.on_log = log_library;
+  client::Options reg_options = registrar_options(options, repeats);
   // Set when the reported assignment goes Lost or Removed while a child
   // runs. The loop looks at the assignment only between steps, and one step
   // can take it from Lost or Removed back to the same work (a heartbeat
@@ -72,13 +68,6 @@ int run_command(const RunOptions &options) {
   reg_options.on_assignment = [&lease_lapsed](const client::Assignment &a) {
     if (a.state == client::State::Lost || a.state == client::State::Removed)
       lease_lapsed = true;
-  };
-  reg_options.on_error = [&repeats](const client::Error &e) {
-    if (e.fatal) {
-      log(Level::Error, e.message);
-    } else {
-      repeats.warn(e.message);
-    }
   };
   client::Registrar reg(std::move(reg_options));
   log(Level::Info, "member " + reg.member() + " of cluster " + reg.cluster() +

@@ -13,6 +13,7 @@
 #include "deadline.hpp"
 #include "format.hpp"
 #include "log.hpp"
+#include "member.hpp"
 #include "signals.hpp"
 
 namespace shard_coordinator::agent {
@@ -40,19 +41,7 @@ int watch_command(const MemberOptions &options) {
   RepeatFilter repeats(std::chrono::seconds(30));
   bool output_closed = false;
 
-  client::Options reg_options;
-  reg_options.conninfo = options.dsn;
-  reg_options.cluster = options.cluster;
-  reg_options.member = options.member;
-  reg_options.leave_on_stop = !options.no_leave;
-  reg_options.on_log = log_library;
-  reg_options.on_error = [&repeats](const client::Error &e) {
-    if (e.fatal) {
-      log(Level::Error, e.message);
-    } else {
-      repeats.warn(e.message);
-    }
-  };
+  client::Options reg_options = registrar_options(options, repeats);
   std::string cluster = options.cluster;
   std::string member;  // known once the registrar exists
   reg_options.on_assignment = [&](const client::Assignment &a) {
