@@ -34,6 +34,7 @@
 #include "log.hpp"
 #include "member.hpp"
 #include "signals.hpp"
+#include "supervise.hpp"
 #include "text.hpp"
 
 extern char **environ;
@@ -44,13 +45,6 @@ namespace {
 
 using client::Clock;
 using client::describe;
-
-// The moment by which a child must be dead once the lease is not held.
-Clock::time_point hard_deadline(const client::Registrar &reg) {
-  auto lease = reg.lease();
-  if (!lease) return Clock::now();
-  return lease->fence_at + (lease->end - lease->fence_at) / 2;
-}
 
 }  // namespace
 
@@ -76,6 +70,7 @@ int run_command(const RunOptions &options) {
   ChildProcess child(options.command, options.kill_timeout);
   client::Assignment child_assignment;  // what the running child was given
   bool shutting_down = false;
+  bool kill_now = false;  // signalled again while shutting down
   bool registrar_stopped = false;
   int exit_code = kExitStopped;
   auto shut_down = [&](int code) {
@@ -84,32 +79,39 @@ int run_command(const RunOptions &options) {
     exit_code = code;
   };
 
-  for (;;) {
+  // Makes the child match the assignment (see supervise.hpp).
+  auto supervise = [&] {
     const client::Assignment &a = reg.assignment();
-    if (reg.finished() && !shutting_down)
-      shut_down(reg.failed() ? kExitRejected : kExitInternal);
-
-    // Make the child match the assignment.
-    bool held = a.active() && !reg.finished();
-    bool want_child = held && !shutting_down;
-    if (child.running()) {
-      // A lapse the loop sees is handled below with the lease's own
-      // deadlines; the flag is for one it did not see.
-      if (a.state == client::State::Lost || a.state == client::State::Removed)
-        lease_lapsed = false;
-      // Without the lease, the child must be gone before the server can
-      // give its shard to another member. Removed means the server has
-      // already dropped the member (its lease is void): at once; so is a
-      // child whose lease lapsed unseen (it is past its deadlines already).
-      std::optional<Clock::time_point> deadline;
-      if (lease_lapsed) {
-        deadline = Clock::now();
-      } else if (a.state == client::State::Lost ||
-                 a.state == client::State::Removed || reg.finished()) {
-        deadline = hard_deadline(reg);
+    ChildSituation situation;
+    situation.assignment = a;
+    situation.registrar_finished = reg.finished();
+    situation.lease = reg.lease();
+    situation.lease_lapsed = lease_lapsed;
+    situation.child_running = child.running();
+    situation.child_stopping = child.stopping();
+    situation.child_assignment = child_assignment;
+    situation.shutting_down = shutting_down;
+    situation.kill_now = kill_now;
+    Clock::time_point now = Clock::now();
+    ChildDecision decision = decide_child(situation, now);
+    lease_lapsed = decision.lease_lapsed;
+    switch (decision.action) {
+      case ChildAction::Nothing:
+        break;
+      case ChildAction::Start: {
+        std::string error = child.start(
+            child_environment(environ, a, reg.cluster(), reg.member()));
+        if (!error.empty()) {
+          log(Level::Error, error + "; check the command and PATH");
+          shut_down(kExitCannotStart);
+          break;
+        }
+        child_assignment = a;
+        log(Level::Info,
+            "started pid " + std::to_string(child.pid()) + ": " + describe(a));
+        break;
       }
-      if (!child.stopping() &&
-          (!want_child || !same_work(child_assignment, a) || lease_lapsed)) {
+      case ChildAction::Stop:
         log(Level::Info,
             "stopping pid " + std::to_string(child.pid()) + " (" +
                 describe(child_assignment) + "): now " +
@@ -118,22 +120,18 @@ int run_command(const RunOptions &options) {
                      : describe(a) + (lease_lapsed ? ", after a lapse of the "
                                                      "lease"
                                                    : "")));
-        child.stop(Clock::now(), deadline);
-      }
-      if (child.stopping() && deadline) child.kill_by(*deadline);
-    } else if (want_child) {
-      std::string error = child.start(
-          child_environment(environ, a, reg.cluster(), reg.member()));
-      if (!error.empty()) {
-        log(Level::Error, error + "; check the command and PATH");
-        shut_down(kExitCannotStart);
-      } else {
-        child_assignment = a;
-        lease_lapsed = false;
-        log(Level::Info,
-            "started pid " + std::to_string(child.pid()) + ": " + describe(a));
-      }
+        child.stop(now, decision.deadline);
+        break;
+      case ChildAction::Kill:
+        child.kill_by(*decision.deadline);
+        break;
     }
+  };
+
+  for (;;) {
+    if (reg.finished() && !shutting_down)
+      shut_down(reg.failed() ? kExitRejected : kExitInternal);
+    supervise();
 
     // Shutting down: leave once the child is gone (the shard is handed on
     // only when nobody here works on it any more).
@@ -169,7 +167,8 @@ int run_command(const RunOptions &options) {
         log(Level::Warning, std::string("received SIG") + (name ? name : "?") +
                                 " again: killing pid " +
                                 std::to_string(child.pid()));
-        child.kill_by(Clock::now());
+        kill_now = true;
+        supervise();
       }
     }
 
