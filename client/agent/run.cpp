@@ -1,5 +1,6 @@
-// `shard-coordinator run`: one loop that polls the registrar's socket and the
-// signal pipe, and after every wake-up makes the child match the assignment.
+// `shard-coordinator run`: the agent's event loop (loop.hpp) with a handler
+// that, after every wake-up, makes the child match the assignment (the
+// decision is decide_child(), supervise.hpp).
 //
 // Order of events that matter:
 // - assignment changes (shard, count or slots): SIGTERM the old child, wait
@@ -20,20 +21,20 @@
 // - the child exits by itself: leave and exit (5 or 6); a supervisor such as
 //   systemd or Kubernetes restarts the agent.
 
-#include <poll.h>
 #include <signal.h>
-#include <unistd.h>
+#include <sys/wait.h>
 
-#include <algorithm>
-#include <cerrno>
-#include <climits>
 #include <cstring>
 
 #include "agent.hpp"
 #include "child.hpp"
 #include "format.hpp"
 #include "log.hpp"
+#include "loop.hpp"
+#include "member.hpp"
 #include "signals.hpp"
+#include "supervise.hpp"
+#include "text.hpp"
 
 extern char **environ;
 
@@ -42,172 +43,63 @@ namespace shard_coordinator::agent {
 namespace {
 
 using client::Clock;
+using client::describe;
 
-std::string describe(const client::Assignment &a) {
-  if (a.active())
-    return "shard " + std::to_string(*a.shard) + " of " +
-           std::to_string(a.num_shards) + " (epoch " + std::to_string(a.epoch) +
-           ")";
-  return std::string(client::state_name(a.state)) + " (epoch " +
-         std::to_string(a.epoch) + ")";
-}
+class Runner final : public LoopHandler {
+ public:
+  explicit Runner(const RunOptions &options)
+      : registrar_(options_for(options)),
+        child_(options.command, options.kill_timeout) {
+    log(Level::Info, "member " + registrar_.member() + " of cluster " +
+                         registrar_.cluster() +
+                         ", command: " + options.command.front());
+  }
 
-// The moment by which a child must be dead once the lease is not held.
-Clock::time_point hard_deadline(const client::Registrar &reg) {
-  auto lease = reg.lease();
-  if (!lease) return Clock::now();
-  return lease->fence_at + (lease->end - lease->fence_at) / 2;
-}
+  client::Registrar &registrar() { return registrar_; }
+  int exit_code() const { return exit_code_; }
 
-int poll_timeout_ms(std::optional<Clock::time_point> deadline) {
-  if (!deadline) return -1;
-  auto left = *deadline - Clock::now();
-  if (left <= Clock::duration::zero()) return 0;
-  auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-  return static_cast<int>(std::min<long long>(ms, INT_MAX));
-}
-
-std::optional<Clock::time_point> earliest(std::optional<Clock::time_point> a,
-                                          std::optional<Clock::time_point> b) {
-  if (!a) return b;
-  if (!b) return a;
-  return std::min(*a, *b);
-}
-
-}  // namespace
-
-int run_command(const RunOptions &options) {
-  SignalPipe signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
-  RepeatFilter repeats(std::chrono::seconds(30));
-
-  client::Options reg_options;
-  reg_options.conninfo = options.dsn;
-  reg_options.cluster = options.cluster;
-  reg_options.member = options.member;
-  reg_options.leave_on_stop = !options.no_leave;
-  reg_options.on_log = log_library;
-  // Set when the reported assignment goes Lost or Removed while a child
-  // runs. The loop looks at the assignment only between steps, and one step
-  // can take it from Lost or Removed back to the same work (a heartbeat
-  // answer and a notification handled together, after a pause of the whole
-  // agent): the child still worked without a lease and must go at once.
-  bool lease_lapsed = false;
-  reg_options.on_assignment = [&lease_lapsed](const client::Assignment &a) {
-    if (a.state == client::State::Lost || a.state == client::State::Removed)
-      lease_lapsed = true;
-  };
-  reg_options.on_error = [&repeats](const client::Error &e) {
-    if (e.fatal) {
-      log(Level::Error, e.message);
-    } else {
-      repeats.warn(e.message);
-    }
-  };
-  client::Registrar reg(std::move(reg_options));
-  log(Level::Info, "member " + reg.member() + " of cluster " + reg.cluster() +
-                       ", command: " + options.command.front());
-
-  ChildProcess child(options.command, options.kill_timeout);
-  client::Assignment child_assignment;  // what the running child was given
-  bool shutting_down = false;
-  bool registrar_stopped = false;
-  int exit_code = kExitStopped;
-  auto shut_down = [&](int code) {
-    if (shutting_down) return;
-    shutting_down = true;
-    exit_code = code;
-  };
-
-  for (;;) {
-    const client::Assignment &a = reg.assignment();
-    if (reg.finished() && !shutting_down)
-      shut_down(reg.failed() ? kExitRejected : kExitInternal);
-
-    // Make the child match the assignment.
-    bool held = a.active() && !reg.finished();
-    bool want_child = held && !shutting_down;
-    if (child.running()) {
-      // A lapse the loop sees is handled below with the lease's own
-      // deadlines; the flag is for one it did not see.
-      if (a.state == client::State::Lost || a.state == client::State::Removed)
-        lease_lapsed = false;
-      // Without the lease, the child must be gone before the server can
-      // give its shard to another member. Removed means the server has
-      // already dropped the member (its lease is void): at once; so is a
-      // child whose lease lapsed unseen (it is past its deadlines already).
-      std::optional<Clock::time_point> deadline;
-      if (lease_lapsed) {
-        deadline = Clock::now();
-      } else if (a.state == client::State::Lost ||
-                 a.state == client::State::Removed || reg.finished()) {
-        deadline = hard_deadline(reg);
-      }
-      if (!child.stopping() &&
-          (!want_child || !same_work(child_assignment, a) || lease_lapsed)) {
-        log(Level::Info,
-            "stopping pid " + std::to_string(child.pid()) + " (" +
-                describe(child_assignment) + "): now " +
-                (shutting_down
-                     ? "shutting down"
-                     : describe(a) + (lease_lapsed ? ", after a lapse of the "
-                                                     "lease"
-                                                   : "")));
-        child.stop(Clock::now(), deadline);
-      }
-      if (child.stopping() && deadline) child.kill_by(*deadline);
-    } else if (want_child) {
-      std::string error = child.start(
-          child_environment(environ, a, reg.cluster(), reg.member()));
-      if (!error.empty()) {
-        log(Level::Error, error + "; check the command and PATH");
-        shut_down(kExitCannotStart);
-      } else {
-        child_assignment = a;
-        lease_lapsed = false;
-        log(Level::Info,
-            "started pid " + std::to_string(child.pid()) + ": " + describe(a));
-      }
-    }
-
+  bool before_wait() override {
+    if (registrar_.finished() && !shutting_down_)
+      shut_down(registrar_.failed() ? kExitRejected : kExitInternal);
+    supervise();
     // Shutting down: leave once the child is gone (the shard is handed on
     // only when nobody here works on it any more).
-    if (shutting_down && !child.running() && !registrar_stopped) {
-      reg.stop();
-      registrar_stopped = true;
+    if (shutting_down_ && !child_.running() && !registrar_stopped_) {
+      registrar_.stop();
+      registrar_stopped_ = true;
     }
-    if (reg.finished() && !child.running()) break;
+    return !(registrar_.finished() && !child_.running());
+  }
 
-    // Wait for the socket, a signal or the next deadline.
-    client::Registrar::Wait wait = reg.next_wait();
-    pollfd fds[2];
-    nfds_t count = 0;
-    fds[count++] = pollfd{signals.fd(), POLLIN, 0};
-    if (wait.fd >= 0) fds[count++] = pollfd{wait.fd, wait.events, 0};
-    int rc =
-        poll(fds, count,
-             poll_timeout_ms(earliest(wait.deadline, child.next_deadline())));
-    if (rc < 0 && errno != EINTR) {
-      log(Level::Error, std::string("poll failed: ") + std::strerror(errno));
-      shut_down(kExitInternal);
+  std::optional<Clock::time_point> deadline() const override {
+    return child_.next_deadline();
+  }
+
+  bool on_poll_error(int error) override {
+    log(Level::Error, std::string("poll failed: ") + std::strerror(error));
+    shut_down(kExitInternal);
+    return true;
+  }
+
+  void on_signal(int signo) override {
+    if (signo == SIGCHLD) return;
+    const char *name = sigabbrev_np(signo);
+    if (!shutting_down_) {
+      log(Level::Info, std::string("received SIG") + (name ? name : "?") +
+                           ": stopping the command, then leaving");
+      shut_down(kExitStopped);
+    } else if (child_.running()) {
+      log(Level::Warning, std::string("received SIG") + (name ? name : "?") +
+                              " again: killing pid " +
+                              std::to_string(child_.pid()));
+      kill_now_ = true;
+      supervise();
     }
+  }
 
-    for (int signo : signals.drain()) {
-      if (signo == SIGCHLD) continue;
-      const char *name = sigabbrev_np(signo);
-      if (!shutting_down) {
-        log(Level::Info, std::string("received SIG") + (name ? name : "?") +
-                             ": stopping the command, then leaving");
-        shut_down(kExitStopped);
-      } else if (child.running()) {
-        log(Level::Warning, std::string("received SIG") + (name ? name : "?") +
-                                " again: killing pid " +
-                                std::to_string(child.pid()));
-        child.kill_by(Clock::now());
-      }
-    }
-
-    pid_t pid = child.pid();
-    if (auto exit = child.reap()) {
+  void after_wake() override {
+    pid_t pid = child_.pid();
+    if (auto exit = child_.reap()) {
       std::string how = describe_wait_status(exit->wait_status);
       if (exit->stopped) {
         log(Level::Info, "pid " + std::to_string(pid) + " " + how);
@@ -219,10 +111,97 @@ int run_command(const RunOptions &options) {
         shut_down(ok ? kExitChildDone : kExitChildFailed);
       }
     }
-    child.on_timer(Clock::now());
-    reg.step(rc > 0 && wait.fd >= 0 ? fds[1].revents : 0);
+    child_.on_timer(Clock::now());
   }
-  return exit_code;
+
+ private:
+  client::Options options_for(const RunOptions &options) {
+    client::Options reg_options = registrar_options(options, repeats_);
+    // Set when the reported assignment goes Lost or Removed. The loop looks
+    // at the assignment only between steps, and one step can take it from
+    // Lost or Removed back to the same work (a heartbeat answer and a
+    // notification handled together, after a pause of the whole agent): a
+    // child that still worked without a lease must go at once.
+    reg_options.on_assignment = [this](const client::Assignment &a) {
+      if (a.state == client::State::Lost || a.state == client::State::Removed)
+        lease_lapsed_ = true;
+    };
+    return reg_options;
+  }
+
+  void shut_down(int code) {
+    if (shutting_down_) return;
+    shutting_down_ = true;
+    exit_code_ = code;
+  }
+
+  // Makes the child match the assignment (see supervise.hpp).
+  void supervise() {
+    const client::Assignment &a = registrar_.assignment();
+    ChildSituation situation;
+    situation.assignment = a;
+    situation.registrar_finished = registrar_.finished();
+    situation.lease = registrar_.lease();
+    situation.lease_lapsed = lease_lapsed_;
+    situation.child_running = child_.running();
+    situation.child_stopping = child_.stopping();
+    situation.child_assignment = child_assignment_;
+    situation.shutting_down = shutting_down_;
+    situation.kill_now = kill_now_;
+    Clock::time_point now = Clock::now();
+    ChildDecision decision = decide_child(situation, now);
+    lease_lapsed_ = decision.lease_lapsed;
+    switch (decision.action) {
+      case ChildAction::Nothing:
+        break;
+      case ChildAction::Start: {
+        std::string error = child_.start(child_environment(
+            environ, a, registrar_.cluster(), registrar_.member()));
+        if (!error.empty()) {
+          log(Level::Error, error + "; check the command and PATH");
+          shut_down(kExitCannotStart);
+          break;
+        }
+        child_assignment_ = a;
+        log(Level::Info,
+            "started pid " + std::to_string(child_.pid()) + ": " + describe(a));
+        break;
+      }
+      case ChildAction::Stop:
+        log(Level::Info,
+            "stopping pid " + std::to_string(child_.pid()) + " (" +
+                describe(child_assignment_) + "): now " +
+                (shutting_down_
+                     ? "shutting down"
+                     : describe(a) + (lease_lapsed_ ? ", after a lapse of the "
+                                                      "lease"
+                                                    : "")));
+        child_.stop(now, decision.deadline);
+        break;
+      case ChildAction::Kill:
+        child_.kill_by(*decision.deadline);
+        break;
+    }
+  }
+
+  RepeatFilter repeats_{std::chrono::seconds(30)};
+  bool lease_lapsed_ = false;
+  client::Registrar registrar_;  // after what its callbacks use
+  ChildProcess child_;
+  client::Assignment child_assignment_;  // what the running child was given
+  bool shutting_down_ = false;
+  bool kill_now_ = false;  // signalled again while shutting down
+  bool registrar_stopped_ = false;
+  int exit_code_ = kExitStopped;
+};
+
+}  // namespace
+
+int run_command(const RunOptions &options) {
+  SignalPipe signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
+  Runner runner(options);
+  run_event_loop(runner.registrar(), signals, runner);
+  return runner.exit_code();
 }
 
 }  // namespace shard_coordinator::agent

@@ -139,16 +139,8 @@ std::optional<json> fetch(PGconn *conn, const char *query,
 }  // namespace
 
 int status_command(const StatusOptions &options) {
-  auto params = client::connection_params(options.dsn, "shard-coordinator");
-  std::vector<const char *> keywords;
-  std::vector<const char *> values;
-  for (const auto &[key, value] : params) {
-    keywords.push_back(key.c_str());
-    values.push_back(value.c_str());
-  }
-  keywords.push_back(nullptr);
-  values.push_back(nullptr);
-  client::PgConn conn(PQconnectdbParams(keywords.data(), values.data(), 1));
+  client::PgConn conn = client::connect_blocking(
+      client::connection_params(options.dsn, client::kApplicationName));
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     log(Level::Error, "cannot connect to the database: " +
                           client::one_line(PQerrorMessage(conn.get())) +

@@ -2,18 +2,17 @@
 // assignment change on stdout, for scripts. Stops (and leaves) on
 // SIGTERM/SIGINT/SIGHUP or when stdout is closed.
 
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 
 #include "agent.hpp"
 #include "format.hpp"
 #include "log.hpp"
+#include "loop.hpp"
+#include "member.hpp"
 #include "signals.hpp"
 
 namespace shard_coordinator::agent {
@@ -34,70 +33,71 @@ bool write_line(const std::string &line) {
   return true;
 }
 
+class Watcher final : public LoopHandler {
+ public:
+  explicit Watcher(const MemberOptions &options)
+      : registrar_(options_for(options)) {
+    log(Level::Info, "member " + registrar_.member() + " of cluster " +
+                         registrar_.cluster());
+  }
+
+  client::Registrar &registrar() { return registrar_; }
+  int exit_code() const {
+    if (poll_failed_) return kExitInternal;
+    if (registrar_.failed()) return kExitRejected;
+    return kExitStopped;
+  }
+
+  bool before_wait() override { return !registrar_.finished(); }
+
+  bool on_poll_error(int error) override {
+    log(Level::Error, std::string("poll failed: ") + std::strerror(error));
+    poll_failed_ = true;
+    return false;
+  }
+
+  void on_signal(int signo) override {
+    const char *name = sigabbrev_np(signo);
+    log(Level::Info,
+        std::string("received SIG") + (name ? name : "?") + ": leaving");
+    stopping_ = true;
+  }
+
+  void after_wake() override {
+    if (output_closed_ && !stopping_) {
+      log(Level::Info, "stdout closed: leaving");
+      stopping_ = true;
+    }
+    if (stopping_) registrar_.stop();
+  }
+
+ private:
+  client::Options options_for(const MemberOptions &options) {
+    client::Options reg_options = registrar_options(options, repeats_);
+    reg_options.on_assignment = [this](const client::Assignment &a) {
+      if (output_closed_) return;
+      if (!write_line(
+              assignment_json(registrar_.cluster(), registrar_.member(), a) +
+              "\n"))
+        output_closed_ = true;
+    };
+    return reg_options;
+  }
+
+  RepeatFilter repeats_{std::chrono::seconds(30)};
+  bool output_closed_ = false;
+  client::Registrar registrar_;  // after what its callbacks use
+  bool stopping_ = false;
+  bool poll_failed_ = false;
+};
+
 }  // namespace
 
 int watch_command(const MemberOptions &options) {
   SignalPipe signals({SIGTERM, SIGINT, SIGHUP});
-  RepeatFilter repeats(std::chrono::seconds(30));
-  bool output_closed = false;
-
-  client::Options reg_options;
-  reg_options.conninfo = options.dsn;
-  reg_options.cluster = options.cluster;
-  reg_options.member = options.member;
-  reg_options.leave_on_stop = !options.no_leave;
-  reg_options.on_log = log_library;
-  reg_options.on_error = [&repeats](const client::Error &e) {
-    if (e.fatal) {
-      log(Level::Error, e.message);
-    } else {
-      repeats.warn(e.message);
-    }
-  };
-  std::string cluster = options.cluster;
-  std::string member;  // known once the registrar exists
-  reg_options.on_assignment = [&](const client::Assignment &a) {
-    if (output_closed) return;
-    if (!write_line(assignment_json(cluster, member, a) + "\n"))
-      output_closed = true;
-  };
-  client::Registrar reg(std::move(reg_options));
-  member = reg.member();
-  log(Level::Info, "member " + member + " of cluster " + cluster);
-
-  bool stopping = false;
-  while (!reg.finished()) {
-    client::Registrar::Wait wait = reg.next_wait();
-    pollfd fds[2];
-    nfds_t count = 0;
-    fds[count++] = pollfd{signals.fd(), POLLIN, 0};
-    if (wait.fd >= 0) fds[count++] = pollfd{wait.fd, wait.events, 0};
-    int timeout = -1;
-    if (wait.deadline) {
-      auto left = *wait.deadline - client::Clock::now();
-      auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-      timeout = static_cast<int>(std::clamp<long long>(ms, 0, INT_MAX));
-    }
-    int rc = poll(fds, count, timeout);
-    if (rc < 0 && errno != EINTR) {
-      log(Level::Error, std::string("poll failed: ") + std::strerror(errno));
-      return kExitInternal;
-    }
-    for (int signo : signals.drain()) {
-      const char *name = sigabbrev_np(signo);
-      log(Level::Info,
-          std::string("received SIG") + (name ? name : "?") + ": leaving");
-      stopping = true;
-    }
-    if (output_closed && !stopping) {
-      log(Level::Info, "stdout closed: leaving");
-      stopping = true;
-    }
-    if (stopping) reg.stop();
-    reg.step(rc > 0 && wait.fd >= 0 ? fds[1].revents : 0);
-  }
-  if (reg.failed()) return kExitRejected;
-  return kExitStopped;
+  Watcher watcher(options);
+  run_event_loop(watcher.registrar(), signals, watcher);
+  return watcher.exit_code();
 }
 
 }  // namespace shard_coordinator::agent

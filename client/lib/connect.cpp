@@ -38,6 +38,19 @@ std::vector<std::pair<std::string, std::string>> connection_params(
   return params;
 }
 
+PgConn connect_blocking(
+    const std::vector<std::pair<std::string, std::string>> &params) {
+  std::vector<const char *> keywords;
+  std::vector<const char *> values;
+  for (const auto &[key, value] : params) {
+    keywords.push_back(key.c_str());
+    values.push_back(value.c_str());
+  }
+  keywords.push_back(nullptr);
+  values.push_back(nullptr);
+  return PgConn(PQconnectdbParams(keywords.data(), values.data(), 1));
+}
+
 struct ConnectAttempt::Shared {
   std::mutex mutex;
   PGconn *conn = nullptr;  // guarded by mutex
@@ -62,15 +75,7 @@ ConnectAttempt::ConnectAttempt(
   shared_->read_fd = fds[0];
   shared_->write_fd = fds[1];
   std::thread([shared = shared_, params = std::move(params)]() {
-    std::vector<const char *> keywords;
-    std::vector<const char *> values;
-    for (const auto &[key, value] : params) {
-      keywords.push_back(key.c_str());
-      values.push_back(value.c_str());
-    }
-    keywords.push_back(nullptr);
-    values.push_back(nullptr);
-    PGconn *conn = PQconnectdbParams(keywords.data(), values.data(), 1);
+    PGconn *conn = connect_blocking(params).release();
     std::lock_guard<std::mutex> lock(shared->mutex);
     shared->done = true;
     if (shared->abandoned) {

@@ -27,6 +27,10 @@ struct PGresultDeleter {
 };
 using PgResult = std::unique_ptr<PGresult, PGresultDeleter>;
 
+// What the client's connections are called in pg_stat_activity (the
+// fallback_application_name of connection_params()).
+inline constexpr const char *kApplicationName = "shard-coordinator";
+
 // libpq keyword/value pairs for `conninfo`: our defaults
 // (fallback_application_name, connect_timeout unless PGCONNECT_TIMEOUT is
 // set, TCP keepalives: idle 10 s, interval 5 s, count 3) first, then the
@@ -36,6 +40,12 @@ using PgResult = std::unique_ptr<PGresult, PGresultDeleter>;
 // what is still unset.)
 std::vector<std::pair<std::string, std::string>> connection_params(
     const std::string &conninfo, const std::string &application_name);
+
+// Connects with `params` (from connection_params()), blocking for up to
+// connect_timeout per host: PQconnectdbParams with expand_dbname. Check
+// PQstatus(); null only when libpq is out of memory.
+PgConn connect_blocking(
+    const std::vector<std::pair<std::string, std::string>> &params);
 
 // The thread is detached, so that an abandoned attempt never holds up the
 // caller: it runs on until libpq returns (connect_timeout for each host) and

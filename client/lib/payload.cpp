@@ -7,12 +7,6 @@
 
 namespace shard_coordinator::client {
 
-const char *const kHeartbeatQuery =
-    "SELECT to_jsonb(h) || jsonb_build_object("
-    "'sc_interval_s', extract(epoch FROM h.heartbeat_interval), "
-    "'sc_lease_s', extract(epoch FROM h.expires_at - clock_timestamp())) "
-    "FROM shard_coordinator.heartbeat($1, $2) h";
-
 namespace {
 
 using nlohmann::json;

@@ -60,10 +60,8 @@ std::optional<ClusterNotice> parse_cluster_notice(std::string_view payload,
 //            'sc_lease_s', extract(epoch FROM h.expires_at -
 //            clock_timestamp()))
 //     FROM shard_coordinator.heartbeat($1, $2) h
+// (the heartbeat query of protocol.cpp).
 std::optional<HeartbeatRow> parse_heartbeat_row(std::string_view json,
                                                 std::string *error);
-
-// The query above, for the registrar.
-extern const char *const kHeartbeatQuery;
 
 }  // namespace shard_coordinator::client

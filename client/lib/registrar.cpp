@@ -1,36 +1,24 @@
-// The registrar: one libpq connection driven by a non-blocking state machine.
-//
-//   Idle ──▶ Connecting ──▶ Connected ──(lost / timeout / error)──▶ Backoff
-//                ▲                                                    │
-//                └────────────────────────────────────────────────────┘
-//
-// On each new connection: SELECT the member's and the cluster's channel names,
-// LISTEN on both, heartbeat at once; then a heartbeat every interval the
-// server returns. Only one query is in flight at a time; notifications are
-// read whenever the socket is readable. The self-fencing deadline
-// (Tracker::fence_at) is a timer of its own, honoured in every phase,
-// including while connecting.
+// The registrar: the phase machine (machine.hpp) on the libpq session
+// (session.hpp), a poll() loop for run(), and request_stop()'s wake-up pipe.
+// The rest lives in its parts:
+//   session.*   libpq's non-blocking I/O, behind the Session interface
+//   protocol.*  the SQL sent, and what answers and notifications mean
+//   machine.*   phases and timers: connect, LISTEN, heartbeat, back off, leave
+//   tracker.*   what is reported: epochs, notices and the self-fencing lease
 
 #include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <climits>
-#include <cstring>
 #include <system_error>
 
 #include "backoff.hpp"
-#include "connect.hpp"
-#include "notice.hpp"
-#include "payload.hpp"
-#include "query_timeout.hpp"
+#include "deadline.hpp"
+#include "machine.hpp"
+#include "session.hpp"
 #include "shard_coordinator/client.hpp"
-#include "sqlstate.hpp"
-#include "text.hpp"
-#include "tracker.hpp"
 
 namespace shard_coordinator::client {
 
@@ -56,46 +44,11 @@ bool Assignment::operator==(const Assignment &other) const {
          slots == other.slots;
 }
 
-namespace {
-
-using namespace std::chrono_literals;
-
-enum class Phase { Idle, Backoff, Connecting, Connected, Finished };
-enum class Query { None, Channel, Listen, Heartbeat, Leave };
-
-constexpr const char *kApplicationName = "shard-coordinator";
-
-std::string describe(const Assignment &a) {
-  std::string text = state_name(a.state);
-  if (a.shard) {
-    text += " shard " + std::to_string(*a.shard) + " of " +
-            std::to_string(a.num_shards);
-  } else {
-    text += ", " + std::to_string(a.num_shards) + " shards";
-  }
-  text += ", epoch " + std::to_string(a.epoch);
-  return text;
-}
-
-// "message (hint)" from a failed result, one line.
-std::string server_message(const PGresult *result, PGconn *conn) {
-  const char *primary =
-      result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
-  std::string text =
-      primary ? primary : (conn ? PQerrorMessage(conn) : "unknown error");
-  const char *hint =
-      result ? PQresultErrorField(result, PG_DIAG_MESSAGE_HINT) : nullptr;
-  if (hint) text += std::string(" (") + hint + ")";
-  return one_line(text);
-}
-
-}  // namespace
-
 struct Registrar::Impl {
   explicit Impl(Options opts)
       : options(std::move(opts)),
-        tracker(options.clock),
-        backoff(options.min_backoff, options.max_backoff, random_uniform01()) {
+        session(make_pg_session(options.conninfo, &options.on_log)),
+        machine(options, *session, random_uniform01()) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
       throw std::system_error(errno, std::generic_category(), "pipe2");
@@ -108,551 +61,14 @@ struct Registrar::Impl {
   }
 
   Options options;
-  Tracker tracker;
-  Backoff backoff;
-
-  Phase phase = Phase::Idle;
-  std::unique_ptr<ConnectAttempt> attempt;
-  PgConn conn;
-  std::string server;                   // "host:port" of the current connection
-  std::string channel;                  // the member's: its own changes
-  std::string cluster_channel;          // the cluster's: num_shards changes
-  std::string member_channel_only_why;  // the server's error, for the warning
-  // This server has no shard_coordinator.channel(cluster): an older
-  // extension, which tells every member of a count change on its own channel.
-  bool member_channel_only = false;
-  bool warned_member_channel_only = false;
-  bool listening = false;
-  // Heartbeat at once again when the one in flight is done: its row may
-  // predate the notification that asked for a fresh one.
-  bool heartbeat_again = false;
-
-  Query query = Query::None;
-  // The first failed result of the query in flight, else its first result.
-  PgResult query_result;
-  Clock::time_point query_sent_at{};
-  Clock::time_point query_deadline{};
-  bool want_write = false;
-
-  std::optional<Clock::time_point> next_heartbeat_at;  // nullopt: at once
-  std::optional<Clock::duration> heartbeat_interval;
-  Clock::time_point retry_at{};
-
-  bool stop_pending = false;
-  bool stopping = false;
-  Clock::time_point stop_deadline{};
-  bool failed = false;
+  std::unique_ptr<Session> session;
+  Machine machine;  // uses options and session
 
   std::atomic<bool> stop_requested{false};
   int wake_read = -1;
   int wake_write = -1;
 
   Clock::time_point now() const { return options.clock(); }
-
-  void log(LogLevel level, const std::string &message) const {
-    if (options.on_log) options.on_log(level, message);
-  }
-
-  void error(const std::string &message, const std::string &sqlstate,
-             bool fatal) const {
-    if (options.on_error) options.on_error(Error{message, sqlstate, fatal});
-  }
-
-  void report() const {
-    const Assignment &a = tracker.reported();
-    log(LogLevel::Info, "assignment: " + describe(a));
-    if (options.on_assignment) options.on_assignment(a);
-  }
-
-  Clock::duration query_timeout() const {
-    return client::query_timeout(options.query_timeout, heartbeat_interval);
-  }
-
-  // ----- phases -----
-
-  void finish() {
-    attempt.reset();
-    drop_connection();
-    phase = Phase::Finished;
-  }
-
-  void give_up(const std::string &message, const std::string &sqlstate) {
-    failed = true;
-    finish();
-    error(message, sqlstate, true);
-  }
-
-  void drop_connection() {
-    conn.reset();
-    query = Query::None;
-    query_result.reset();
-    want_write = false;
-    channel.clear();
-    cluster_channel.clear();
-    member_channel_only = false;  // the next server may be another version
-    listening = false;
-    heartbeat_again = false;  // a new connection heartbeats at once anyway
-  }
-
-  void schedule_reconnect() {
-    drop_connection();
-    if (stopping) {
-      log(LogLevel::Info,
-          "not connected, so not leaving: the server will expire the member");
-      finish();
-      return;
-    }
-    auto delay = backoff.next();
-    retry_at = now() + delay;
-    phase = Phase::Backoff;
-    log(LogLevel::Debug, "reconnecting in " + format_duration(delay));
-  }
-
-  void connection_lost(const std::string &what) {
-    error(what + "; reconnecting", "", false);
-    schedule_reconnect();
-  }
-
-  void start_connect() {
-    try {
-      attempt = std::make_unique<ConnectAttempt>(
-          connection_params(options.conninfo, kApplicationName));
-      phase = Phase::Connecting;
-      log(LogLevel::Debug, "connecting");
-    } catch (const std::system_error &e) {
-      error(std::string("cannot start connecting: ") + e.what(), "", false);
-      schedule_reconnect();
-    }
-  }
-
-  void finish_connect() {
-    PgConn c = attempt->take();
-    attempt.reset();
-    if (!c || PQstatus(c.get()) != CONNECTION_OK) {
-      std::string why = c ? one_line(PQerrorMessage(c.get())) : "out of memory";
-      error("cannot connect to the database: " + why +
-                "; check the connection string (or PGHOST, PGPORT, PGUSER, "
-                "PGDATABASE) and that the server is up; retrying",
-            "", false);
-      schedule_reconnect();
-      return;
-    }
-    if (PQsetnonblocking(c.get(), 1) != 0) {
-      error("cannot make the connection non-blocking: " +
-                one_line(PQerrorMessage(c.get())) + "; retrying",
-            "", false);
-      schedule_reconnect();
-      return;
-    }
-    // Server NOTICEs and WARNINGs go to the log, not raw to stderr.
-    PQsetNoticeProcessor(c.get(), log_notice, &options.on_log);
-    conn = std::move(c);
-    phase = Phase::Connected;
-    server = std::string(PQhost(conn.get())) + ":" + PQport(conn.get());
-    next_heartbeat_at.reset();  // heartbeat at once after LISTEN
-    tracker.on_new_connection();
-    log(LogLevel::Info, "connected to " + server);
-  }
-
-  // ----- queries -----
-
-  bool send(Query kind, const char *sql, bool with_names) {
-    const char *values[2] = {options.cluster.c_str(), options.member.c_str()};
-    Clock::time_point sent_at = now();  // before sending: see lease.hpp
-    // Without parameters, the simple protocol: it allows several statements
-    // (LISTEN a; LISTEN b), run in one implicit transaction.
-    int ok = with_names ? PQsendQueryParams(conn.get(), sql, 2, nullptr, values,
-                                            nullptr, nullptr, 0)
-                        : PQsendQuery(conn.get(), sql);
-    if (!ok) {
-      connection_lost("lost the connection to " + server + ": " +
-                      one_line(PQerrorMessage(conn.get())));
-      return false;
-    }
-    query = kind;
-    query_sent_at = sent_at;
-    query_deadline = sent_at + query_timeout();
-    flush();
-    return phase == Phase::Connected;
-  }
-
-  void flush() {
-    int rc = PQflush(conn.get());
-    if (rc < 0) {
-      connection_lost("lost the connection to " + server + ": " +
-                      one_line(PQerrorMessage(conn.get())));
-      return;
-    }
-    want_write = rc == 1;
-  }
-
-  // What to send next when nothing is in flight.
-  void next_action() {
-    if (phase != Phase::Connected || query != Query::None) return;
-    if (stopping) {
-      send(Query::Leave, "SELECT shard_coordinator.leave($1, $2)", true);
-    } else if (channel.empty()) {
-      send(Query::Channel,
-           member_channel_only ? "SELECT shard_coordinator.channel($1, $2)"
-                               : "SELECT shard_coordinator.channel($1, $2), "
-                                 "shard_coordinator.channel($1)",
-           true);
-    } else if (!listening) {
-      std::string sql;
-      if (!append_listen(channel, &sql) ||
-          (!cluster_channel.empty() && !append_listen(cluster_channel, &sql)))
-        return;
-      send(Query::Listen, sql.c_str(), false);
-    } else if (!next_heartbeat_at || now() >= *next_heartbeat_at) {
-      send(Query::Heartbeat, kHeartbeatQuery, true);
-    }
-  }
-
-  // Appends "LISTEN <quoted name>; " to *sql; false when the connection was
-  // dropped because the name could not be quoted.
-  bool append_listen(const std::string &name, std::string *sql) {
-    char *quoted = PQescapeIdentifier(conn.get(), name.c_str(), name.size());
-    if (quoted == nullptr) {
-      connection_lost("cannot quote the channel name: " +
-                      one_line(PQerrorMessage(conn.get())));
-      return false;
-    }
-    *sql += std::string("LISTEN ") + quoted + "; ";
-    PQfreemem(quoted);
-    return true;
-  }
-
-  static bool is_failure(const PGresult *result) {
-    ExecStatusType status = PQresultStatus(result);
-    return status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK;
-  }
-
-  void collect_results() {
-    while (phase == Phase::Connected && query != Query::None) {
-      if (PQisBusy(conn.get())) return;
-      PgResult result(PQgetResult(conn.get()));
-      if (result) {
-        // A query of several statements (the LISTENs) gives one result each:
-        // keep a failure over the successes before it.
-        if (!query_result ||
-            (is_failure(result.get()) && !is_failure(query_result.get())))
-          query_result = std::move(result);
-        continue;
-      }
-      Query done = query;
-      PgResult first = std::move(query_result);
-      query = Query::None;
-      complete(done, first.get());
-    }
-  }
-
-  void complete(Query kind, const PGresult *result) {
-    ExecStatusType status = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-      failed_query(kind, result);
-      return;
-    }
-    switch (kind) {
-      case Query::Channel: {
-        int columns = member_channel_only ? 1 : 2;
-        bool found = PQntuples(result) == 1 && PQnfields(result) == columns;
-        for (int i = 0; found && i < columns; ++i)
-          found = !PQgetisnull(result, 0, i);
-        if (!found) {
-          give_up(
-              "shard_coordinator.channel() returned no channel; upgrade "
-              "the extension",
-              "");
-          return;
-        }
-        channel = PQgetvalue(result, 0, 0);
-        if (!member_channel_only) {
-          cluster_channel = PQgetvalue(result, 0, 1);
-        } else if (!warned_member_channel_only) {
-          // Once per registrar: reconnecting to the same server says nothing
-          // new.
-          warned_member_channel_only = true;
-          error("the server has no shard_coordinator.channel(cluster) (" +
-                    member_channel_only_why +
-                    "): an older extension, which notifies each member of a "
-                    "count change on its own channel; listening there only. "
-                    "Make the client and the extension the same version",
-                "", false);
-        }
-        break;
-      }
-      case Query::Listen:
-        listening = true;
-        log(LogLevel::Debug,
-            "listening on " + channel +
-                (cluster_channel.empty() ? "" : " and " + cluster_channel));
-        break;
-      case Query::Heartbeat:
-        heartbeat_done(result);
-        break;
-      case Query::Leave: {
-        bool left = PQntuples(result) == 1 && !PQgetisnull(result, 0, 0) &&
-                    std::strcmp(PQgetvalue(result, 0, 0), "t") == 0;
-        log(LogLevel::Info, left ? "left cluster " + options.cluster
-                                 : "was no longer a member of " +
-                                       options.cluster + " when leaving");
-        finish();
-        return;
-      }
-      case Query::None:
-        break;
-    }
-  }
-
-  void heartbeat_done(const PGresult *result) {
-    std::string why;
-    std::optional<HeartbeatRow> row;
-    if (PQntuples(result) != 1 || PQnfields(result) != 1 ||
-        PQgetisnull(result, 0, 0)) {
-      why = "not one row";
-    } else {
-      row = parse_heartbeat_row(PQgetvalue(result, 0, 0), &why);
-    }
-    if (!row) {
-      error("the server's heartbeat answer is not understood (" + why +
-                "); make the client and the extension the same version",
-            "", false);
-      next_heartbeat_at = now() + backoff.next();
-      return;
-    }
-    heartbeat_interval = row->heartbeat_interval;
-    backoff.set_cap(std::min<Backoff::Duration>(options.max_backoff,
-                                                row->heartbeat_interval));
-    backoff.reset();
-    next_heartbeat_at = query_sent_at + row->heartbeat_interval;
-    if (heartbeat_again) {
-      heartbeat_again = false;
-      next_heartbeat_at.reset();
-    }
-    log(LogLevel::Debug, "heartbeat: " + describe(row->assignment) +
-                             ", lease " +
-                             format_duration(row->lease_remaining));
-    if (tracker.on_heartbeat(*row, query_sent_at)) report();
-  }
-
-  void failed_query(Query kind, const PGresult *result) {
-    const char *state =
-        result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
-    std::string sqlstate = state ? state : "";
-    std::string message = server_message(result, conn.get());
-    if (kind == Query::Channel && sqlstate == "42883" && !member_channel_only) {
-      // No channel(cluster): an extension from before cluster notices, which
-      // notifies every member of a count change on its own channel. Ask for
-      // the member's channel alone, and warn once that succeeds: if it fails
-      // too, the extension is missing, and the usual advice says so.
-      member_channel_only = true;
-      member_channel_only_why = message;
-      return;  // next_action() sends the member-only query
-    }
-    if (kind == Query::Leave) {
-      error("could not leave: " + message +
-                "; the server will expire the member instead",
-            sqlstate, false);
-      finish();
-      return;
-    }
-    static const char *const kWhat[] = {"", "channel", "LISTEN", "heartbeat",
-                                        "leave"};
-    std::string what = std::string(kWhat[static_cast<int>(kind)]) +
-                       " failed on " + server + ": " + message;
-    if (!sqlstate.empty()) what += " [SQLSTATE " + sqlstate + "]";
-    if (PQstatus(conn.get()) == CONNECTION_BAD) {
-      connection_lost(what);
-      return;
-    }
-    Diagnosis diagnosis = diagnose(sqlstate);
-    if (!diagnosis.advice.empty()) what += "; " + diagnosis.advice;
-    switch (diagnosis.recovery) {
-      case Recovery::GiveUp:
-        give_up(what, sqlstate);
-        return;
-      case Recovery::RetrySameConnection:
-        if (kind == Query::Heartbeat) {
-          error(what, sqlstate, false);
-          next_heartbeat_at = now() + backoff.next();
-          return;
-        }
-        [[fallthrough]];
-      case Recovery::Reconnect:
-        error(what + "; reconnecting", sqlstate, false);
-        schedule_reconnect();
-        return;
-    }
-  }
-
-  void read_notifications() {
-    while (phase == Phase::Connected) {
-      PGnotify *raw = PQnotifies(conn.get());
-      if (raw == nullptr) return;
-      std::unique_ptr<PGnotify, decltype(&PQfreemem)> note(raw, PQfreemem);
-      // The two names differ ("sc_" and "scc_" prefixes), and each is set
-      // only while listening on it.
-      if (channel == note->relname) {
-        member_notice(note->extra);
-      } else if (!cluster_channel.empty() && cluster_channel == note->relname) {
-        cluster_notice(note->extra);
-      }
-    }
-  }
-
-  void member_notice(const char *payload) {
-    std::string why;
-    auto notice = parse_notice(payload, &why);
-    if (!notice) {
-      error("ignored a notification that is not understood (" + why +
-                "): " + one_line(payload),
-            "", false);
-      return;
-    }
-    if (notice->cluster != options.cluster ||
-        notice->member != options.member) {
-      log(LogLevel::Debug, "ignored a notification for another member");
-      return;
-    }
-    log(LogLevel::Debug, "notification: " + describe(notice->assignment));
-    if (notice->slots_omitted) {
-      // Too many slots for a payload: the heartbeat row has them.
-      next_heartbeat_at.reset();
-      return;
-    }
-    if (tracker.on_notice(notice->assignment)) report();
-    // The server dropped the member: register again at once.
-    if (tracker.reported().state == State::Removed) next_heartbeat_at.reset();
-  }
-
-  void cluster_notice(const char *payload) {
-    std::string why;
-    auto notice = parse_cluster_notice(payload, &why);
-    if (!notice) {
-      error("ignored a cluster notification that is not understood (" + why +
-                "): " + one_line(payload),
-            "", false);
-      return;
-    }
-    // Channel names are hashed: another cluster's may collide with ours.
-    if (notice->cluster != options.cluster) {
-      log(LogLevel::Debug, "ignored a notification for another cluster");
-      return;
-    }
-    log(LogLevel::Debug,
-        "cluster notification: " + std::to_string(notice->num_shards) +
-            " shards, epoch " + std::to_string(notice->epoch));
-    bool heartbeat_now = false;
-    if (tracker.on_cluster_notice(notice->epoch, notice->num_shards,
-                                  &heartbeat_now))
-      report();
-    if (heartbeat_now) {
-      // Nothing sound to amend (see tracker.hpp): a row will say it all.
-      log(LogLevel::Debug,
-          "cluster notification not applicable here; heartbeating at once");
-      next_heartbeat_at.reset();
-      if (query == Query::Heartbeat) heartbeat_again = true;
-    }
-  }
-
-  void service_connection(short revents) {
-    if (revents & (POLLIN | POLLERR | POLLHUP)) {
-      if (!PQconsumeInput(conn.get())) {
-        connection_lost("lost the connection to " + server + ": " +
-                        one_line(PQerrorMessage(conn.get())));
-        return;
-      }
-    }
-    if (want_write || (revents & POLLOUT)) flush();
-    collect_results();
-    read_notifications();
-    if (phase != Phase::Connected) return;
-    if (query != Query::None && now() >= query_deadline) {
-      connection_lost("no answer from " + server + " within " +
-                      format_duration(query_timeout()));
-      return;
-    }
-    next_action();
-  }
-
-  void begin_stop() {
-    stop_pending = false;
-    if (stopping || phase == Phase::Finished) return;
-    stopping = true;
-    stop_deadline = now() + options.leave_timeout;
-    if (!options.leave_on_stop || phase != Phase::Connected) {
-      if (options.leave_on_stop)
-        log(LogLevel::Info,
-            "not connected, so not leaving: the server will expire the member");
-      finish();
-    }
-    // Connected: next_action() sends leave() once nothing is in flight.
-  }
-
-  void step(short revents) {
-    if (stop_requested.exchange(false)) stop_pending = true;
-    if (stop_pending) begin_stop();
-    switch (phase) {
-      case Phase::Idle:
-        start_connect();
-        break;
-      case Phase::Backoff:
-        if (now() >= retry_at) start_connect();
-        break;
-      case Phase::Connecting:
-        if (attempt->done()) finish_connect();
-        if (phase == Phase::Connected) next_action();
-        break;
-      case Phase::Connected:
-        service_connection(revents);
-        break;
-      case Phase::Finished:
-        return;
-    }
-    if (stopping && phase != Phase::Finished && now() >= stop_deadline) {
-      log(LogLevel::Info, "leave() got no answer within " +
-                              format_duration(options.leave_timeout) +
-                              "; the server will expire the member");
-      finish();
-    }
-    if (tracker.on_clock()) report();
-  }
-
-  Wait next_wait() const {
-    Wait wait;
-    auto at = [&wait](Clock::time_point t) {
-      if (!wait.deadline || t < *wait.deadline) wait.deadline = t;
-    };
-    if (stop_pending || stop_requested.load()) at(now());
-    switch (phase) {
-      case Phase::Finished:
-        return wait;
-      case Phase::Idle:
-        at(now());
-        break;
-      case Phase::Backoff:
-        at(retry_at);
-        break;
-      case Phase::Connecting:
-        wait.fd = attempt->fd();
-        wait.events = POLLIN;
-        break;
-      case Phase::Connected:
-        wait.fd = PQsocket(conn.get());
-        wait.events = static_cast<short>(POLLIN | (want_write ? POLLOUT : 0));
-        if (query != Query::None) {
-          at(query_deadline);
-        } else if (!stopping && listening && next_heartbeat_at) {
-          at(*next_heartbeat_at);
-        } else {
-          at(now());  // something to send now
-        }
-        break;
-    }
-    if (stopping) at(stop_deadline);
-    if (auto fence = tracker.fence_at()) at(*fence);
-    return wait;
-  }
 };
 
 Registrar::Registrar(Options options) {
@@ -678,13 +94,11 @@ Registrar::~Registrar() {
 const std::string &Registrar::cluster() const { return impl_->options.cluster; }
 const std::string &Registrar::member() const { return impl_->options.member; }
 const Assignment &Registrar::assignment() const {
-  return impl_->tracker.reported();
+  return impl_->machine.assignment();
 }
 
 std::optional<LeaseTimes> Registrar::lease() const {
-  const Lease &lease = impl_->tracker.lease();
-  if (!lease.granted()) return std::nullopt;
-  return LeaseTimes{lease.fence_at(), lease.end()};
+  return impl_->machine.lease();
 }
 
 bool Registrar::run() {
@@ -694,18 +108,7 @@ bool Registrar::run() {
     nfds_t count = 0;
     if (wait.fd >= 0) fds[count++] = pollfd{wait.fd, wait.events, 0};
     fds[count++] = pollfd{impl_->wake_read, POLLIN, 0};
-    int timeout_ms = -1;
-    if (wait.deadline) {
-      auto left = *wait.deadline - impl_->now();
-      if (left <= Clock::duration::zero()) {
-        timeout_ms = 0;
-      } else {
-        // Round up: waking early would only spin.
-        auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
-        timeout_ms = static_cast<int>(std::min<long long>(ms, INT_MAX));
-      }
-    }
-    int rc = poll(fds, count, timeout_ms);
+    int rc = poll(fds, count, poll_timeout_ms(wait.deadline, impl_->now()));
     if (rc < 0 && errno != EINTR)
       throw std::system_error(errno, std::generic_category(), "poll");
     char drain[64];
@@ -724,10 +127,22 @@ void Registrar::request_stop() {
   errno = saved;
 }
 
-Registrar::Wait Registrar::next_wait() const { return impl_->next_wait(); }
-void Registrar::step(short revents) { impl_->step(revents); }
-void Registrar::stop() { impl_->stop_pending = true; }
-bool Registrar::finished() const { return impl_->phase == Phase::Finished; }
-bool Registrar::failed() const { return impl_->failed; }
+Registrar::Wait Registrar::next_wait() const {
+  Wait wait = impl_->machine.next_wait();
+  if (impl_->stop_requested.load()) {
+    Clock::time_point now = impl_->now();
+    if (!wait.deadline || now < *wait.deadline) wait.deadline = now;
+  }
+  return wait;
+}
+
+void Registrar::step(short revents) {
+  if (impl_->stop_requested.exchange(false)) impl_->machine.stop();
+  impl_->machine.step(revents);
+}
+
+void Registrar::stop() { impl_->machine.stop(); }
+bool Registrar::finished() const { return impl_->machine.finished(); }
+bool Registrar::failed() const { return impl_->machine.failed(); }
 
 }  // namespace shard_coordinator::client

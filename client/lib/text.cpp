@@ -55,4 +55,16 @@ std::string format_duration(std::chrono::nanoseconds duration) {
   return buf;
 }
 
+std::string describe(const Assignment &assignment) {
+  std::string text = state_name(assignment.state);
+  if (assignment.shard) {
+    text += " shard " + std::to_string(*assignment.shard) + " of " +
+            std::to_string(assignment.num_shards);
+  } else {
+    text += ", " + std::to_string(assignment.num_shards) + " shards";
+  }
+  text += ", epoch " + std::to_string(assignment.epoch);
+  return text;
+}
+
 }  // namespace shard_coordinator::client

@@ -30,5 +30,19 @@ TEST(FormatDuration, ShortAndReadable) {
   EXPECT_EQ(format_duration(-250ms), "-250ms");
 }
 
+// test/chaos/chaos.py reads the agent's "assignment: " lines in this form.
+TEST(Describe, StateShardCountEpoch) {
+  Assignment a;
+  a.state = State::Active;
+  a.shard = 2;
+  a.num_shards = 5;
+  a.epoch = 41;
+  EXPECT_EQ(describe(a), "active shard 2 of 5, epoch 41");
+  a.state = State::Lost;
+  a.shard.reset();
+  EXPECT_EQ(describe(a), "lost, 5 shards, epoch 41");
+  EXPECT_EQ(describe(Assignment{}), "pending, 0 shards, epoch 0");
+}
+
 }  // namespace
 }  // namespace shard_coordinator::client
