@@ -9,7 +9,8 @@
 
 EXTENSION   = shard_coordinator
 MODULE_big  = shard_coordinator
-DATA        = sql/shard_coordinator--1.0.sql
+DATA        = sql/shard_coordinator--1.0.sql sql/shard_coordinator--1.1.sql \
+	sql/shard_coordinator--1.0--1.1.sql
 PGFILEDESC  = "shard_coordinator - consumer-group coordination inside PostgreSQL"
 
 # One folder per part (docs/design.md, "Source layout"): core/ is pure C++

@@ -14,6 +14,7 @@ PG_MODULE_MAGIC;
 PGDLLEXPORT void _PG_init(void);
 }
 
+#include "core/grants.hpp"
 #include "shmem/shmem.hpp"
 
 namespace shard_coordinator {
@@ -26,6 +27,7 @@ int guc_max_slots = 1024;
 int guc_heartbeat_interval_ms = 5000;
 int guc_grace_period_ms = 10000;
 int guc_reshard_interval_ms = 1000;
+int guc_handover = static_cast<int>(HandoverMode::Exclusive);
 bool loaded_at_startup = false;
 
 Interval *us_to_interval(int64 us) {
@@ -77,6 +79,19 @@ void define_settings() {
       "Default minimum time between two reshards of a cluster.", nullptr,
       &guc_reshard_interval_ms, 1000, 0, kMaxIntervalMs, PGC_SIGHUP,
       GUC_UNIT_MS, nullptr, nullptr, nullptr);
+  static const struct config_enum_entry handover_modes[] = {
+      {"exclusive", static_cast<int>(HandoverMode::Exclusive), false},
+      {"barrier", static_cast<int>(HandoverMode::Barrier), false},
+      {"immediate", static_cast<int>(HandoverMode::Immediate), false},
+      {nullptr, 0, false}};
+  DefineCustomEnumVariable(
+      "shard_coordinator.handover",
+      "Handover mode of clusters created by a first heartbeat.",
+      "exclusive: work goes to a member only after its holder released it; "
+      "barrier: the same for key mappings other than jump hash; immediate: "
+      "at once.",
+      &guc_handover, static_cast<int>(HandoverMode::Exclusive),
+      handover_modes, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("shard_coordinator");
 }
 

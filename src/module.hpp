@@ -23,6 +23,9 @@ extern int guc_max_slots;
 extern int guc_heartbeat_interval_ms;
 extern int guc_grace_period_ms;
 extern int guc_reshard_interval_ms;
+// shard_coordinator.handover: the handover mode of clusters that come into
+// being on a first heartbeat (a HandoverMode).
+extern int guc_handover;
 
 // True when _PG_init ran from shared_preload_libraries.
 extern bool loaded_at_startup;

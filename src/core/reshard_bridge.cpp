@@ -15,44 +15,82 @@ void set_error(char *error, std::size_t len, const char *text) noexcept {
 
 }  // namespace
 
+BridgeRoom bridge_room(const BridgeInput &input) noexcept {
+  BridgeRoom room;
+  room.keys = input.nkeys + input.nnext + 1;
+  // Each member can lose its grant twice in a step (it moves, and the count
+  // changes), and every hold in place can stay.
+  room.holds = input.nholds + 2 * input.nmembers + 1;
+  return room;
+}
+
 bool decide_reshard_into(const BridgeInput &input, BridgeOutput *output,
                          char *error, std::size_t error_len) noexcept {
   try {
-    PolicyCluster cluster;
-    cluster.epoch = input.epoch;
-    cluster.num_shards = input.num_shards;
-    cluster.max_shards = input.max_shards;
-    cluster.old_keys.assign(input.old_keys, input.old_keys + input.old_nkeys);
-    cluster.old_owners.assign(input.old_owners,
-                              input.old_owners + input.old_nkeys);
-    cluster.new_keys.assign(input.new_keys, input.new_keys + input.new_nkeys);
-    cluster.members.assign(input.members, input.members + input.nmembers);
-    const ReshardDecision decision = decide_reshard(cluster);
-    if (!decision_is_valid(decision, cluster)) {
-      set_error(error, error_len,
-                "the computed assignment violates the invariant");
+    PolicyCluster c;
+    c.mode = input.mode;
+    c.epoch = input.epoch;
+    c.num_shards = input.num_shards;
+    c.grant_count = input.grant_count;
+    c.max_shards = input.max_shards;
+    c.reshard = input.reshard;
+    c.grants_allowed = input.grants_allowed;
+    c.now = input.now;
+    c.keys.assign(input.keys, input.keys + input.nkeys);
+    c.keys_pending = input.keys_pending;
+    c.next_keys.assign(input.next_keys, input.next_keys + input.nnext);
+    c.members.assign(input.members, input.members + input.nmembers);
+    c.holds.assign(input.holds, input.holds + input.nholds);
+    const ReshardDecision d = decide_reshard(c);
+    const char *problem = decision_problem(d, c);
+    if (problem[0] != '\0') {
+      set_error(error, error_len, problem);
       return false;
     }
-    output->epoch_moves = decision.epoch_moves;
-    output->epoch = decision.epoch;
-    output->num_shards = decision.num_shards;
-    output->cluster_notice = decision.cluster_notice;
-    for (std::size_t k = 0; k < decision.new_owners.size(); ++k)
-      output->new_owners[k] = decision.new_owners[k];
-    std::int32_t offset = 0;
-    for (std::size_t i = 0; i < decision.members.size(); ++i) {
-      const MemberDecision &d = decision.members[i];
+    const BridgeRoom room = bridge_room(input);
+    if (static_cast<std::int32_t>(d.keys.size()) > room.keys ||
+        static_cast<std::int32_t>(d.holds.size()) > room.holds ||
+        static_cast<std::int32_t>(d.next_keys.size()) > input.nnext) {
+      set_error(error, error_len, "the decision does not fit its room");
+      return false;
+    }
+    output->epoch_moves = d.epoch_moves;
+    output->epoch = d.epoch;
+    output->num_shards = d.num_shards;
+    output->grant_count = d.grant_count;
+    output->cluster_notice = d.cluster_notice;
+    output->handover_pending = d.handover_pending;
+    output->store = d.store;
+    output->nkeys = static_cast<std::int32_t>(d.keys.size());
+    for (std::size_t k = 0; k < d.keys.size(); ++k) output->keys[k] = d.keys[k];
+    output->keys_pending = d.keys_pending;
+    output->nnext = static_cast<std::int32_t>(d.next_keys.size());
+    for (std::size_t k = 0; k < d.next_keys.size(); ++k)
+      output->next_keys[k] = d.next_keys[k];
+    output->nholds = static_cast<std::int32_t>(d.holds.size());
+    for (std::size_t h = 0; h < d.holds.size(); ++h)
+      output->holds[h] = d.holds[h];
+    std::int32_t slots = 0;
+    std::int32_t targets = 0;
+    for (std::size_t i = 0; i < d.members.size(); ++i) {
+      const MemberDecision &m = d.members[i];
       BridgeMemberResult &r = output->members[i];
-      r.state = d.state;
-      r.shard = d.shard;
-      r.removed = d.removed;
-      r.changed = d.changed;
-      r.row = d.row;
-      r.notice = d.notice;
-      r.epoch = d.epoch;
-      r.slots_offset = offset;
-      r.nslots = static_cast<std::int32_t>(d.slots.size());
-      for (std::int32_t key : d.slots) output->slots[offset++] = key;
+      r.state = m.state;
+      r.shard = m.shard;
+      r.granted = m.granted;
+      r.removed = m.removed;
+      r.changed = m.changed;
+      r.row = m.row;
+      r.notice = m.notice;
+      r.epoch = m.epoch;
+      r.hold_epoch = m.hold_epoch;
+      r.slots_offset = slots;
+      r.nslots = static_cast<std::int32_t>(m.slots.size());
+      for (std::int32_t key : m.slots) output->slots[slots++] = key;
+      r.targets_offset = targets;
+      r.ntargets = static_cast<std::int32_t>(m.target_slots.size());
+      for (std::int32_t key : m.target_slots)
+        output->target_slots[targets++] = key;
     }
     return true;
   } catch (const std::exception &e) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/slots.hpp"
 
@@ -9,165 +10,575 @@ namespace shard_coordinator {
 
 namespace {
 
-using KeyLists = std::unordered_map<std::uint64_t, std::vector<std::int32_t>>;
-
-// Each owner's keys, ascending (keys are ascending).
-KeyLists lists_by_owner(const std::vector<std::int32_t> &keys,
-                        const std::vector<std::uint64_t> &owners) {
-  KeyLists lists;
-  for (std::size_t k = 0; k < keys.size() && k < owners.size(); ++k) {
-    if (owners[k] != kNoOwner) lists[owners[k]].push_back(keys[k]);
-  }
-  return lists;
+bool contains(const std::vector<std::int32_t> &sorted, std::int32_t key) {
+  return std::binary_search(sorted.begin(), sorted.end(), key);
 }
 
-const std::vector<std::int32_t> &list_of(const KeyLists &lists,
-                                         std::uint64_t id) {
-  static const std::vector<std::int32_t> none;
-  auto it = lists.find(id);
-  return it == lists.end() ? none : it->second;
-}
-
-// The slot owners after the reshard: keys keep their owner where it stays
-// active, the rest go by the minimal-move rule (core/slots.hpp).
-std::vector<std::uint64_t> new_slot_owners(const PolicyCluster &cluster,
-                                           const ReshardPlan &plan) {
-  const std::vector<std::int32_t> &keys = cluster.new_keys;
-  std::vector<std::uint64_t> previous(keys.size(), kNoOwner);
-  for (std::size_t k = 0; k < keys.size(); ++k) {
-    auto at = std::lower_bound(cluster.old_keys.begin(), cluster.old_keys.end(),
-                               keys[k]);
-    if (at != cluster.old_keys.end() && *at == keys[k]) {
-      auto index = static_cast<std::size_t>(at - cluster.old_keys.begin());
-      if (index < cluster.old_owners.size())
-        previous[k] = cluster.old_owners[index];
+// The state of one step, built up in order: releases, targets, revocations,
+// the key set's second phase, grants, and what everybody is told.
+class Step {
+ public:
+  explicit Step(const PolicyCluster &c) : c_(c) {
+    next_epoch_ = c.epoch + 1;
+    for (std::size_t i = 0; i < c.members.size(); ++i)
+      index_[c.members[i].id] = i;
+    d_.num_shards = c.num_shards;
+    d_.grant_count = c.grant_count;
+    d_.keys = c.keys;
+    d_.keys_pending = c.keys_pending;
+    d_.next_keys = c.next_keys;
+    d_.members.resize(c.members.size());
+    for (std::size_t i = 0; i < c.members.size(); ++i) {
+      const PolicyMember &m = c.members[i];
+      MemberDecision &out = d_.members[i];
+      out.state = m.state;
+      out.shard = m.state == MemberState::Active ? m.shard : kNoShard;
+      out.granted = m.granted && m.state == MemberState::Active;
+      out.epoch = m.epoch;
     }
   }
-  // The active members in shard order.
-  std::vector<std::uint64_t> active(static_cast<std::size_t>(plan.num_shards),
-                                    kNoOwner);
-  for (std::size_t i = 0; i < plan.outcomes.size(); ++i) {
-    const MemberOutcome &out = plan.outcomes[i];
-    if (!out.removed && out.state == MemberState::Active)
-      active[static_cast<std::size_t>(out.shard)] = cluster.members[i].id;
+
+  ReshardDecision run() {
+    release();
+    retarget();
+    if (c_.mode == HandoverMode::Immediate) {
+      immediate();
+    } else {
+      revoke();
+      finish_key_change();
+      grant();
+    }
+    tell();
+    return std::move(d_);
   }
-  return assign_slots(keys, previous, active);
-}
+
+ private:
+  const PolicyMember *member(std::uint64_t id) const {
+    auto it = index_.find(id);
+    return it == index_.end() ? nullptr : &c_.members[it->second];
+  }
+
+  // A member's hold is over: it acknowledged an epoch at or after the
+  // revocation, it went and its work goes with it, or the deadline passed.
+  bool released(std::uint64_t id, std::int64_t epoch,
+                std::int64_t deadline) const {
+    const PolicyMember *m = member(id);
+    if (m == nullptr) return true;  // gone before this step
+    if (m->acked >= epoch) return true;
+    if (!m->alive && m->released_on_departure) return true;
+    return deadline != kDeadlineAtPublication && deadline <= c_.now;
+  }
+
+  void release() {
+    std::vector<PolicyHold> kept;
+    for (const PolicyHold &h : c_.holds) {
+      if (c_.mode != HandoverMode::Immediate &&
+          !released(h.member, h.epoch, h.deadline))
+        kept.push_back(h);
+      else
+        stored_changed_ = true;
+    }
+    d_.holds = std::move(kept);
+    for (PolicyKey &k : d_.keys) {
+      if (k.holder == 0) continue;
+      if (c_.mode == HandoverMode::Immediate ||
+          released(k.holder, k.hold_epoch, k.hold_deadline)) {
+        k.holder = 0;
+        k.hold_epoch = 0;
+        k.hold_deadline = 0;
+        stored_changed_ = true;
+      }
+    }
+  }
+
+  // Slot mode after this step's key change (plain mode: false).
+  bool slot_mode_eventually() const {
+    return d_.keys_pending ? !d_.next_keys.empty() : !d_.keys.empty();
+  }
+
+  void retarget() {
+    if (!c_.reshard) return;
+    std::vector<MemberView> views;
+    views.reserve(c_.members.size());
+    for (const PolicyMember &m : c_.members)
+      views.push_back(MemberView{m.id, m.state, m.shard, m.alive});
+    std::int32_t cap = c_.max_shards;
+    if (slot_mode_eventually()) {
+      const auto nkeys = static_cast<std::int32_t>(
+          d_.keys_pending ? d_.next_keys.size() : d_.keys.size());
+      if (cap <= 0 || cap > nkeys) cap = nkeys;
+    }
+    const ReshardPlan plan = plan_reshard(views, c_.num_shards, cap);
+    d_.num_shards = plan.num_shards;
+    for (std::size_t i = 0; i < c_.members.size(); ++i) {
+      const MemberOutcome &out = plan.outcomes[i];
+      MemberDecision &m = d_.members[i];
+      if (out.removed) {
+        m.removed = true;
+        continue;
+      }
+      m.state = out.state;
+      m.shard = out.state == MemberState::Active ? out.shard : kNoShard;
+    }
+    retarget_keys();
+  }
+
+  // Active members by shard.
+  std::vector<std::uint64_t> active_in_shard_order() const {
+    std::vector<std::uint64_t> active(static_cast<std::size_t>(d_.num_shards),
+                                      0);
+    for (std::size_t i = 0; i < c_.members.size(); ++i) {
+      const MemberDecision &m = d_.members[i];
+      if (!m.removed && m.state == MemberState::Active)
+        active[static_cast<std::size_t>(m.shard)] = c_.members[i].id;
+    }
+    return active;
+  }
+
+  // Targets of the keys, computed over the key set they are going to (so
+  // that the keys in place move as little as once the set is complete); the
+  // keys on their way out have no target.
+  void retarget_keys() {
+    if (d_.keys.empty()) return;
+    const std::vector<std::int32_t> *eventual = &d_.next_keys;
+    std::vector<std::int32_t> current;
+    if (!d_.keys_pending) {
+      for (const PolicyKey &k : d_.keys) current.push_back(k.key);
+      eventual = &current;
+    }
+    std::vector<std::uint64_t> previous(eventual->size(), 0);
+    std::size_t k = 0;
+    for (std::size_t e = 0; e < eventual->size(); ++e) {
+      while (k < d_.keys.size() && d_.keys[k].key < (*eventual)[e]) ++k;
+      if (k < d_.keys.size() && d_.keys[k].key == (*eventual)[e])
+        previous[e] = d_.keys[k].target;
+    }
+    const std::vector<std::uint64_t> owners =
+        assign_slots(*eventual, previous, active_in_shard_order());
+    for (PolicyKey &key : d_.keys) {
+      auto at = std::lower_bound(eventual->begin(), eventual->end(), key.key);
+      key.target = at != eventual->end() && *at == key.key
+                       ? owners[static_cast<std::size_t>(at - eventual->begin())]
+                       : 0;
+    }
+  }
+
+  bool granted_before(std::size_t i) const {
+    return c_.members[i].granted &&
+           c_.members[i].state == MemberState::Active;
+  }
+
+  void add_hold(std::uint64_t id, PlainGrant grant) {
+    d_.holds.push_back(
+        PolicyHold{id, grant, next_epoch_, kDeadlineAtPublication});
+    stored_changed_ = true;
+  }
+
+  // The member's work goes with it (no hold) or is held.
+  bool hold_needed(std::size_t i) const {
+    return !(d_.members[i].removed &&
+             c_.members[i].released_on_departure);
+  }
+
+  void revoke() {
+    // Plain grants that leave a member: it moved, went standby or away, or
+    // the cluster is on its way to slot mode.
+    const bool to_slots = slot_mode_eventually();
+    for (std::size_t i = 0; i < c_.members.size(); ++i) {
+      MemberDecision &m = d_.members[i];
+      if (!m.granted) continue;
+      const bool moved = m.removed || m.state != MemberState::Active ||
+                         m.shard != c_.members[i].shard || to_slots;
+      if (!moved) continue;
+      if (hold_needed(i))
+        add_hold(c_.members[i].id,
+                 PlainGrant{c_.members[i].shard, c_.grant_count});
+      m.granted = false;
+    }
+    // A change of the count.
+    if (!to_slots && d_.num_shards != d_.grant_count) {
+      const bool grows = d_.num_shards > d_.grant_count;
+      bool any_granted = false;
+      for (std::size_t i = 0; i < c_.members.size(); ++i) {
+        MemberDecision &m = d_.members[i];
+        if (!m.granted) continue;
+        if (c_.mode == HandoverMode::Exclusive && !grows) {
+          any_granted = true;  // a shrink: they keep working, grow later
+          continue;
+        }
+        // Exclusive growth: each shard's keys only shrink, the member keeps
+        // (shard, new count) and releases the rest. Barrier: all of it.
+        add_hold(c_.members[i].id, PlainGrant{m.shard, d_.grant_count});
+        if (c_.mode == HandoverMode::Exclusive)
+          any_granted = true;
+        else
+          m.granted = false;
+      }
+      if (!any_granted || (c_.mode == HandoverMode::Exclusive && grows))
+        d_.grant_count = d_.num_shards;
+    }
+    if (to_slots && d_.grant_count != 0 && !any_plain_grant())
+      d_.grant_count = 0;
+    // Keys that leave their grantee; a key back with its holder before it
+    // released it is its own again.
+    for (PolicyKey &k : d_.keys) {
+      if (k.holder != 0 && k.holder == k.target && k.grantee == 0) {
+        k.grantee = k.holder;
+        k.grant_epoch = next_epoch_;
+        k.holder = 0;
+        k.hold_epoch = 0;
+        k.hold_deadline = 0;
+        continue;
+      }
+      if (k.grantee == 0 || k.grantee == k.target) continue;
+      auto it = index_.find(k.grantee);
+      if (it != index_.end() && hold_needed(it->second)) {
+        k.holder = k.grantee;
+        k.hold_epoch = next_epoch_;
+        k.hold_deadline = kDeadlineAtPublication;
+      }
+      k.grantee = 0;
+      stored_changed_ = true;
+    }
+  }
+
+  bool any_plain_grant() const {
+    for (const MemberDecision &m : d_.members)
+      if (m.granted) return true;
+    return false;
+  }
+
+  // The second phase of a key-set change: once nobody holds the keys on
+  // their way out (nor, on the way to slot mode, any plain grant), they go
+  // and the new keys come.
+  void finish_key_change() {
+    if (!d_.keys_pending) return;
+    for (const PolicyKey &k : d_.keys) {
+      if (!contains(d_.next_keys, k.key) && (k.grantee != 0 || k.holder != 0))
+        return;
+    }
+    if (!d_.next_keys.empty() && (any_plain_grant() || !d_.holds.empty()))
+      return;
+    apply_next_keys();
+  }
+
+  void apply_next_keys() {
+    std::vector<PolicyKey> next;
+    next.reserve(d_.next_keys.size());
+    std::size_t k = 0;
+    for (std::int32_t key : d_.next_keys) {
+      while (k < d_.keys.size() && d_.keys[k].key < key) ++k;
+      if (k < d_.keys.size() && d_.keys[k].key == key) {
+        next.push_back(d_.keys[k]);
+      } else {
+        PolicyKey fresh;
+        fresh.key = key;
+        next.push_back(fresh);
+      }
+    }
+    d_.keys = std::move(next);
+    d_.keys_pending = false;
+    d_.next_keys.clear();
+    stored_changed_ = true;
+    retarget_keys();
+  }
+
+  // Whether `grant` shares a key with what any member but `id` holds.
+  bool plain_conflict(std::uint64_t id, PlainGrant grant) const {
+    for (const PolicyHold &h : d_.holds)
+      if (h.member != id && !grants_disjoint(grant, h.grant, c_.mode))
+        return true;
+    for (std::size_t i = 0; i < c_.members.size(); ++i) {
+      const MemberDecision &m = d_.members[i];
+      if (c_.members[i].id == id || !m.granted) continue;
+      if (!grants_disjoint(grant, PlainGrant{m.shard, d_.grant_count},
+                           c_.mode))
+        return true;
+    }
+    return false;
+  }
+
+  void grant() {
+    if (!c_.grants_allowed) return;
+    if (slot_mode_eventually()) {
+      grant_keys();
+      return;
+    }
+    if (!d_.keys.empty()) return;  // slot keys still on their way out
+    // A shrink: the members that stay grow to the new count together, once
+    // nobody else holds any key of theirs.
+    if (d_.grant_count != d_.num_shards && any_plain_grant()) {
+      for (std::size_t i = 0; i < c_.members.size(); ++i) {
+        const MemberDecision &m = d_.members[i];
+        if (!m.granted) continue;
+        const PlainGrant grown{m.shard, d_.num_shards};
+        for (const PolicyHold &h : d_.holds)
+          if (h.member != c_.members[i].id &&
+              !grants_disjoint(grown, h.grant, c_.mode))
+            return;
+      }
+      d_.grant_count = d_.num_shards;
+    }
+    if (!any_plain_grant()) d_.grant_count = d_.num_shards;
+    // Every plain grant has the cluster's one count: nobody else is granted
+    // before the members that stay have grown to the new count.
+    if (d_.grant_count != d_.num_shards) return;
+    for (std::size_t i = 0; i < c_.members.size(); ++i) {
+      MemberDecision &m = d_.members[i];
+      if (m.removed || m.granted || m.state != MemberState::Active ||
+          !c_.members[i].alive)
+        continue;
+      const PlainGrant want{m.shard, d_.num_shards};
+      if (!plain_conflict(c_.members[i].id, want)) m.granted = true;
+    }
+  }
+
+  void grant_keys() {
+    // Plain grants or holds left from plain mode: the keys wait.
+    if (any_plain_grant() || !d_.holds.empty()) return;
+    for (PolicyKey &k : d_.keys) {
+      if (k.target == 0 || k.grantee != 0 || k.holder != 0) continue;
+      const PolicyMember *m = member(k.target);
+      if (m == nullptr || !m->alive) continue;
+      k.grantee = k.target;
+      k.grant_epoch = next_epoch_;
+      stored_changed_ = true;
+    }
+  }
+
+  void immediate() {
+    d_.holds.clear();
+    if (d_.keys_pending) apply_next_keys();
+    for (PolicyKey &k : d_.keys) {
+      k.holder = 0;
+      k.hold_epoch = 0;
+      k.hold_deadline = 0;
+      if (k.grantee != k.target) {
+        stored_changed_ = true;
+        k.grant_epoch = next_epoch_;
+      }
+      k.grantee = k.target;
+    }
+    const bool slots = !d_.keys.empty();
+    d_.grant_count = slots ? 0 : d_.num_shards;
+    for (MemberDecision &m : d_.members)
+      m.granted = !slots && !m.removed && m.state == MemberState::Active;
+  }
+
+  // Rows, notices, epochs.
+  void tell() {
+    const bool slots_after = !d_.keys.empty();
+    const bool slots_before = !c_.keys.empty();
+    std::unordered_map<std::uint64_t, std::vector<std::int32_t>> had;
+    std::unordered_map<std::uint64_t, std::vector<std::int32_t>> has;
+    std::unordered_map<std::uint64_t, std::vector<std::int32_t>> targets;
+    std::unordered_map<std::uint64_t, std::vector<std::int32_t>> old_targets;
+    for (const PolicyKey &k : c_.keys) {
+      if (k.grantee != 0) had[k.grantee].push_back(k.key);
+      if (k.target != 0) old_targets[k.target].push_back(k.key);
+    }
+    for (const PolicyKey &k : d_.keys) {
+      if (k.grantee != 0) has[k.grantee].push_back(k.key);
+      if (k.target != 0) targets[k.target].push_back(k.key);
+    }
+    // The count members see (rows' num_shards): plain mode, that of every
+    // grant; slot mode, the active targets. It changes for everybody at
+    // once: one cluster notice.
+    const std::int32_t count_before =
+        slots_before ? c_.num_shards : c_.grant_count;
+    const std::int32_t count_after =
+        slots_after ? d_.num_shards : d_.grant_count;
+    const bool count_changed = count_after != count_before;
+    bool anyone_told = false;
+    std::vector<bool> stored_row_changed(c_.members.size(), false);
+    for (std::size_t i = 0; i < c_.members.size(); ++i) {
+      const PolicyMember &before = c_.members[i];
+      MemberDecision &m = d_.members[i];
+      if (m.removed) {
+        const bool stored = before.state != MemberState::Pending;
+        m.row = stored ? RowAction::Delete : RowAction::None;
+        m.notice = stored;
+        anyone_told = anyone_told || stored;
+        stored_changed_ = stored_changed_ || stored;
+        continue;
+      }
+      m.slots = has[before.id];
+      m.target_slots = targets[before.id];
+      const bool active = m.state == MemberState::Active;
+      m.changed = m.state != before.state ||
+                  (active && m.shard != before.shard) ||
+                  m.granted != granted_before(i) ||
+                  m.slots != had[before.id] ||
+                  (active && slots_before != slots_after);
+      const bool targets_changed = m.target_slots != old_targets[before.id];
+      stored_row_changed[i] = m.changed || targets_changed;
+      m.notice = m.changed;
+      anyone_told = anyone_told || m.changed;
+    }
+    stored_changed_ = stored_changed_ || count_changed ||
+                      d_.num_shards != c_.num_shards ||
+                      d_.grant_count != c_.grant_count;
+    for (bool b : stored_row_changed) stored_changed_ = stored_changed_ || b;
+    d_.epoch_moves = anyone_told || count_changed || holds_added() ||
+                     targets_moved(stored_row_changed);
+    d_.epoch = c_.epoch + (d_.epoch_moves ? 1 : 0);
+    d_.cluster_notice = d_.epoch_moves && count_changed;
+    for (std::size_t i = 0; i < c_.members.size(); ++i) {
+      MemberDecision &m = d_.members[i];
+      if (m.removed) continue;
+      if (m.changed || d_.cluster_notice) m.epoch = d_.epoch;
+      if (stored_row_changed[i]) m.row = RowAction::Write;
+    }
+    // The epoch of a new hold is the epoch that publishes it.
+    for (PolicyHold &h : d_.holds)
+      if (h.deadline == kDeadlineAtPublication) h.epoch = d_.epoch;
+    for (PolicyKey &k : d_.keys) {
+      if (k.holder != 0 && k.hold_deadline == kDeadlineAtPublication)
+        k.hold_epoch = d_.epoch;
+      // A key granted in this step (the epoch moves then).
+      if (k.grant_epoch == next_epoch_) k.grant_epoch = d_.epoch;
+    }
+    // The oldest hold of each member, for its acknowledgements.
+    for (std::size_t i = 0; i < c_.members.size(); ++i) {
+      const std::uint64_t id = c_.members[i].id;
+      std::int64_t oldest = 0;
+      for (const PolicyHold &h : d_.holds)
+        if (h.member == id && (oldest == 0 || h.epoch < oldest))
+          oldest = h.epoch;
+      for (const PolicyKey &k : d_.keys)
+        if (k.holder == id && (oldest == 0 || k.hold_epoch < oldest))
+          oldest = k.hold_epoch;
+      d_.members[i].hold_epoch = oldest;
+    }
+    d_.handover_pending = pending();
+    d_.store = stored_changed_ || d_.epoch_moves;
+  }
+
+  bool holds_added() const {
+    for (const PolicyHold &h : d_.holds)
+      if (h.deadline == kDeadlineAtPublication) return true;
+    for (const PolicyKey &k : d_.keys)
+      if (k.holder != 0 && k.hold_deadline == kDeadlineAtPublication)
+        return true;
+    return false;
+  }
+
+  bool targets_moved(const std::vector<bool> &rows) const {
+    for (bool b : rows)
+      if (b) return true;
+    return false;
+  }
+
+  bool pending() const {
+    if (!d_.holds.empty() || d_.keys_pending) return true;
+    for (const PolicyKey &k : d_.keys) {
+      if (k.holder != 0) return true;
+      if (k.target != 0 && k.grantee != k.target) {
+        const PolicyMember *m = member(k.target);
+        if (m != nullptr && m->alive) return true;
+      }
+    }
+    if (!d_.keys.empty()) return false;
+    for (std::size_t i = 0; i < c_.members.size(); ++i) {
+      const MemberDecision &m = d_.members[i];
+      if (m.removed || m.state != MemberState::Active ||
+          !c_.members[i].alive)
+        continue;
+      if (!m.granted || d_.grant_count != d_.num_shards) return true;
+    }
+    return false;
+  }
+
+  const PolicyCluster &c_;
+  ReshardDecision d_;
+  std::unordered_map<std::uint64_t, std::size_t> index_;
+  std::int64_t next_epoch_ = 0;
+  bool stored_changed_ = false;
+};
 
 }  // namespace
 
 ReshardDecision decide_reshard(const PolicyCluster &cluster) {
-  ReshardDecision decision;
-  const bool slot_mode_before = !cluster.old_keys.empty();
-  const bool slot_mode = !cluster.new_keys.empty();
-
-  std::vector<MemberView> views;
-  views.reserve(cluster.members.size());
-  for (const PolicyMember &m : cluster.members)
-    views.push_back(MemberView{m.id, m.state, m.shard, m.alive});
-  // In slot mode there are at most as many active members as keys.
-  std::int32_t cap = cluster.max_shards;
-  const auto nkeys = static_cast<std::int32_t>(cluster.new_keys.size());
-  if (slot_mode && (cap <= 0 || cap > nkeys)) cap = nkeys;
-  const ReshardPlan plan = plan_reshard(views, cluster.num_shards, cap);
-  decision.num_shards = plan.num_shards;
-
-  KeyLists old_lists;
-  KeyLists new_lists;
-  if (slot_mode_before)
-    old_lists = lists_by_owner(cluster.old_keys, cluster.old_owners);
-  if (slot_mode) {
-    decision.new_owners = new_slot_owners(cluster, plan);
-    new_lists = lists_by_owner(cluster.new_keys, decision.new_owners);
-  }
-
-  const bool count_changed = plan.num_shards != cluster.num_shards;
-  bool any_notice = false;
-  decision.members.resize(cluster.members.size());
-  for (std::size_t i = 0; i < cluster.members.size(); ++i) {
-    const PolicyMember &before = cluster.members[i];
-    const MemberOutcome &out = plan.outcomes[i];
-    MemberDecision &d = decision.members[i];
-    d.epoch = before.epoch;
-    if (out.removed) {
-      d.removed = true;
-      d.state = before.state;
-      d.shard = before.shard;
-      // Only a member that was assigned has a row and was ever told.
-      const bool stored = before.state != MemberState::Pending;
-      d.row = stored ? RowAction::Delete : RowAction::None;
-      d.notice = stored;
-      any_notice = any_notice || stored;
-      continue;
-    }
-    d.state = out.state;
-    d.shard = out.state == MemberState::Active ? out.shard : kNoShard;
-    if (slot_mode && d.state == MemberState::Active)
-      d.slots = list_of(new_lists, before.id);
-    const bool active_before = before.state == MemberState::Active;
-    const bool active_after = d.state == MemberState::Active;
-    d.changed = d.state != before.state ||
-                (active_after && d.shard != before.shard) ||
-                (active_after && slot_mode_before != slot_mode) ||
-                (active_after && slot_mode && active_before &&
-                 d.slots != list_of(old_lists, before.id));
-    d.row = d.changed ? RowAction::Write : RowAction::None;
-    d.notice = d.changed;
-    any_notice = any_notice || d.changed;
-  }
-
-  decision.epoch_moves = any_notice || count_changed;
-  decision.epoch = cluster.epoch + (decision.epoch_moves ? 1 : 0);
-  decision.cluster_notice = decision.epoch_moves && count_changed;
-  for (MemberDecision &d : decision.members) {
-    if (d.removed) continue;
-    if (d.changed || decision.cluster_notice) d.epoch = decision.epoch;
-  }
-  return decision;
+  return Step(cluster).run();
 }
 
-bool decision_is_valid(const ReshardDecision &decision,
-                       const PolicyCluster &cluster) {
-  if (decision.num_shards < 0) return false;
-  std::vector<int> holders(static_cast<std::size_t>(decision.num_shards), 0);
-  std::unordered_map<std::uint64_t, std::size_t> active_ids;
-  for (std::size_t i = 0; i < decision.members.size(); ++i) {
-    const MemberDecision &d = decision.members[i];
-    if (d.removed) continue;
-    if (d.state == MemberState::Active) {
-      if (d.shard < 0 || d.shard >= decision.num_shards) return false;
-      ++holders[static_cast<std::size_t>(d.shard)];
-      active_ids[cluster.members[i].id] = i;
-    } else if (d.state != MemberState::Standby || d.shard != kNoShard ||
-               !d.slots.empty()) {
-      return false;
+const char *decision_problem(const ReshardDecision &d,
+                             const PolicyCluster &c) {
+  // Targets: shards 0 .. num_shards-1, one member each.
+  if (d.num_shards < 0) return "negative num_shards";
+  std::vector<int> holders(static_cast<std::size_t>(d.num_shards), 0);
+  std::unordered_set<std::uint64_t> active;
+  for (std::size_t i = 0; i < d.members.size(); ++i) {
+    const MemberDecision &m = d.members[i];
+    if (m.removed) continue;
+    if (m.state == MemberState::Active) {
+      if (m.shard < 0 || m.shard >= d.num_shards)
+        return "an active target out of range";
+      ++holders[static_cast<std::size_t>(m.shard)];
+      active.insert(c.members[i].id);
+    } else if (m.shard != kNoShard || m.granted) {
+      return "a member that is not active has a shard or a grant";
     }
   }
-  if (!std::all_of(holders.begin(), holders.end(),
-                   [](int h) { return h == 1; }))
-    return false;
-  if (cluster.new_keys.empty()) return true;
-  // Slot mode: an exact cover by the active members, balanced (no owner
-  // while nobody is active).
-  if (decision.new_owners.size() != cluster.new_keys.size()) return false;
-  if (active_ids.empty())
-    return std::all_of(decision.new_owners.begin(), decision.new_owners.end(),
-                       [](std::uint64_t owner) { return owner == kNoOwner; });
-  std::unordered_map<std::uint64_t, std::size_t> counts;
-  for (std::uint64_t owner : decision.new_owners) {
-    if (active_ids.count(owner) == 0) return false;
-    ++counts[owner];
+  for (int h : holders)
+    if (h != 1) return "a target shard with no or several members";
+  // Slot targets: every key in the set has an active target, balanced.
+  const bool set_settled = !d.keys_pending;
+  if (set_settled && !d.keys.empty()) {
+    std::unordered_map<std::uint64_t, std::size_t> counts;
+    for (const PolicyKey &k : d.keys) {
+      if (active.empty()) {
+        if (k.target != 0) return "a key targets a member that is not active";
+        continue;
+      }
+      if (active.count(k.target) == 0) return "a key without an active target";
+      ++counts[k.target];
+    }
+    if (!active.empty()) {
+      if (counts.size() != active.size())
+        return "an active member without keys";
+      std::size_t least = d.keys.size();
+      std::size_t most = 0;
+      for (const auto &e : counts) {
+        least = std::min(least, e.second);
+        most = std::max(most, e.second);
+      }
+      if (most - least > 1) return "unbalanced keys";
+    }
   }
-  if (counts.size() != active_ids.size()) return false;
-  std::size_t least = cluster.new_keys.size();
-  std::size_t most = 0;
-  for (const auto &entry : counts) {
-    least = std::min(least, entry.second);
-    most = std::max(most, entry.second);
-    const MemberDecision &d = decision.members[active_ids[entry.first]];
-    if (d.slots.size() != entry.second) return false;
+  // Exclusivity of keys: a granted key has nobody else on hold.
+  for (const PolicyKey &k : d.keys) {
+    if (k.grantee != 0 && k.holder != 0 && k.holder != k.grantee)
+      return "a key granted while another member holds it";
+    if (k.grantee != 0 && k.grantee != k.target)
+      return "a key granted to a member that is not its target";
   }
-  return most - least <= 1;
+  // Exclusivity of plain grants: pairwise disjoint, and disjoint from the
+  // other members' holds; no plain grant while slot keys are held.
+  std::vector<std::pair<std::uint64_t, PlainGrant>> grants;
+  for (std::size_t i = 0; i < d.members.size(); ++i)
+    if (!d.members[i].removed && d.members[i].granted)
+      grants.emplace_back(c.members[i].id,
+                          PlainGrant{d.members[i].shard, d.grant_count});
+  if (!grants.empty()) {
+    for (const PolicyKey &k : d.keys)
+      if (k.grantee != 0 || k.holder != 0)
+        return "a plain grant while slot keys are held";
+    if (d.grant_count <= 0) return "a plain grant with no count";
+  }
+  for (std::size_t a = 0; a < grants.size(); ++a) {
+    for (std::size_t b = a + 1; b < grants.size(); ++b)
+      if (!grants_disjoint(grants[a].second, grants[b].second, c.mode))
+        return "two plain grants share keys";
+    for (const PolicyHold &h : d.holds)
+      if (h.member != grants[a].first &&
+          !grants_disjoint(grants[a].second, h.grant, c.mode))
+        return "a plain grant shares keys with another member's hold";
+  }
+  for (const PolicyKey &k : d.keys)
+    if (k.grantee != 0 && !d.holds.empty())
+      return "a slot key granted while plain grants are held";
+  return "";
 }
 
 }  // namespace shard_coordinator

@@ -20,19 +20,32 @@ SharedState *shared = nullptr;
 HTAB *cluster_table = nullptr;
 HTAB *member_table = nullptr;
 SlotSet *slot_sets = nullptr;
+static HoldEntry *hold_pool = nullptr;
 
 namespace {
 
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
-// Slot sets: headers, then keys, owners and pending keys, each an array of
-// guc_max_slots per set.
+// Slot sets: headers, then per set guc_max_slots entries (PolicyKey) and
+// guc_max_slots pending keys.
+Size slot_headers_size() {
+  return MAXALIGN(mul_size(sizeof(SlotSet), guc_max_slot_clusters));
+}
+
+Size slot_entries_size() {
+  return mul_size(mul_size(sizeof(PolicyKey), guc_max_slots),
+                  guc_max_slot_clusters);
+}
+
 Size slot_area_size() {
-  Size per_set =
-      add_size(mul_size(guc_max_slots, sizeof(int32) * 2 + sizeof(uint64)),
-               MAXALIGN(sizeof(SlotSet)));
-  return mul_size(guc_max_slot_clusters, per_set);
+  return add_size(add_size(slot_headers_size(), slot_entries_size()),
+                  MAXALIGN(mul_size(mul_size(sizeof(int32), guc_max_slots),
+                                    guc_max_slot_clusters)));
+}
+
+Size hold_pool_bytes() {
+  return mul_size(sizeof(HoldEntry), static_cast<Size>(hold_pool_size()));
 }
 
 char *slot_area = nullptr;
@@ -40,6 +53,7 @@ char *slot_area = nullptr;
 Size shmem_size() {
   Size size = MAXALIGN(sizeof(SharedState));
   size = add_size(size, slot_area_size());
+  size = add_size(size, hold_pool_bytes());
   size = add_size(size,
                   hash_estimate_size(guc_max_clusters, sizeof(ClusterEntry)));
   size =
@@ -73,12 +87,24 @@ void startup_shmem() {
     shared->cluster_count = 0;
     shared->member_count = 0;
     shared->stalls.clear();
+    shared->timeline = 1;
+    shared->free_holds = -1;
   }
 
   slot_area = static_cast<char *>(
       ShmemInitStruct("shard_coordinator slot sets", slot_area_size(), &found));
   slot_sets = reinterpret_cast<SlotSet *>(slot_area);
   if (!found) memset(slot_area, 0, slot_area_size());
+
+  hold_pool = static_cast<HoldEntry *>(
+      ShmemInitStruct("shard_coordinator holds", hold_pool_bytes(), &found));
+  if (!found) {
+    for (int32 i = 0; i < hold_pool_size(); ++i) {
+      hold_pool[i].cluster_id = 0;
+      hold_pool[i].next = i + 1 < hold_pool_size() ? i + 1 : -1;
+    }
+    shared->free_holds = hold_pool_size() > 0 ? 0 : -1;
+  }
 
   HASHCTL info;
   info.keysize = sizeof(ClusterKey);
@@ -117,27 +143,77 @@ void make_member_key(MemberKey *key, uint32 cluster_id, const char *name,
 
 }  // namespace
 
-int32 *slot_keys(int32 set) {
-  char *base = slot_area + MAXALIGN(sizeof(SlotSet) * guc_max_slot_clusters);
-  return reinterpret_cast<int32 *>(base) +
+PolicyKey *slot_entries(int32 set) {
+  return reinterpret_cast<PolicyKey *>(slot_area + slot_headers_size()) +
          static_cast<Size>(set) * guc_max_slots;
 }
 
 int32 *slot_pending_keys(int32 set) {
-  char *base =
-      slot_area + MAXALIGN(sizeof(SlotSet) * guc_max_slot_clusters) +
-      sizeof(int32) * static_cast<Size>(guc_max_slots) * guc_max_slot_clusters;
-  return reinterpret_cast<int32 *>(base) +
+  return reinterpret_cast<int32 *>(slot_area + slot_headers_size() +
+                                   slot_entries_size()) +
          static_cast<Size>(set) * guc_max_slots;
 }
 
-uint64 *slot_owners(int32 set) {
-  char *base = slot_area + MAXALIGN(sizeof(SlotSet) * guc_max_slot_clusters) +
-               2 * sizeof(int32) * static_cast<Size>(guc_max_slots) *
-                   guc_max_slot_clusters;
-  base = reinterpret_cast<char *>(MAXALIGN(base));
-  return reinterpret_cast<uint64 *>(base) +
-         static_cast<Size>(set) * guc_max_slots;
+HoldEntry *hold_entries() { return hold_pool; }
+
+int32 hold_pool_size() { return guc_max_members * 2 + 64; }
+
+int32 count_cluster_holds(const ClusterEntry *cluster) {
+  int32 n = 0;
+  for (int32 i = cluster->holds_head; i >= 0; i = hold_pool[i].next) ++n;
+  return n;
+}
+
+int32 copy_cluster_holds(const ClusterEntry *cluster, PolicyHold *out) {
+  int32 n = 0;
+  for (int32 i = cluster->holds_head; i >= 0; i = hold_pool[i].next)
+    out[n++] = hold_pool[i].hold;
+  return n;
+}
+
+bool set_cluster_holds(ClusterEntry *cluster, const PolicyHold *holds,
+                       int32 nholds) {
+  // Room: the entries the cluster has now come back to the free list.
+  int32 room = count_cluster_holds(cluster);
+  for (int32 i = shared->free_holds; i >= 0 && room < nholds;
+       i = hold_pool[i].next)
+    ++room;
+  if (room < nholds) return false;
+  while (cluster->holds_head >= 0) {
+    const int32 i = cluster->holds_head;
+    cluster->holds_head = hold_pool[i].next;
+    hold_pool[i].cluster_id = 0;
+    hold_pool[i].next = shared->free_holds;
+    shared->free_holds = i;
+  }
+  for (int32 h = nholds - 1; h >= 0; --h) {
+    const int32 i = shared->free_holds;
+    shared->free_holds = hold_pool[i].next;
+    hold_pool[i].hold = holds[h];
+    hold_pool[i].cluster_id = cluster->id;
+    hold_pool[i].next = cluster->holds_head;
+    cluster->holds_head = i;
+  }
+  return true;
+}
+
+bool acknowledge(const ClusterEntry *cluster, MemberEntry *member,
+                 int64 epoch) {
+  // Another timeline's epoch that this server never gave this member: the
+  // promoted server cannot know what it acknowledges.
+  const uint64 timeline_of_epoch = (static_cast<uint64>(epoch) >> 32) + 1;
+  if (epoch > member_epoch(cluster, member) &&
+      timeline_of_epoch != shared->timeline)
+    return false;
+  uint64 current = pg_atomic_read_u64(&member->acked);
+  while (static_cast<uint64>(epoch) > current) {
+    if (pg_atomic_compare_exchange_u64(&member->acked, &current,
+                                       static_cast<uint64>(epoch))) {
+      return member->hold_epoch > 0 && epoch >= member->hold_epoch &&
+             static_cast<int64>(current) < member->hold_epoch;
+    }
+  }
+  return false;
 }
 
 int32 allocate_slot_set(uint32 cluster_id) {
@@ -159,11 +235,10 @@ void free_slot_set(int32 set) {
 }
 
 int32 member_slots(int32 set, uint64 join_seq, int32 *out) {
-  const int32 *keys = slot_keys(set);
-  const uint64 *owners = slot_owners(set);
+  const PolicyKey *keys = slot_entries(set);
   int32 n = 0;
   for (int32 i = 0; i < slot_sets[set].count; ++i) {
-    if (owners[i] == join_seq) out[n++] = keys[i];
+    if (keys[i].grantee == join_seq) out[n++] = keys[i].key;
   }
   return n;
 }
@@ -209,11 +284,23 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   cluster->leases.clear();
   cluster->max_shards = 0;
   cluster->num_shards = 0;
+  cluster->grant_count = 0;
   cluster->epoch = 0;
+  cluster->count_epoch = 0;
+  cluster->shrink_epoch = 0;
   cluster->gate_from = 0;
   cluster->resharded_at = 0;
+  cluster->handover = static_cast<HandoverMode>(guc_handover);
+  cluster->exclusive_since = 0;
   cluster->reshard_wanted = false;
   cluster->reshard_fenced = false;
+  cluster->handover_pending = false;
+  pg_atomic_init_u32(&cluster->grant_check_wanted, 0);
+  cluster->release_check_at = 0;
+  cluster->grants_held_until = 0;
+  cluster->max_lease_us =
+      cluster->heartbeat_interval_us + cluster->grace_period_us;
+  cluster->holds_head = -1;
   cluster->expiry_check_at = 0;
   cluster->retry_at = 0;
   // A new cluster's settings are not stored yet.
@@ -243,8 +330,13 @@ MemberEntry *create_member(ClusterEntry *cluster, const char *name, size_t len,
   member->joined_at = wall_now;
   member->join_seq = shared->next_join_seq++;
   member->epoch = 0;
+  pg_atomic_init_u64(&member->acked, 0);
+  member->incarnation = 0;
+  member->hold_epoch = 0;
+  member->release_deadline = 0;
   member->shard = kNoShard;
   member->state = MemberState::Pending;
+  member->granted = false;
   member->leaving = false;
   member->removing = false;
   member->load_mark = false;
@@ -275,6 +367,11 @@ void reset_all() {
     hash_search(cluster_table, &key, HASH_REMOVE, nullptr);
   }
   for (int32 i = 0; i < guc_max_slot_clusters; ++i) free_slot_set(i);
+  for (int32 i = 0; i < hold_pool_size(); ++i) {
+    hold_pool[i].cluster_id = 0;
+    hold_pool[i].next = i + 1 < hold_pool_size() ? i + 1 : -1;
+  }
+  shared->free_holds = hold_pool_size() > 0 ? 0 : -1;
   shared->cluster_count = 0;
   shared->member_count = 0;
   shared->loaded = false;
@@ -305,10 +402,15 @@ void set_cluster_lease(ClusterEntry *cluster, int64 heartbeat_interval_us,
       heartbeat_interval_us + grace_period_us, now);
   cluster->heartbeat_interval_us = heartbeat_interval_us;
   cluster->grace_period_us = grace_period_us;
+  cluster->max_lease_us =
+      Max(cluster->max_lease_us, heartbeat_interval_us + grace_period_us);
 }
 
 bool reshard_gate_open(ClusterEntry *cluster, int64 now) {
-  if (reshard_gate_opens_at(cluster, now) <= now) return true;
+  // During a handover the gate waits for its end (joins are batched), and
+  // then for reshard_interval.
+  if (!cluster->handover_pending && reshard_gate_opens_at(cluster, now) <= now)
+    return true;
   dlist_iter iter;
   dlist_foreach(iter, &cluster->members) {
     auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);

@@ -80,8 +80,10 @@ extern "C" {
 
 #include "core/assignment.hpp"
 #include "core/clock.hpp"
+#include "core/grants.hpp"
 #include "core/lease_history.hpp"
 #include "core/names.hpp"
+#include "core/reshard_policy.hpp"
 #include "core/stall_log.hpp"
 
 namespace shard_coordinator {
@@ -100,12 +102,40 @@ struct ClusterEntry {
   // (lease_history.hpp): a promise made is kept.
   LeaseHistory leases;
   int32 max_shards;          // 0: no cap
-  int32 num_shards;          // as of the last published reshard
+  int32 num_shards;          // active targets, as of the last publication
+  // Plain mode: the count of every grant (core/reshard_policy.hpp).
+  int32 grant_count;
   int64 epoch;               // as of the last published reshard
-  int64 gate_from;           // last reshard (monotonic); 0: the gate is open
+  // The last change of the count members see (plain: grant_count; slot
+  // mode: num_shards): a member's epoch is at least this (member_epoch()).
+  int64 count_epoch;
+  // The last time that count went down in plain mode: every grant gained
+  // keys then (fence() with keys counts grants from here).
+  int64 shrink_epoch;
+  // The gate counts from here (monotonic): the end of the last change, or
+  // of the handover that followed it; 0: the gate is open.
+  int64 gate_from;
   TimestampTz resharded_at;  // last reshard, for display; 0 if none
+  HandoverMode handover;
+  TimestampTz exclusive_since;  // when it last switched to a mode that
+                                // grants exclusively (display); 0: created so
   bool reshard_wanted;       // join, leave, expiry or max_shards change
   bool reshard_fenced;       // the worker found the cluster held by fence()
+  // Something is held or withheld (as of the last publication).
+  bool handover_pending;
+  // An acknowledgement released a hold: a grant step is due (not gated).
+  // Set by heartbeats under the shared lock, hence atomic.
+  pg_atomic_uint32 grant_check_wanted;
+  // The earliest release deadline of its holds (monotonic); 0: none.
+  int64 release_check_at;
+  // No new grants before this (monotonic): a promoted server whose last
+  // store was not synchronously replicated holds them one full lease.
+  int64 grants_held_until;
+  // The longest lease ever promised (stored): after a restart every hold
+  // and member gets this long from the start.
+  int64 max_lease_us;
+  // Plain holds: a list in the hold pool (hold_entries()), -1: none.
+  int32 holds_head;
   // No member can expire before this (the earliest deadline at the worker's
   // last look; heartbeats only move deadlines later). 0: look at the next
   // pass. Reset whenever members come, go or the timing settings change.
@@ -126,31 +156,51 @@ struct MemberKey {
   char name[kMemberNameMax + 1];  // NUL-padded
 };
 
+// 224 bytes (with dynahash's 16 and its buckets, about 251 per member).
 struct MemberEntry {
   MemberKey key;  // first: dynahash key
+  int32 shard;    // its target shard; kNoShard unless active
   dlist_node cluster_link;
   // Monotonic microseconds of the latest heartbeat (its stamp): the promise
   // of its row ends at promise_end().
   pg_atomic_uint64 last_seen;
   TimestampTz joined_at;  // wall clock, for people
   uint64 join_seq;        // registration order within the server's life
-  int64 epoch;            // cluster epoch at which its assignment was last set
-  int32 shard;            // kNoShard unless active
-  MemberState state;
-  bool leaving;    // leave() was called; removed at the next reshard
-  bool removing;   // the worker is removing it right now
-  bool load_mark;  // scratch flag of the worker's load
+  // The epoch of its own last change (state, shard, grant, keys); its
+  // assignment's epoch is member_epoch().
+  int64 epoch;
+  // The highest epoch it acknowledged (applied_epoch): set by heartbeats
+  // under the shared lock, hence atomic; read by the worker.
+  pg_atomic_uint64 acked;
+  uint64 incarnation;  // 0: none sent yet
+  // Its oldest hold's epoch (0: none): an acknowledgement at or after it
+  // releases something; and the earliest release deadline (monotonic).
+  int64 hold_epoch;
+  int64 release_deadline;
+  MemberState state;  // its target state
+  bool granted;       // plain mode: holds (shard, cluster's grant_count)
+  bool leaving;       // leave() was called; removed at the next reshard
+  bool removing;      // the worker is removing it right now
+  bool load_mark;     // scratch flag of the worker's load
 };
 
-// The fixed slot set of one cluster: published keys (ascending) with the
-// join_seq of each key's owner, and a key set configure() asked for that the
-// worker has not applied yet. The arrays live after the headers, see
-// slot_keys() and friends.
+// The fixed slot set of one cluster: its keys in place (ascending, also
+// keys on their way out), each with its target, grantee and holder
+// (PolicyKey, core/reshard_policy.hpp), and a key set configure() asked for
+// that the worker has not applied yet. The arrays live after the headers,
+// see slot_entries() and slot_pending_keys().
 struct SlotSet {
   uint32 cluster_id;      // 0: free
-  int32 count;            // published keys
+  int32 count;            // keys in place
   int32 pending_count;    // -1: nothing pending; 0: leave slot mode
   uint64 pending_serial;  // bumped by each configure(slots => ...)
+};
+
+// A plain-mode hold in the pool (hold_entries()), linked per cluster.
+struct HoldEntry {
+  PolicyHold hold;
+  uint32 cluster_id;  // 0: free
+  int32 next;         // the next of its cluster (or of the free list), -1
 };
 
 struct SharedState {
@@ -169,6 +219,11 @@ struct SharedState {
   // Stalls of the server measured by the worker (stall.hpp): written by the
   // worker under the exclusive lock, read under either mode.
   StallLog stalls;
+  // The timeline the worker runs on (epochs of timeline t start at
+  // (t - 1) << 32): acknowledgements of epochs from another timeline that
+  // this server never published are ignored. Set by the worker's load.
+  uint32 timeline;
+  int32 free_holds;  // head of the free list of the hold pool
 };
 
 extern SharedState *shared;
@@ -176,15 +231,33 @@ extern HTAB *cluster_table;
 extern HTAB *member_table;
 extern SlotSet *slot_sets;  // guc_max_slot_clusters entries
 
-int32 *slot_keys(int32 set);
-uint64 *slot_owners(int32 set);
+PolicyKey *slot_entries(int32 set);
 int32 *slot_pending_keys(int32 set);
 // -1 when every slot set is in use.
 int32 allocate_slot_set(uint32 cluster_id);
 void free_slot_set(int32 set);
-// Keys of set owned by the member with this join_seq, ascending, into out
+// Keys of set granted to the member with this join_seq, ascending, into out
 // (room for slot_sets[set].count); returns how many.
 int32 member_slots(int32 set, uint64 join_seq, int32 *out);
+
+// The hold pool: max_members * 2 + 64 entries.
+HoldEntry *hold_entries();
+int32 hold_pool_size();
+// Replaces a cluster's holds with these; false if the pool has no room
+// (nothing changed then).
+bool set_cluster_holds(ClusterEntry *cluster, const PolicyHold *holds,
+                       int32 nholds);
+// The cluster's holds into out (room for max_members * 2 + 64); returns how
+// many.
+int32 copy_cluster_holds(const ClusterEntry *cluster, PolicyHold *out);
+int32 count_cluster_holds(const ClusterEntry *cluster);
+
+// A member's acknowledgement of `epoch` (heartbeat, shared lock held): kept
+// if it is the highest so far and names an epoch this member was given or
+// one of this server's timeline (not yet published). Returns true when it
+// releases one of the member's holds (a grant step is then due).
+bool acknowledge(const ClusterEntry *cluster, MemberEntry *member,
+                 int64 epoch);
 
 void install_shmem_hooks();
 
@@ -209,6 +282,14 @@ void populate_page_tables();
 
 // Wakes the background worker (no lock needed).
 void wake_worker();
+
+// The epoch of the member's assignment: its own last change, or the last
+// change of the count it sees if later (the cluster notice).
+inline int64 member_epoch(const ClusterEntry *cluster,
+                          const MemberEntry *member) {
+  return member->epoch > cluster->count_epoch ? member->epoch
+                                              : cluster->count_epoch;
+}
 
 inline int64 member_stamp(MemberEntry *member) {
   return static_cast<int64>(pg_atomic_read_u64(&member->last_seen));
@@ -243,9 +324,10 @@ void set_cluster_lease(ClusterEntry *cluster, int64 heartbeat_interval_us,
                        int64 grace_period_us, int64 now);
 
 // The reshard gate: at most one reshard per reshard_interval while members
-// work. It is open when reshard_interval has passed since the last reshard,
-// and whenever no live member holds a shard (the first members of a
-// cluster, or after the last one went): then nothing is disturbed.
+// work, counted from the end of the last change or of the handover that
+// followed it (closed while a handover is pending). It is open whenever no
+// live member holds a shard (the first members of a cluster, or after the
+// last one went): then nothing is disturbed.
 bool reshard_gate_open(ClusterEntry *cluster, int64 now);
 // When the gate opens by time alone (now or earlier when open).
 int64 reshard_gate_opens_at(const ClusterEntry *cluster, int64 now);

@@ -157,4 +157,28 @@ text *channel_text(NameArg cluster, NameArg member) {
   return cstring_to_text_with_len(buf, static_cast<int>(len));
 }
 
+int32 *get_keys_arg(FunctionCallInfo fcinfo, int argno, int32 *nkeys) {
+  ArrayType *array = PG_GETARG_ARRAYTYPE_P(argno);
+  if (ARR_NDIM(array) > 1)
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("keys must be a one-dimensional array"),
+                    errhint("Pass the keys as integer[].")));
+  Datum *elems = nullptr;
+  bool *elem_nulls = nullptr;
+  int n = 0;
+  deconstruct_array(array, INT4OID, 4, true, TYPALIGN_INT, &elems, &elem_nulls,
+                    &n);
+  auto *keys = static_cast<int32 *>(
+      palloc(sizeof(int32) * static_cast<size_t>(Max(n, 1))));
+  for (int i = 0; i < n; ++i) {
+    if (elem_nulls[i])
+      ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                      errmsg("keys must not contain NULL"),
+                      errhint("Remove the NULL elements.")));
+    keys[i] = DatumGetInt32(elems[i]);
+  }
+  *nkeys = n;
+  return keys;
+}
+
 }  // namespace shard_coordinator::sql

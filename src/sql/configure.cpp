@@ -6,6 +6,7 @@
 #include "sql/sql.hpp"
 
 extern "C" {
+#include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
@@ -31,6 +32,8 @@ struct Settings {
   bool clear_max;
   int32 nkeys;  // -1: keep the slot set; 0: leave slot mode
   int32 *keys;
+  bool set_handover;
+  HandoverMode handover;
 };
 
 Settings read_settings(FunctionCallInfo fcinfo) {
@@ -59,6 +62,22 @@ Settings read_settings(FunctionCallInfo fcinfo) {
                     errhint("Pass max_shards to set a cap, or "
                             "clear_max_shards => true to remove it.")));
   s.keys = get_slots_arg(fcinfo, 6, &s.nkeys);
+  // handover (1.1; a 1.0 catalog passes seven arguments).
+  s.set_handover = PG_NARGS() > 7 && !PG_ARGISNULL(7);
+  s.handover = HandoverMode::Exclusive;
+  if (s.set_handover) {
+    char *mode = text_to_cstring(PG_GETARG_TEXT_PP(7));
+    if (!parse_handover_mode(mode, &s.handover))
+      ereport(ERROR,
+              (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+               errmsg("handover must be exclusive, barrier or immediate, not "
+                      "\"%s\"",
+                      mode),
+               errhint("exclusive (the default) grants work only after its "
+                       "holder released it; barrier does too, for key "
+                       "mappings other than jump_hash; immediate hands "
+                       "work over at once.")));
+  }
   return s;
 }
 
@@ -80,6 +99,9 @@ Applied apply_settings(const Settings &s, uint64 *generation) {
       if (new_set >= 0) free_slot_set(new_set);
       return Applied::ClustersFull;
     }
+    // A cluster made by configure() hands over exclusively unless told
+    // otherwise (shard_coordinator.handover is for first heartbeats).
+    cluster->handover = HandoverMode::Exclusive;
   }
   if (new_set >= 0) {
     slot_sets[new_set].cluster_id = cluster->id;
@@ -108,6 +130,14 @@ Applied apply_settings(const Settings &s, uint64 *generation) {
   if (new_max != cluster->max_shards) {
     cluster->max_shards = new_max;
     cluster->reshard_wanted = true;
+  }
+  if (s.set_handover && s.handover != cluster->handover) {
+    // Work withheld for a handover goes at once under immediate; the
+    // exclusive guarantee holds one lease after leaving immediate.
+    if (cluster->handover == HandoverMode::Immediate)
+      cluster->exclusive_since = GetCurrentTimestamp();
+    cluster->handover = s.handover;
+    pg_atomic_write_u32(&cluster->grant_check_wanted, 1);
   }
   *generation = ++cluster->config_generation;
   return Applied::Done;

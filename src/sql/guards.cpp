@@ -6,6 +6,8 @@ extern "C" {
 #include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
+#include "replication/syncrep.h"
+#include "replication/walsender.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
@@ -86,6 +88,11 @@ void require_ready_for_writes() {
   require_primary();
   require_coordinator_database();
   require_loaded();
+}
+
+bool failover_safe() {
+  return max_wal_senders > 0 && SyncRepStandbyNames != nullptr &&
+         SyncRepStandbyNames[0] != '\0';
 }
 
 }  // namespace shard_coordinator::sql

@@ -25,15 +25,26 @@ namespace shard_coordinator::sql {
 
 namespace {
 
+// What the caller sends besides the names.
+struct HeartbeatArgs {
+  bool acknowledges;  // applied_epoch given
+  int64 applied_epoch;
+  uint64 incarnation;  // 0: none
+};
+
 // What a heartbeat reports, copied out under the lock.
 struct HeartbeatResult {
   MemberState state;
+  bool shows_shard;  // active and granted (slot mode: active)
   int32 shard;
-  int32 num_shards;
+  int32 num_shards;  // the count it sees
   int64 epoch;
   int64 heartbeat_interval_us;
-  int64 lease_us;  // the promise: from the stamp, this long
-  int32 *slots;    // NULL unless active in a cluster with a slot set
+  int64 lease_us;          // the promise: from the stamp, this long
+  int64 release_within;    // revoked work to stop within this; -1: none
+  int64 acknowledged;      // 0: none
+  bool wake_worker;        // the acknowledgement released a hold
+  int32 *slots;            // NULL unless active in a cluster with a slot set
   int32 nslots;
 };
 
@@ -52,19 +63,33 @@ int32 *copy_member_slots(const ClusterEntry *cluster, const MemberEntry *member,
   return keys;
 }
 
-// Stamps the member's heartbeat (caller holds the lock in either mode) and
-// copies what its row reports: the row promises the assignment for the
-// lease in force now.
-void stamp_and_fill(const ClusterEntry *cluster, MemberEntry *member, int64 now,
-                    HeartbeatResult *out) {
+// Stamps the member's heartbeat and takes its acknowledgement (caller holds
+// the lock in either mode), and copies what its row reports: the row
+// promises the assignment for the lease in force now.
+void stamp_and_fill(ClusterEntry *cluster, MemberEntry *member, int64 now,
+                    const HeartbeatArgs &args, HeartbeatResult *out) {
   pg_atomic_write_u64(&member->last_seen, static_cast<uint64>(now));
+  out->wake_worker = false;
+  if (args.acknowledges && acknowledge(cluster, member, args.applied_epoch)) {
+    pg_atomic_write_u32(&cluster->grant_check_wanted, 1);
+    out->wake_worker = true;
+  }
+  if (args.incarnation != 0) member->incarnation = args.incarnation;
+  const bool slot_mode =
+      cluster->slot_set >= 0 && slot_sets[cluster->slot_set].count > 0;
   out->state = member->state;
+  out->shows_shard = member->state == MemberState::Active &&
+                     (slot_mode || member->granted);
   out->shard = member->shard;
-  out->num_shards = cluster->num_shards;
-  out->epoch =
-      member->state == MemberState::Pending ? cluster->epoch : member->epoch;
+  out->num_shards = slot_mode ? cluster->num_shards : cluster->grant_count;
+  out->epoch = member_epoch(cluster, member);
   out->heartbeat_interval_us = cluster->heartbeat_interval_us;
   out->lease_us = lease_at(cluster, now);
+  out->release_within =
+      member->release_deadline == 0 ? -1 : Max(0, member->release_deadline - now);
+  const uint64 acked = pg_atomic_read_u64(&member->acked);
+  out->acknowledged = static_cast<int64>(
+      Min(acked, static_cast<uint64>(Max(out->epoch, 0))));
   out->slots = copy_member_slots(cluster, member, &out->nslots);
 }
 
@@ -112,6 +137,7 @@ bool memo_remember(NameArg cluster_name, NameArg member_name,
 // The hot path: shared lock, the memo (or two hash lookups), one atomic
 // store.
 HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
+                              const HeartbeatArgs &args,
                               HeartbeatResult *out) {
   // A backend that serves several members will touch pages all over the
   // member table, so it maps them all at once (populate_page_tables()),
@@ -137,7 +163,7 @@ HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
   if (member != nullptr && member->removing) {
     step = HeartbeatStep::WaitForRemoval;
   } else if (member != nullptr && !member->leaving) {
-    stamp_and_fill(cluster, member, mono_now_us(), out);
+    stamp_and_fill(cluster, member, mono_now_us(), args, out);
     step = HeartbeatStep::Done;
   }
   LWLockRelease(shared->lock);
@@ -152,6 +178,7 @@ enum class RegisterOutcome { Done, ClustersFull, MembersFull, Retry };
 
 // Registers a new member (or takes back a leave()).
 RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
+                                   const HeartbeatArgs &args,
                                    HeartbeatResult *out) {
   RegisterOutcome outcome = RegisterOutcome::Done;
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
@@ -181,7 +208,7 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
       if (member == nullptr) {
         outcome = RegisterOutcome::MembersFull;
       } else {
-        stamp_and_fill(cluster, member, now, out);
+        stamp_and_fill(cluster, member, now, args, out);
       }
     }
   }
@@ -212,6 +239,16 @@ PG_FUNCTION_INFO_V1(sc_leave);
 Datum sc_heartbeat(PG_FUNCTION_ARGS) {
   NameArg cluster = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
   NameArg member = get_name_arg(fcinfo, 1, "member", kMemberNameMax);
+  // applied_epoch and incarnation (1.1; a 1.0 catalog passes neither). An
+  // acknowledgement is never an error: one of an epoch this member was not
+  // given is ignored (acknowledge()).
+  HeartbeatArgs args{false, 0, 0};
+  if (PG_NARGS() > 2 && !PG_ARGISNULL(2)) {
+    args.acknowledges = true;
+    args.applied_epoch = PG_GETARG_INT64(2);
+  }
+  if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+    args.incarnation = static_cast<uint64>(PG_GETARG_INT64(3));
   require_ready_for_writes();
 
   HeartbeatResult result;
@@ -220,10 +257,11 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
   TimestampTz give_up =
       0;  // set on the first wait only: keep the hot path lean
   for (;;) {
-    HeartbeatStep step = heartbeat_known(cluster, member, &result);
+    HeartbeatStep step = heartbeat_known(cluster, member, args, &result);
     if (step == HeartbeatStep::Done) break;
     if (step == HeartbeatStep::Register) {
-      RegisterOutcome outcome = heartbeat_register(cluster, member, &result);
+      RegisterOutcome outcome =
+          heartbeat_register(cluster, member, args, &result);
       if (outcome == RegisterOutcome::Done) {
         wake_worker();
         break;
@@ -263,26 +301,31 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
     CHECK_FOR_INTERRUPTS();
   }
 
+  if (result.wake_worker) wake_worker();
   TupleDesc tupdesc = result_tupdesc(fcinfo);
-  Datum values[8];
-  bool nulls[8] = {false, false, false, false, false, false, false, false};
-  if (result.state == MemberState::Active) {
-    values[0] = Int32GetDatum(result.shard);
-  } else {
-    values[0] = static_cast<Datum>(0);
-    nulls[0] = true;
-  }
+  Datum values[11];
+  bool nulls[11];
+  memset(nulls, 0, sizeof(nulls));
+  values[0] = Int32GetDatum(result.shard);
+  nulls[0] = !result.shows_shard;
   values[1] = Int32GetDatum(result.num_shards);
   values[2] = Int64GetDatum(result.epoch);
   values[3] = CStringGetTextDatum(state_name(result.state));
   values[4] = PointerGetDatum(channel_text(cluster, member));
   values[5] = IntervalPGetDatum(us_to_interval(result.heartbeat_interval_us));
   values[6] = TimestampTzGetDatum(wall_now + result.lease_us);
-  if (result.slots != nullptr) {
+  values[7] = static_cast<Datum>(0);
+  nulls[7] = result.slots == nullptr;
+  if (result.slots != nullptr)
     values[7] = slots_datum(result.slots, result.nslots);
-  } else {
-    values[7] = static_cast<Datum>(0);
-    nulls[7] = true;
+  // 1.1: the promise left, what to release within, the acknowledgement.
+  // (A 1.0 catalog declares the first eight columns only.)
+  if (tupdesc->natts >= 11) {
+    values[8] = IntervalPGetDatum(us_to_interval(result.lease_us));
+    values[9] = IntervalPGetDatum(us_to_interval(result.release_within));
+    nulls[9] = result.release_within < 0;
+    values[10] = Int64GetDatum(result.acknowledged);
+    nulls[10] = result.acknowledged == 0;
   }
   PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

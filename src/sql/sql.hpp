@@ -47,6 +47,8 @@ bool get_interval_arg(FunctionCallInfo fcinfo, int argno, const char *what,
 // The optional slots argument: NULL keeps (*nkeys = -1), '{}' leaves slot
 // mode (*nkeys = 0), else the keys ascending.
 int32 *get_slots_arg(FunctionCallInfo fcinfo, int argno, int32 *nkeys);
+// A keys argument (int4[], not NULL, no NULL element), as given.
+int32 *get_keys_arg(FunctionCallInfo fcinfo, int argno, int32 *nkeys);
 // The function's composite result type, built once per call site.
 TupleDesc result_tupdesc(FunctionCallInfo fcinfo);
 // int4[] of these keys.
@@ -63,5 +65,8 @@ void require_coordinator_database();
 // the primary, in the coordinator's database, state loaded (waits up to
 // kWorkerWaitMs for the worker).
 void require_ready_for_writes();
+// Whether the worker's commits wait for a synchronous standby: then every
+// promise survives a failover (README, "Failover").
+bool failover_safe();
 
 }  // namespace shard_coordinator::sql

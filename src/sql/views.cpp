@@ -1,10 +1,16 @@
 // The functions behind the views members and clusters (live state from
 // shared memory), _is_live(), and the install check run by CREATE
 // EXTENSION.
+//
+// The views copy what they show under the shared lock and build their rows
+// after releasing it: building a tuplestore can spill to disk, and every
+// join and reshard needs the lock exclusively. A catalog of version 1.0
+// declares fewer columns: the first ones are the same.
 
 #include "sql/sql.hpp"
 
 extern "C" {
+#include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 }
@@ -17,46 +23,48 @@ namespace shard_coordinator::sql {
 
 namespace {
 
-// The views copy what they show under the shared lock and build their rows
-// after releasing it: building a tuplestore can spill to disk, and every
-// join and reshard needs the lock exclusively.
-
-// A cluster's published slot keys and their owners, copied.
-struct SlotsCopy {
+// A cluster's slot keys with their grantees, targets and holders, copied.
+struct KeysCopy {
   int32 count;
-  int32 *keys;
-  uint64 *owners;
+  PolicyKey *keys;
 };
 
-SlotsCopy copy_slots(const ClusterEntry *cluster) {
-  SlotsCopy copy{0, nullptr, nullptr};
+KeysCopy copy_keys(const ClusterEntry *cluster) {
+  KeysCopy copy{0, nullptr};
   if (cluster->slot_set < 0 || slot_sets[cluster->slot_set].count == 0)
     return copy;
   copy.count = slot_sets[cluster->slot_set].count;
-  const size_t n = static_cast<size_t>(copy.count);
-  copy.keys = static_cast<int32 *>(palloc(sizeof(int32) * n));
-  copy.owners = static_cast<uint64 *>(palloc(sizeof(uint64) * n));
-  memcpy(copy.keys, slot_keys(cluster->slot_set), sizeof(int32) * n);
-  memcpy(copy.owners, slot_owners(cluster->slot_set), sizeof(uint64) * n);
+  const size_t bytes = sizeof(PolicyKey) * static_cast<size_t>(copy.count);
+  copy.keys = static_cast<PolicyKey *>(palloc(bytes));
+  memcpy(copy.keys, slot_entries(cluster->slot_set), bytes);
   return copy;
 }
 
-// The keys of the member with this join_seq, as an int4[] Datum.
-Datum owned_slots_datum(const SlotsCopy &slots, uint64 join_seq) {
-  auto *keys = static_cast<int32 *>(
-      palloc(sizeof(int32) * static_cast<size_t>(Max(slots.count, 1))));
+enum class KeyRole { Grantee, Target };
+
+// The keys in which member `id` has this role, as an int4[] Datum; NULL
+// Datum (and *isnull) when it has none and `null_if_none`.
+Datum keys_datum(const KeysCopy &keys, uint64 id, KeyRole role,
+                 bool null_if_none, bool *isnull) {
+  auto *out = static_cast<int32 *>(
+      palloc(sizeof(int32) * static_cast<size_t>(Max(keys.count, 1))));
   int32 n = 0;
-  for (int32 i = 0; i < slots.count; ++i) {
-    if (slots.owners[i] == join_seq) keys[n++] = slots.keys[i];
+  for (int32 i = 0; i < keys.count; ++i) {
+    const PolicyKey &k = keys.keys[i];
+    const uint64 who = role == KeyRole::Grantee ? k.grantee : k.target;
+    if (who == id) out[n++] = k.key;
   }
-  return slots_datum(keys, n);
+  *isnull = n == 0 && null_if_none;
+  return *isnull ? static_cast<Datum>(0) : slots_datum(out, n);
 }
 
 struct MemberRow {
   char *cluster;
   char *member;
-  int32 shard;
-  int32 num_shards;
+  bool slot_mode;
+  int32 shard;  // target
+  bool granted;
+  int32 count;  // the count it sees
   int64 epoch;
   MemberState state;
   const char *shown_state;
@@ -64,8 +72,27 @@ struct MemberRow {
   int64 promise;  // monotonic
   TimestampTz joined_at;
   uint64 join_seq;
-  const SlotsCopy *slots;  // NULL: no slot set
+  uint64 acked;
+  uint64 incarnation;
+  int64 hold_epoch;
+  int64 release_deadline;
+  const KeysCopy *keys;   // slot mode
+  char *releasing;        // plain holds, described; NULL: none
 };
+
+// The member's plain holds, described ("shard 2 of 3; shard 0 of 4").
+char *describe_plain_holds(const ClusterEntry *cluster, uint64 id) {
+  const HoldEntry *holds = hold_entries();
+  StringInfoData text;
+  initStringInfo(&text);
+  for (int32 h = cluster->holds_head; h >= 0; h = holds[h].next) {
+    const PolicyHold &hold = holds[h].hold;
+    if (hold.member != id) continue;
+    appendStringInfo(&text, "%sshard %d of %d", text.len > 0 ? "; " : "",
+                     hold.grant.shard, hold.grant.count);
+  }
+  return text.len > 0 ? text.data : nullptr;
+}
 
 }  // namespace
 
@@ -86,6 +113,7 @@ Datum sc_live_members(PG_FUNCTION_ARGS) {
   require_preloaded();
   InitMaterializedSRF(fcinfo, 0);
   auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+  const int natts = rsinfo->setDesc->natts;
 
   MemberRow *rows = nullptr;
   int32 nrows = 0;
@@ -98,11 +126,12 @@ Datum sc_live_members(PG_FUNCTION_ARGS) {
     hash_seq_init(&status, cluster_table);
     while (auto *cluster =
                static_cast<ClusterEntry *>(hash_seq_search(&status))) {
-      SlotsCopy *slots = nullptr;
+      KeysCopy *keys = nullptr;
       if (cluster->slot_set >= 0 && cluster->member_count > 0) {
-        slots = static_cast<SlotsCopy *>(palloc(sizeof(SlotsCopy)));
-        *slots = copy_slots(cluster);
+        keys = static_cast<KeysCopy *>(palloc(sizeof(KeysCopy)));
+        *keys = copy_keys(cluster);
       }
+      const bool slot_mode = keys != nullptr && keys->count > 0;
       char *cluster_name = pstrdup(cluster->key.name);
       dlist_iter iter;
       dlist_foreach(iter, &cluster->members) {
@@ -111,9 +140,11 @@ Datum sc_live_members(PG_FUNCTION_ARGS) {
         MemberRow &row = rows[nrows++];
         row.cluster = cluster_name;
         row.member = pstrdup(member->key.name);
+        row.slot_mode = slot_mode;
         row.shard = member->shard;
-        row.num_shards = cluster->num_shards;
-        row.epoch = member->epoch;
+        row.granted = member->granted;
+        row.count = slot_mode ? cluster->num_shards : cluster->grant_count;
+        row.epoch = member_epoch(cluster, member);
         row.state = member->state;
         row.shown_state = state_name(member->state);
         if (member->leaving || member->removing)
@@ -124,7 +155,14 @@ Datum sc_live_members(PG_FUNCTION_ARGS) {
         row.promise = promise_end(cluster, member);
         row.joined_at = member->joined_at;
         row.join_seq = member->join_seq;
-        row.slots = slots;
+        row.acked = pg_atomic_read_u64(&member->acked);
+        row.incarnation = member->incarnation;
+        row.hold_epoch = member->hold_epoch;
+        row.release_deadline = member->release_deadline;
+        row.keys = keys;
+        row.releasing = member->hold_epoch != 0
+                            ? describe_plain_holds(cluster, member->join_seq)
+                            : nullptr;
       }
     }
   }
@@ -133,28 +171,76 @@ Datum sc_live_members(PG_FUNCTION_ARGS) {
   const TimestampTz wall_now = GetCurrentTimestamp();
   for (int32 i = 0; i < nrows; ++i) {
     const MemberRow &row = rows[i];
-    Datum values[10];
-    bool nulls[10] = {false, false, false, false, false,
-                      false, false, false, false, false};
+    Datum values[18];
+    bool nulls[18];
+    memset(nulls, 0, sizeof(nulls));
+    const bool active = row.state == MemberState::Active;
+    const bool shows_shard = active && (row.slot_mode || row.granted);
     values[0] = CStringGetTextDatum(row.cluster);
     values[1] = CStringGetTextDatum(row.member);
     values[2] = Int32GetDatum(row.shard);
-    nulls[2] = row.state != MemberState::Active;
-    values[3] = Int32GetDatum(row.num_shards);
+    nulls[2] = !shows_shard;
+    values[3] = Int32GetDatum(row.count);
     values[4] = Int64GetDatum(row.epoch);
-    nulls[4] = row.state == MemberState::Pending;
+    nulls[4] = row.state == MemberState::Pending && row.epoch == 0;
     values[5] = CStringGetTextDatum(row.shown_state);
-    values[6] =
-        TimestampTzGetDatum(mono_to_timestamp(row.stamp, now, wall_now));
+    values[6] = TimestampTzGetDatum(mono_to_timestamp(row.stamp, now, wall_now));
     values[7] =
         TimestampTzGetDatum(mono_to_timestamp(row.promise, now, wall_now));
     values[8] = TimestampTzGetDatum(row.joined_at);
     values[9] = static_cast<Datum>(0);
     nulls[9] = true;
-    if (row.slots != nullptr && row.slots->count > 0 &&
-        row.state == MemberState::Active) {
-      values[9] = owned_slots_datum(*row.slots, row.join_seq);
-      nulls[9] = false;
+    if (row.slot_mode && active)
+      values[9] =
+          keys_datum(*row.keys, row.join_seq, KeyRole::Grantee, false, &nulls[9]);
+    if (natts >= 18) {
+      values[10] = Int32GetDatum(row.shard);
+      nulls[10] = !active;
+      values[11] = static_cast<Datum>(0);
+      nulls[11] = true;
+      if (row.slot_mode && active)
+        values[11] = keys_datum(*row.keys, row.join_seq, KeyRole::Target, false,
+                                &nulls[11]);
+      // Withheld: its target is not (all) granted yet.
+      bool withheld = active && !row.slot_mode && !row.granted;
+      if (row.slot_mode && active) {
+        for (int32 k = 0; k < row.keys->count; ++k) {
+          const PolicyKey &key = row.keys->keys[k];
+          if (key.target == row.join_seq && key.grantee != row.join_seq)
+            withheld = true;
+        }
+      }
+      values[12] = BoolGetDatum(withheld);
+      // What it must release: plain holds described, or keys.
+      values[13] = static_cast<Datum>(0);
+      nulls[13] = true;
+      if (row.releasing != nullptr) {
+        values[13] = CStringGetTextDatum(row.releasing);
+        nulls[13] = false;
+      } else if (row.slot_mode && row.hold_epoch != 0) {
+        StringInfoData text;
+        initStringInfo(&text);
+        for (int32 k = 0; k < row.keys->count; ++k) {
+          if (row.keys->keys[k].holder != row.join_seq) continue;
+          appendStringInfo(&text, "%s%d", text.len > 0 ? "," : "slots {",
+                           row.keys->keys[k].key);
+        }
+        if (text.len > 0) {
+          appendStringInfoChar(&text, '}');
+          values[13] = CStringGetTextDatum(text.data);
+          nulls[13] = false;
+        }
+      }
+      values[14] = Int64GetDatum(row.hold_epoch);
+      nulls[14] = row.hold_epoch == 0;
+      values[15] = TimestampTzGetDatum(
+          mono_to_timestamp(row.release_deadline, now, wall_now));
+      nulls[15] = row.release_deadline == 0;
+      values[16] = Int64GetDatum(static_cast<int64>(
+          Min(row.acked, static_cast<uint64>(Max(row.epoch, 0)))));
+      nulls[16] = row.acked == 0;
+      values[17] = Int64GetDatum(static_cast<int64>(row.incarnation));
+      nulls[17] = row.incarnation == 0;
     }
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   }
@@ -172,8 +258,13 @@ struct ClusterRow {
   int32 members;
   int32 counts[3];  // indexed by MemberState
   TimestampTz resharded_at;
-  SlotsCopy slots;
+  KeysCopy keys;
   bool fenced;
+  HandoverMode handover;
+  int32 grant_count;
+  bool handover_pending;
+  TimestampTz exclusive_since;
+  int64 grants_held_until;  // monotonic
 };
 
 // One row per cluster, from shared memory.
@@ -181,14 +272,16 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
   require_preloaded();
   InitMaterializedSRF(fcinfo, 0);
   auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+  const int natts = rsinfo->setDesc->natts;
 
   ClusterRow *rows = nullptr;
   int32 nrows = 0;
   LWLockAcquire(shared->lock, LW_SHARED);
+  const int64 now = mono_now_us();
   if (shared->loaded) {
-    rows = static_cast<ClusterRow *>(
-        palloc0(sizeof(ClusterRow) *
-                static_cast<size_t>(Max(shared->cluster_count, 1))));
+    rows = static_cast<ClusterRow *>(palloc0(
+        sizeof(ClusterRow) *
+        static_cast<size_t>(Max(shared->cluster_count, 1))));
     HASH_SEQ_STATUS status;
     hash_seq_init(&status, cluster_table);
     while (auto *cluster =
@@ -212,17 +305,23 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
         row.counts[static_cast<int>(member->state)]++;
       }
       row.resharded_at = cluster->resharded_at;
-      row.slots = copy_slots(cluster);
+      row.keys = copy_keys(cluster);
       row.fenced = cluster->reshard_fenced;
+      row.handover = cluster->handover;
+      row.grant_count = cluster->grant_count;
+      row.handover_pending = cluster->handover_pending;
+      row.exclusive_since = cluster->exclusive_since;
+      row.grants_held_until = cluster->grants_held_until;
     }
   }
   LWLockRelease(shared->lock);
 
+  const TimestampTz wall_now = GetCurrentTimestamp();
   for (int32 i = 0; i < nrows; ++i) {
     const ClusterRow &row = rows[i];
-    Datum values[14];
-    bool nulls[14] = {false, false, false, false, false, false, false,
-                      false, false, false, false, false, false, false};
+    Datum values[20];
+    bool nulls[20];
+    memset(nulls, 0, sizeof(nulls));
     values[0] = CStringGetTextDatum(row.cluster);
     values[1] = IntervalPGetDatum(us_to_interval(row.heartbeat_interval_us));
     values[2] = IntervalPGetDatum(us_to_interval(row.grace_period_us));
@@ -232,8 +331,7 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
     values[5] = Int64GetDatum(row.epoch);
     values[6] = Int32GetDatum(row.num_shards);
     values[7] = Int32GetDatum(row.members);
-    values[8] =
-        Int32GetDatum(row.counts[static_cast<int>(MemberState::Active)]);
+    values[8] = Int32GetDatum(row.counts[static_cast<int>(MemberState::Active)]);
     values[9] =
         Int32GetDatum(row.counts[static_cast<int>(MemberState::Standby)]);
     values[10] =
@@ -241,10 +339,25 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
     values[11] = TimestampTzGetDatum(row.resharded_at);
     nulls[11] = row.resharded_at == 0;
     values[12] = static_cast<Datum>(0);
-    nulls[12] = row.slots.count == 0;
-    if (row.slots.count > 0)
-      values[12] = slots_datum(row.slots.keys, row.slots.count);
+    nulls[12] = row.keys.count == 0;
+    if (row.keys.count > 0) {
+      auto *keys = static_cast<int32 *>(
+          palloc(sizeof(int32) * static_cast<size_t>(row.keys.count)));
+      for (int32 k = 0; k < row.keys.count; ++k) keys[k] = row.keys.keys[k].key;
+      values[12] = slots_datum(keys, row.keys.count);
+    }
     values[13] = BoolGetDatum(row.fenced);
+    if (natts >= 20) {
+      values[14] = CStringGetTextDatum(handover_mode_name(row.handover));
+      values[15] = Int32GetDatum(row.grant_count);
+      values[16] = BoolGetDatum(row.handover_pending);
+      values[17] = TimestampTzGetDatum(row.exclusive_since);
+      nulls[17] = row.exclusive_since == 0;
+      values[18] = TimestampTzGetDatum(
+          mono_to_timestamp(row.grants_held_until, now, wall_now));
+      nulls[18] = row.grants_held_until <= now;
+      values[19] = BoolGetDatum(failover_safe());
+    }
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   }
   return static_cast<Datum>(0);

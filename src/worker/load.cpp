@@ -13,6 +13,7 @@
 #include "worker/worker.hpp"
 
 extern "C" {
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -65,10 +66,12 @@ int32 *int4_array(Datum d, int *n) {
   return keys;
 }
 
-// The slot set of a loaded cluster (column `slots`, NULL in plain mode).
+// The slot set of a loaded cluster (columns `slots` and `pending_slots`,
+// NULL in plain mode and when nothing is pending). Targets, grantees and
+// holders come with the members' rows and the pending releases.
 void load_cluster_slots(ClusterEntry *cluster, const char *name, Datum slots,
-                        bool isnull) {
-  if (isnull) {
+                        bool slots_null, Datum pending, bool pending_null) {
+  if (slots_null && pending_null) {
     // Plain mode, unless a configure() waits to give it a slot set.
     if (cluster->slot_set >= 0 &&
         slot_sets[cluster->slot_set].pending_count < 0) {
@@ -78,29 +81,64 @@ void load_cluster_slots(ClusterEntry *cluster, const char *name, Datum slots,
     return;
   }
   int nkeys = 0;
-  int32 *keys = int4_array(slots, &nkeys);
+  int32 *keys = slots_null ? nullptr : int4_array(slots, &nkeys);
+  int npending = 0;
+  int32 *next = pending_null ? nullptr : int4_array(pending, &npending);
   if (cluster->slot_set < 0) cluster->slot_set = allocate_slot_set(cluster->id);
-  if (cluster->slot_set < 0 || nkeys > guc_max_slots) {
-    ereport(WARNING, (errmsg("shard_coordinator: no room for the slot set of "
-                             "cluster \"%s\"",
-                             name),
-                      errhint("Raise shard_coordinator.max_slot_clusters or "
-                              "shard_coordinator.max_slots.")));
+  if (cluster->slot_set < 0 || nkeys > guc_max_slots ||
+      npending > guc_max_slots) {
+    ereport(WARNING,
+            (errmsg("shard_coordinator: no room for the slot set of "
+                    "cluster \"%s\"",
+                    name),
+             errhint("Raise shard_coordinator.max_slot_clusters or "
+                     "shard_coordinator.max_slots.")));
     if (cluster->slot_set >= 0) free_slot_set(cluster->slot_set);
     cluster->slot_set = -1;
     return;
   }
-  int32 *set_keys = slot_keys(cluster->slot_set);
-  uint64 *owners = slot_owners(cluster->slot_set);
+  SlotSet &set = slot_sets[cluster->slot_set];
+  PolicyKey *entries = slot_entries(cluster->slot_set);
   for (int k = 0; k < nkeys; ++k) {
-    set_keys[k] = keys[k];
-    owners[k] = kNoOwner;  // set by the members' rows
+    entries[k] = PolicyKey();
+    entries[k].key = keys[k];
   }
-  slot_sets[cluster->slot_set].count = nkeys;
+  set.count = nkeys;
+  // A configure() that came after the stored one stays pending.
+  if (set.pending_count < 0 && !pending_null) {
+    memcpy(slot_pending_keys(cluster->slot_set), next,
+           sizeof(int32) * static_cast<size_t>(npending));
+    set.pending_count = npending;
+    set.pending_serial++;
+  }
+}
+
+// Epochs carry the timeline: a server promoted to timeline t publishes
+// epochs from (t - 1) << 32 on, above anything the old primary (timeline
+// t - 1) could have published. If the last store was not synchronously
+// replicated, the old primary may have granted work this server never heard
+// of: no new grants for one full lease (the longest ever promised).
+void load_timeline(ClusterEntry *cluster, const char *name, int32 stored,
+                   bool synchronous, int64 now) {
+  const uint32 current = shared->timeline;
+  if (stored < 1 || static_cast<uint32>(stored) >= current) return;
+  const int64 floor = static_cast<int64>(current - 1) << 32;
+  if (cluster->epoch < floor - 1) cluster->epoch = floor - 1;
+  if (!synchronous) {
+    cluster->grants_held_until = now + cluster->max_lease_us;
+    ereport(LOG,
+            (errmsg("shard_coordinator: cluster \"%s\" was last stored on "
+                    "timeline %d without synchronous replication; no new "
+                    "grants for %lld ms",
+                    name, stored,
+                    static_cast<long long>(cluster->max_lease_us / 1000))));
+  }
 }
 
 // One row of cluster_state: cluster, heartbeat_interval, grace_period,
-// reshard_interval, max_shards, epoch, num_shards, resharded_at, slots.
+// reshard_interval, max_shards, epoch, num_shards, resharded_at, slots,
+// num_shards_epoch, pending_slots, handover, grant_count, max_lease,
+// timeline, synchronous.
 void load_cluster_row(HeapTuple tuple, TupleDesc desc, int64 now) {
   bool isnull = false;
   char *name = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
@@ -135,10 +173,33 @@ void load_cluster_row(HeapTuple tuple, TupleDesc desc, int64 now) {
         SPI_getbinval(tuple, desc, 4, &isnull), name, "reshard_interval");
     Datum max_shards = SPI_getbinval(tuple, desc, 5, &isnull);
     cluster->max_shards = isnull ? 0 : DatumGetInt32(max_shards);
+    char *mode = TextDatumGetCString(SPI_getbinval(tuple, desc, 12, &isnull));
+    if (!parse_handover_mode(mode, &cluster->handover))
+      cluster->handover = HandoverMode::Exclusive;
     cluster->stored_generation = cluster->config_generation;
   }
   cluster->epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull));
   cluster->num_shards = DatumGetInt32(SPI_getbinval(tuple, desc, 7, &isnull));
+  cluster->count_epoch =
+      DatumGetInt64(SPI_getbinval(tuple, desc, 10, &isnull));
+  // Not stored: counted from the last change of the count (fences with
+  // keys of older epochs fail for a while, never pass wrongly).
+  cluster->shrink_epoch = cluster->count_epoch;
+  cluster->grant_count =
+      DatumGetInt32(SPI_getbinval(tuple, desc, 13, &isnull));
+  // Every promise made before this start ends within the longest lease
+  // ever promised: members and holds get that long from now.
+  const int64 lease = cluster->heartbeat_interval_us + cluster->grace_period_us;
+  cluster->max_lease_us =
+      Max(lease, stored_interval_us(SPI_getbinval(tuple, desc, 14, &isnull),
+                                    name, "max_lease"));
+  cluster->leases.clear();
+  cluster->leases.change(cluster->max_lease_us, lease, now + 1);
+  cluster->handover_pending = true;  // until the first step says otherwise
+  set_cluster_holds(cluster, nullptr, 0);  // the stored ones come next
+  load_timeline(cluster, name,
+                DatumGetInt32(SPI_getbinval(tuple, desc, 15, &isnull)),
+                DatumGetBool(SPI_getbinval(tuple, desc, 16, &isnull)), now);
   Datum resharded = SPI_getbinval(tuple, desc, 8, &isnull);
   cluster->resharded_at = isnull ? 0 : DatumGetTimestampTz(resharded);
   // The gate counts from the last reshard; on the monotonic clock that is
@@ -147,12 +208,15 @@ void load_cluster_row(HeapTuple tuple, TupleDesc desc, int64 now) {
   if (cluster->num_shards > 0 && cluster->resharded_at != 0)
     cluster->gate_from =
         now - Max(0, GetCurrentTimestamp() - cluster->resharded_at);
-  Datum slots = SPI_getbinval(tuple, desc, 9, &isnull);
-  load_cluster_slots(cluster, name, slots, isnull);
+  bool slots_null = false;
+  bool pending_null = false;
+  Datum slots = SPI_getbinval(tuple, desc, 9, &slots_null);
+  Datum pending = SPI_getbinval(tuple, desc, 11, &pending_null);
+  load_cluster_slots(cluster, name, slots, slots_null, pending, pending_null);
 }
 
 // One row of member_state: cluster, member, state, shard, epoch, join_seq,
-// joined_at, slots.
+// joined_at, slots, granted, target_slots, incarnation.
 void load_member_row(HeapTuple tuple, TupleDesc desc, int64 now,
                      DroppedMembers *dropped) {
   bool isnull = false;
@@ -186,6 +250,10 @@ void load_member_row(HeapTuple tuple, TupleDesc desc, int64 now,
   member->state = active ? MemberState::Active : MemberState::Standby;
   member->shard = active ? DatumGetInt32(shard) : kNoShard;
   member->epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
+  member->granted = active && DatumGetBool(SPI_getbinval(tuple, desc, 9, &isnull));
+  Datum incarnation = SPI_getbinval(tuple, desc, 11, &isnull);
+  member->incarnation =
+      isnull ? 0 : static_cast<uint64>(DatumGetInt64(incarnation));
   member->join_seq = static_cast<uint64>(
       DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull)));
   member->joined_at =
@@ -197,18 +265,106 @@ void load_member_row(HeapTuple tuple, TupleDesc desc, int64 now,
     pg_atomic_write_u64(&member->last_seen, static_cast<uint64>(now));
   member->load_mark = true;
 
-  Datum slots = SPI_getbinval(tuple, desc, 8, &isnull);
-  if (isnull || cluster->slot_set < 0) return;
-  int nkeys = 0;
-  int32 *keys = int4_array(slots, &nkeys);
+  if (cluster->slot_set < 0) return;
+  // Its granted keys and its target keys.
   const SlotSet &set = slot_sets[cluster->slot_set];
-  int32 *set_keys = slot_keys(cluster->slot_set);
-  uint64 *owners = slot_owners(cluster->slot_set);
-  for (int e = 0; e < nkeys; ++e) {
-    int32 *at = std::lower_bound(set_keys, set_keys + set.count, keys[e]);
-    if (at != set_keys + set.count && *at == keys[e])
-      owners[at - set_keys] = member->join_seq;
+  PolicyKey *entries = slot_entries(cluster->slot_set);
+  for (int column : {8, 10}) {
+    Datum list = SPI_getbinval(tuple, desc, column, &isnull);
+    if (isnull) continue;
+    int nkeys = 0;
+    int32 *keys = int4_array(list, &nkeys);
+    for (int e = 0; e < nkeys; ++e) {
+      PolicyKey *at = std::lower_bound(
+          entries, entries + set.count, keys[e],
+          [](const PolicyKey &k, int32 key) { return k.key < key; });
+      if (at == entries + set.count || at->key != keys[e]) continue;
+      if (column == 8) {
+        at->grantee = member->join_seq;
+        at->grant_epoch = member->epoch;
+      } else {
+        at->target = member->join_seq;
+      }
+    }
   }
+}
+
+// A hold of member `id` (by join_seq): its oldest hold's epoch and its
+// earliest release deadline.
+void note_hold(ClusterEntry *cluster, uint64 id, int64 epoch, int64 deadline) {
+  dlist_iter iter;
+  dlist_foreach(iter, &cluster->members) {
+    auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
+    if (member->join_seq != id) continue;
+    if (member->hold_epoch == 0 || epoch < member->hold_epoch)
+      member->hold_epoch = epoch;
+    if (member->release_deadline == 0 || deadline < member->release_deadline)
+      member->release_deadline = deadline;
+  }
+  if (cluster->release_check_at == 0 || deadline < cluster->release_check_at)
+    cluster->release_check_at = deadline;
+}
+
+// The pending releases (ordered by cluster): plain holds into the hold pool,
+// key holds onto the keys; every deadline one full lease from now.
+void load_pending_releases(SPITupleTable *rows, uint64 nrows, int64 now) {
+  TupleDesc desc = rows->tupdesc;
+  auto *holds = static_cast<PolicyHold *>(
+      palloc(sizeof(PolicyHold) * static_cast<size_t>(Max(nrows, 1))));
+  int32 nholds = 0;
+  ClusterEntry *current = nullptr;
+  auto flush = [&]() {
+    if (current != nullptr && nholds > 0 &&
+        !set_cluster_holds(current, holds, nholds))
+      ereport(WARNING,
+              (errmsg("shard_coordinator: no room for the pending releases "
+                      "of cluster \"%s\"",
+                      current->key.name),
+               errhint("Raise shard_coordinator.max_members.")));
+    nholds = 0;
+  };
+  for (uint64 i = 0; i < nrows; ++i) {
+    HeapTuple tuple = rows->vals[i];
+    bool isnull = false;
+    char *cname = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
+    ClusterEntry *cluster = find_cluster(cname, strlen(cname));
+    if (cluster != current) {
+      flush();
+      current = cluster;
+    }
+    if (cluster == nullptr) continue;
+    const uint64 id = static_cast<uint64>(
+        DatumGetInt64(SPI_getbinval(tuple, desc, 2, &isnull)));
+    const int64 epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
+    const int64 deadline = now + cluster->max_lease_us;
+    bool plain_null = false;
+    Datum shard = SPI_getbinval(tuple, desc, 4, &plain_null);
+    if (!plain_null) {
+      PolicyHold &hold = holds[nholds++];
+      hold.member = id;
+      hold.grant.shard = DatumGetInt32(shard);
+      hold.grant.count = DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull));
+      hold.epoch = epoch;
+      hold.deadline = deadline;
+      continue;
+    }
+    Datum list = SPI_getbinval(tuple, desc, 6, &isnull);
+    if (isnull || cluster->slot_set < 0) continue;
+    int nkeys = 0;
+    int32 *keys = int4_array(list, &nkeys);
+    const SlotSet &set = slot_sets[cluster->slot_set];
+    PolicyKey *entries = slot_entries(cluster->slot_set);
+    for (int e = 0; e < nkeys; ++e) {
+      PolicyKey *at = std::lower_bound(
+          entries, entries + set.count, keys[e],
+          [](const PolicyKey &k, int32 key) { return k.key < key; });
+      if (at == entries + set.count || at->key != keys[e]) continue;
+      at->holder = id;
+      at->hold_epoch = epoch;
+      at->hold_deadline = deadline;
+    }
+  }
+  flush();
 }
 
 // After the rows: members shared memory shows assigned but the tables do
@@ -225,9 +381,25 @@ void settle_after_load() {
       if (!member->load_mark && member->state != MemberState::Pending) {
         member->state = MemberState::Pending;
         member->shard = kNoShard;
+        member->granted = false;
       }
       member->load_mark = false;
       member->removing = false;
+      member->hold_epoch = 0;
+      member->release_deadline = 0;
+    }
+    // The members' oldest holds, for their acknowledgements.
+    cluster->release_check_at = 0;
+    const HoldEntry *holds = hold_entries();
+    for (int32 h = cluster->holds_head; h >= 0; h = holds[h].next)
+      note_hold(cluster, holds[h].hold.member, holds[h].hold.epoch,
+                holds[h].hold.deadline);
+    if (cluster->slot_set >= 0) {
+      const PolicyKey *keys = slot_entries(cluster->slot_set);
+      for (int32 k = 0; k < slot_sets[cluster->slot_set].count; ++k)
+        if (keys[k].holder != 0)
+          note_hold(cluster, keys[k].holder, keys[k].hold_epoch,
+                    keys[k].hold_deadline);
     }
     cluster->reshard_wanted = true;
     cluster->reshard_fenced = false;
@@ -252,28 +424,31 @@ void delete_dropped_members(const DroppedMembers *dropped) {
     elog(ERROR, "could not delete the dropped members");
 }
 
-// Reads both tables and merges them into shared memory.
+// Reads the tables and merges them into shared memory.
 void load_tables() {
   if (SPI_execute("SELECT cluster, heartbeat_interval, grace_period, "
                   "reshard_interval, max_shards, epoch, num_shards, "
-                  "resharded_at, slots FROM shard_coordinator.cluster_state "
-                  "ORDER BY cluster",
+                  "resharded_at, slots, num_shards_epoch, pending_slots, "
+                  "handover, grant_count, max_lease, timeline, synchronous "
+                  "FROM shard_coordinator.cluster_state ORDER BY cluster",
                   true, 0) != SPI_OK_SELECT)
     elog(ERROR, "could not read shard_coordinator.cluster_state");
   SPITupleTable *clusters = SPI_tuptable;
   const uint64 nclusters = SPI_processed;
-  // A member's epoch: its own row's, or the cluster's last change of
-  // num_shards if later (rows are written only for members that moved).
-  if (SPI_execute("SELECT m.cluster, m.member, m.state, m.shard, "
-                  "GREATEST(m.epoch, c.num_shards_epoch), m.join_seq, "
-                  "m.joined_at, m.slots "
-                  "FROM shard_coordinator.member_state m "
-                  "JOIN shard_coordinator.cluster_state c USING (cluster) "
-                  "ORDER BY m.join_seq",
+  if (SPI_execute("SELECT cluster, member, state, shard, epoch, join_seq, "
+                  "joined_at, slots, granted, target_slots, incarnation "
+                  "FROM shard_coordinator.member_state ORDER BY join_seq",
                   true, 0) != SPI_OK_SELECT)
     elog(ERROR, "could not read shard_coordinator.member_state");
   SPITupleTable *members = SPI_tuptable;
   const uint64 nmembers = SPI_processed;
+  if (SPI_execute("SELECT cluster, join_seq, revoked_epoch, shard, "
+                  "num_shards, slots FROM shard_coordinator.pending_release "
+                  "ORDER BY cluster, revoked_epoch",
+                  true, 0) != SPI_OK_SELECT)
+    elog(ERROR, "could not read shard_coordinator.pending_release");
+  SPITupleTable *releases = SPI_tuptable;
+  const uint64 nreleases = SPI_processed;
 
   DroppedMembers dropped;
   dropped.count = 0;
@@ -283,18 +458,21 @@ void load_tables() {
       static_cast<Datum *>(palloc(sizeof(Datum) * Max(nmembers, 1)));
   const int64 now = mono_now_us();
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  shared->timeline = GetWALInsertionTimeLine();
   for (uint64 i = 0; i < nclusters; ++i)
     load_cluster_row(clusters->vals[i], clusters->tupdesc, now);
   for (uint64 i = 0; i < nmembers; ++i)
     load_member_row(members->vals[i], members->tupdesc, now, &dropped);
+  load_pending_releases(releases, nreleases, now);
   settle_after_load();
   shared->loaded = true;
   LWLockRelease(shared->lock);
   if (dropped.count > 0) delete_dropped_members(&dropped);
-  ereport(LOG, (errmsg("shard_coordinator: loaded %llu clusters and "
-                       "%llu members",
+  ereport(LOG, (errmsg("shard_coordinator: loaded %llu clusters, %llu "
+                       "members and %llu pending releases",
                        static_cast<unsigned long long>(nclusters),
-                       static_cast<unsigned long long>(nmembers))));
+                       static_cast<unsigned long long>(nmembers),
+                       static_cast<unsigned long long>(nreleases))));
 }
 
 }  // namespace

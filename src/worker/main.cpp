@@ -47,6 +47,21 @@ StallMeter stall_meter;
 
 void detach_worker(int code, Datum arg) { shared->worker_latch = nullptr; }
 
+// Moves every release deadline of the cluster `by` later (lock held).
+void extend_release_deadlines(ClusterEntry *cluster, int64 by) {
+  HoldEntry *holds = hold_entries();
+  for (int32 i = cluster->holds_head; i >= 0; i = holds[i].next)
+    holds[i].hold.deadline += by;
+  if (cluster->slot_set >= 0) {
+    PolicyKey *keys = slot_entries(cluster->slot_set);
+    for (int32 k = 0; k < slot_sets[cluster->slot_set].count; ++k)
+      if (keys[k].holder != 0) keys[k].hold_deadline += by;
+  }
+  if (cluster->release_check_at != 0) cluster->release_check_at += by;
+  // Members' release_deadline (what rows show) stays: a member's own
+  // deadline is its lease, which the stall does not move.
+}
+
 // Finds the clusters due for a reshard or a settings store, and the time of
 // the next thing that will be due. Returns the names of the due clusters.
 //
@@ -83,15 +98,21 @@ char **find_due_clusters(int64 now, int64 *next_wake, int *ndue) {
       if (cluster->retry_at < *next_wake) *next_wake = cluster->retry_at;
       continue;
     }
-    bool is_due = cluster->stored_generation < cluster->config_generation;
-    if (cluster->reshard_wanted) {
-      if (reshard_gate_open(cluster, now)) {
-        is_due = true;
-      } else {
-        const int64 gate = reshard_gate_opens_at(cluster, now);
-        if (gate < *next_wake) *next_wake = gate;
-      }
+    const bool is_due =
+        cluster->stored_generation < cluster->config_generation ||
+        step_due(cluster, now);
+    // What will be due next: the gate (a handover's end wakes the worker
+    // by itself), a release deadline, the end of a hold on grants.
+    if (cluster->reshard_wanted && !cluster->handover_pending) {
+      const int64 gate = reshard_gate_opens_at(cluster, now);
+      if (gate > now && gate < *next_wake) *next_wake = gate;
     }
+    if (cluster->release_check_at > now &&
+        cluster->release_check_at < *next_wake)
+      *next_wake = cluster->release_check_at;
+    if (cluster->handover_pending && cluster->grants_held_until > now &&
+        cluster->grants_held_until < *next_wake)
+      *next_wake = cluster->grants_held_until;
     if (is_due && *ndue < capacity) due[(*ndue)++] = pstrdup(cluster->key.name);
   }
   LWLockRelease(shared->lock);
@@ -143,11 +164,16 @@ bool stalls_measured(int64 now) {
     shared->stalls.add(stall_end, stall);
     // Old stalls cannot extend anybody's deadline any more.
     shared->stalls.forget_before(now - 4 * kMaxIntervalUs);
+    // Release deadlines are the server's own waits too: they move by the
+    // stall (a member that was frozen with the server stops its revoked
+    // work by its own lease, which did not count the stall either).
     HASH_SEQ_STATUS status;
     hash_seq_init(&status, cluster_table);
     while (auto *cluster =
-               static_cast<ClusterEntry *>(hash_seq_search(&status)))
+               static_cast<ClusterEntry *>(hash_seq_search(&status))) {
       cluster->expiry_check_at = 0;
+      extend_release_deadlines(cluster, stall);
+    }
     LWLockRelease(shared->lock);
     ereport(LOG, (errmsg("shard_coordinator: the server did not run for "
                          "%lld ms; deadlines are extended by that",

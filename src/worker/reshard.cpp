@@ -1,20 +1,26 @@
-// One cluster's reshard:
+// One step of one cluster:
 //   1. snapshot: copy the cluster out of shared memory under the exclusive
-//      lock, marking its dead members as `removing`;
+//      lock (members, acknowledgements, keys, holds), marking the members it
+//      is about to remove as `removing`;
 //   2. decide: the reshard policy (core/reshard_policy.hpp, through its
-//      noexcept bridge) gives the complete outcome;
+//      noexcept bridge) gives the complete outcome: targets, grants,
+//      revocations, releases, who is told;
 //   3. store: one transaction writes it and queues its notifications
 //      (store.cpp); commit;
-//   4. publish: apply the committed outcome to shared memory.
+//   4. publish: apply the committed outcome to shared memory, giving each
+//      new hold its deadline: the promise of the member's last heartbeat.
 // Shared memory is never ahead of the tables: a worker that dies between 3
-// and 4 reloads the tables when it starts again (load.cpp). A reshard that
+// and 4 reloads the tables when it starts again (load.cpp). A step that
 // fails takes its `removing` marks back and is retried a second later.
+//
+// A step reshards (recomputes targets) only when the membership changed and
+// the gate is open; otherwise it only releases and grants (not gated).
 //
 // Fences: the worker takes the cluster's fence lock (shmem/fence_lock.hpp)
 // without waiting from before the snapshot until after the publication. If
 // a fence() holds it, only the settings are stored and the cluster is
 // marked as held up (ClusterEntry.reshard_fenced), so that new fences fail
-// at once until the reshard has gone through.
+// at once until the step has gone through.
 
 #include "worker/worker.hpp"
 
@@ -22,6 +28,7 @@ extern "C" {
 #include "storage/condition_variable.h"
 }
 
+#include "module.hpp"
 #include "shmem/fence_lock.hpp"
 #include "shmem/shmem.hpp"
 
@@ -29,8 +36,41 @@ namespace shard_coordinator::worker {
 
 namespace {
 
-// Copies the cluster out of shared memory and marks its dead members as
-// removing. Returns false if the cluster is gone.
+// The member's slot keys and targets, and its holds, into the policy's
+// input (lock held).
+void snapshot_keys(const ClusterEntry *cluster, Snapshot *snap) {
+  BridgeInput &in = snap->input;
+  in.nkeys = 0;
+  in.keys = nullptr;
+  in.keys_pending = false;
+  in.nnext = 0;
+  in.next_keys = nullptr;
+  snap->slot_set = cluster->slot_set;
+  snap->slots_pending = false;
+  snap->pending_serial = 0;
+  if (cluster->slot_set < 0) return;
+  const SlotSet &set = slot_sets[cluster->slot_set];
+  auto *keys = static_cast<PolicyKey *>(
+      palloc(sizeof(PolicyKey) * static_cast<size_t>(Max(set.count, 1))));
+  memcpy(keys, slot_entries(cluster->slot_set),
+         sizeof(PolicyKey) * static_cast<size_t>(set.count));
+  in.nkeys = set.count;
+  in.keys = keys;
+  if (set.pending_count >= 0) {
+    snap->slots_pending = true;
+    snap->pending_serial = set.pending_serial;
+    auto *next = static_cast<int32 *>(palloc(
+        sizeof(int32) * static_cast<size_t>(Max(set.pending_count, 1))));
+    memcpy(next, slot_pending_keys(cluster->slot_set),
+           sizeof(int32) * static_cast<size_t>(set.pending_count));
+    in.keys_pending = true;
+    in.nnext = set.pending_count;
+    in.next_keys = next;
+  }
+}
+
+// Copies the cluster out of shared memory and marks the members this step
+// removes. Returns false if the cluster is gone.
 bool take_snapshot(const char *name, int64 now, bool settings_only,
                    Snapshot *snap) {
   size_t len = strlen(name);
@@ -46,20 +86,27 @@ bool take_snapshot(const char *name, int64 now, bool settings_only,
   snap->grace_period_us = cluster->grace_period_us;
   snap->reshard_interval_us = cluster->reshard_interval_us;
   snap->max_shards = cluster->max_shards;
+  snap->max_lease_us = cluster->max_lease_us;
   snap->resharded_at = cluster->resharded_at;
   snap->config_generation = cluster->config_generation;
   snap->settings_unstored =
       cluster->stored_generation < cluster->config_generation;
-  snap->settings_only = settings_only || !(cluster->reshard_wanted &&
-                                           reshard_gate_open(cluster, now));
+  snap->settings_only = settings_only;
+  const bool reshard = !settings_only && cluster->reshard_wanted &&
+                       reshard_gate_open(cluster, now);
 
   BridgeInput &in = snap->input;
+  in.mode = cluster->handover;
   in.epoch = cluster->epoch;
   in.num_shards = cluster->num_shards;
+  in.grant_count = cluster->grant_count;
   in.max_shards = cluster->max_shards;
-  in.nmembers = snap->settings_only ? 0 : cluster->member_count;
-  auto *members = static_cast<PolicyMember *>(
-      palloc0(sizeof(PolicyMember) * static_cast<size_t>(Max(in.nmembers, 1))));
+  in.reshard = reshard;
+  in.grants_allowed = now >= cluster->grants_held_until;
+  in.now = now;
+  in.nmembers = settings_only ? 0 : cluster->member_count;
+  auto *members = static_cast<PolicyMember *>(palloc0(
+      sizeof(PolicyMember) * static_cast<size_t>(Max(in.nmembers, 1))));
   snap->names = static_cast<SnapMember *>(
       palloc0(sizeof(SnapMember) * static_cast<size_t>(Max(in.nmembers, 1))));
   int i = 0;
@@ -71,49 +118,32 @@ bool take_snapshot(const char *name, int64 now, bool settings_only,
     m.id = member->join_seq;
     m.state = member->state;
     m.shard = member->shard;
+    m.granted = member->granted;
     m.epoch = member->epoch;
-    m.alive = !member->leaving && expiry_deadline(cluster, member) > now;
-    if (!m.alive) member->removing = true;
+    m.acked = static_cast<int64>(pg_atomic_read_u64(&member->acked));
+    const bool expired = expiry_deadline(cluster, member) <= now;
+    m.alive = !member->leaving && !expired;
+    // Its own leave() or the end of its promise: nothing it held is held.
+    m.released_on_departure = true;
+    // Members leave only in a step that reshards.
+    if (!m.alive && reshard) member->removing = true;
     snap->names[i].name = pstrdup(member->key.name);
     snap->names[i].joined_at = member->joined_at;
+    snap->names[i].incarnation = member->incarnation;
     ++i;
   }
   in.members = members;
 
-  snap->slot_set = cluster->slot_set;
-  snap->slots_pending = false;
-  snap->pending_serial = 0;
-  in.old_nkeys = 0;
-  in.old_keys = nullptr;
-  in.old_owners = nullptr;
-  in.new_nkeys = 0;
-  in.new_keys = nullptr;
-  if (cluster->slot_set >= 0) {
-    const SlotSet &set = slot_sets[cluster->slot_set];
-    const size_t room = static_cast<size_t>(Max(set.count, 1));
-    auto *keys = static_cast<int32 *>(palloc(sizeof(int32) * room));
-    auto *owners = static_cast<uint64 *>(palloc(sizeof(uint64) * room));
-    memcpy(keys, slot_keys(cluster->slot_set),
-           sizeof(int32) * static_cast<size_t>(set.count));
-    memcpy(owners, slot_owners(cluster->slot_set),
-           sizeof(uint64) * static_cast<size_t>(set.count));
-    in.old_nkeys = set.count;
-    in.old_keys = keys;
-    in.old_owners = owners;
-    in.new_nkeys = set.count;
-    in.new_keys = keys;
-    if (set.pending_count >= 0 && !snap->settings_only) {
-      snap->slots_pending = true;
-      snap->pending_serial = set.pending_serial;
-      auto *pending = static_cast<int32 *>(palloc(
-          sizeof(int32) * static_cast<size_t>(Max(set.pending_count, 1))));
-      memcpy(pending, slot_pending_keys(cluster->slot_set),
-             sizeof(int32) * static_cast<size_t>(set.pending_count));
-      in.new_nkeys = set.pending_count;
-      in.new_keys = pending;
-    }
+  in.nholds = settings_only ? 0 : count_cluster_holds(cluster);
+  auto *holds = static_cast<PolicyHold *>(
+      palloc(sizeof(PolicyHold) * static_cast<size_t>(Max(in.nholds, 1))));
+  if (!settings_only) copy_cluster_holds(cluster, holds);
+  in.holds = holds;
+  snapshot_keys(cluster, snap);
+  if (!settings_only) {
+    if (reshard) cluster->reshard_wanted = false;
+    pg_atomic_write_u32(&cluster->grant_check_wanted, 0);
   }
-  if (!snap->settings_only) cluster->reshard_wanted = false;
   LWLockRelease(shared->lock);
   return true;
 }
@@ -121,27 +151,113 @@ bool take_snapshot(const char *name, int64 now, bool settings_only,
 // Room for the policy's answer, in the reshard's memory context.
 void allocate_output(const Snapshot *snap, BridgeOutput *out) {
   const BridgeInput &in = snap->input;
+  const BridgeRoom room = bridge_room(in);
   out->epoch_moves = false;
   out->epoch = in.epoch;
   out->num_shards = in.num_shards;
+  out->grant_count = in.grant_count;
   out->cluster_notice = false;
+  out->handover_pending = false;
+  out->store = false;
   out->members = static_cast<BridgeMemberResult *>(palloc0(
       sizeof(BridgeMemberResult) * static_cast<size_t>(Max(in.nmembers, 1))));
-  out->new_owners = static_cast<uint64 *>(
-      palloc0(sizeof(uint64) * static_cast<size_t>(Max(in.new_nkeys, 1))));
+  out->nkeys = in.nkeys;
+  out->keys = static_cast<PolicyKey *>(
+      palloc0(sizeof(PolicyKey) * static_cast<size_t>(room.keys)));
+  if (in.nkeys > 0)
+    memcpy(out->keys, in.keys, sizeof(PolicyKey) * static_cast<size_t>(in.nkeys));
+  out->keys_pending = in.keys_pending;
+  out->nnext = in.nnext;
+  out->next_keys = static_cast<int32 *>(
+      palloc0(sizeof(int32) * static_cast<size_t>(Max(in.nnext, 1))));
+  if (in.nnext > 0)
+    memcpy(out->next_keys, in.next_keys,
+           sizeof(int32) * static_cast<size_t>(in.nnext));
+  out->nholds = in.nholds;
+  out->holds = static_cast<PolicyHold *>(
+      palloc0(sizeof(PolicyHold) * static_cast<size_t>(room.holds)));
+  if (in.nholds > 0)
+    memcpy(out->holds, in.holds,
+           sizeof(PolicyHold) * static_cast<size_t>(in.nholds));
   out->slots = static_cast<int32 *>(
-      palloc0(sizeof(int32) * static_cast<size_t>(Max(in.new_nkeys, 1))));
+      palloc0(sizeof(int32) * static_cast<size_t>(room.keys)));
+  out->target_slots = static_cast<int32 *>(
+      palloc0(sizeof(int32) * static_cast<size_t>(room.keys)));
 }
 
-// Applies a committed reshard to shared memory.
-void publish(const Snapshot *snap, const BridgeOutput *out, int64 now,
+// The promise end of the member with this id (lock held), or now if it is
+// gone.
+int64 promise_of(ClusterEntry *cluster, const Snapshot *snap, uint64 id,
+                 int64 now) {
+  for (int i = 0; i < snap->input.nmembers; ++i) {
+    if (snap->input.members[i].id != id) continue;
+    const char *name = snap->names[i].name;
+    MemberEntry *member = find_member(cluster, name, strlen(name));
+    return member != nullptr ? promise_end(cluster, member) : now;
+  }
+  return now;
+}
+
+// New holds get their deadline: the promise of the member's last heartbeat
+// stamped before this publication (lock held).
+void set_new_deadlines(ClusterEntry *cluster, const Snapshot *snap,
+                       BridgeOutput *out, int64 now) {
+  for (int32 h = 0; h < out->nholds; ++h) {
+    PolicyHold &hold = out->holds[h];
+    if (hold.deadline == kDeadlineAtPublication)
+      hold.deadline = promise_of(cluster, snap, hold.member, now);
+  }
+  for (int32 k = 0; k < out->nkeys; ++k) {
+    PolicyKey &key = out->keys[k];
+    if (key.holder != 0 && key.hold_deadline == kDeadlineAtPublication)
+      key.hold_deadline = promise_of(cluster, snap, key.holder, now);
+  }
+}
+
+// The earliest deadline of the holds of `id` (0: none).
+int64 release_deadline_of(const BridgeOutput *out, uint64 id) {
+  int64 earliest = 0;
+  for (int32 h = 0; h < out->nholds; ++h) {
+    const PolicyHold &hold = out->holds[h];
+    if (hold.member == id && (earliest == 0 || hold.deadline < earliest))
+      earliest = hold.deadline;
+  }
+  for (int32 k = 0; k < out->nkeys; ++k) {
+    const PolicyKey &key = out->keys[k];
+    if (key.holder == id && (earliest == 0 || key.hold_deadline < earliest))
+      earliest = key.hold_deadline;
+  }
+  return earliest;
+}
+
+void publish_keys(ClusterEntry *cluster, const Snapshot *snap,
+                  const BridgeOutput *out) {
+  if (cluster->slot_set < 0 || cluster->slot_set != snap->slot_set) return;
+  SlotSet &set = slot_sets[cluster->slot_set];
+  memcpy(slot_entries(cluster->slot_set), out->keys,
+         sizeof(PolicyKey) * static_cast<size_t>(out->nkeys));
+  set.count = out->nkeys;
+  // The key set configure() asked for is in place (unless it asked for
+  // another one meanwhile, which stays pending).
+  if (snap->slots_pending && !out->keys_pending &&
+      set.pending_serial == snap->pending_serial)
+    set.pending_count = -1;
+  if (set.count == 0 && set.pending_count < 0) {
+    free_slot_set(cluster->slot_set);
+    cluster->slot_set = -1;
+  }
+}
+
+// Applies a committed step to shared memory.
+void publish(const Snapshot *snap, BridgeOutput *out, int64 now,
              TimestampTz wall_now) {
   const BridgeInput &in = snap->input;
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = nullptr;
   if (shared->reset_count == snap->reset_count)
     cluster = find_cluster(snap->name, strlen(snap->name));
-  if (cluster != nullptr) {
+  if (cluster != nullptr && !snap->settings_only) {
+    set_new_deadlines(cluster, snap, out, now);
     for (int i = 0; i < in.nmembers; ++i) {
       const BridgeMemberResult &r = out->members[i];
       const char *name = snap->names[i].name;
@@ -153,42 +269,56 @@ void publish(const Snapshot *snap, const BridgeOutput *out, int64 now,
       }
       member->state = r.state;
       member->shard = r.shard;
-      member->epoch = r.epoch;
+      member->granted = r.granted;
+      if (r.changed) member->epoch = out->epoch;
+      member->hold_epoch = r.hold_epoch;
+      member->release_deadline =
+          release_deadline_of(out, in.members[i].id);
     }
-    if (!snap->settings_only && cluster->slot_set >= 0 &&
-        cluster->slot_set == snap->slot_set) {
-      SlotSet &set = slot_sets[cluster->slot_set];
-      memcpy(slot_keys(cluster->slot_set), in.new_keys,
-             sizeof(int32) * static_cast<size_t>(in.new_nkeys));
-      memcpy(slot_owners(cluster->slot_set), out->new_owners,
-             sizeof(uint64) * static_cast<size_t>(in.new_nkeys));
-      set.count = in.new_nkeys;
-      // A configure() that came during this reshard stays pending.
-      if (snap->slots_pending && set.pending_serial == snap->pending_serial)
-        set.pending_count = -1;
-      if (set.count == 0 && set.pending_count < 0) {
-        free_slot_set(cluster->slot_set);
-        cluster->slot_set = -1;
-      }
-    }
+    if (!set_cluster_holds(cluster, out->holds, out->nholds))
+      ereport(WARNING,
+              (errmsg("shard_coordinator: no room for the holds of cluster "
+                      "\"%s\" in shared memory",
+                      snap->name),
+               errhint("Raise shard_coordinator.max_members.")));
+    publish_keys(cluster, snap, out);
+    const bool plain = out->nkeys == 0;
+    if (out->cluster_notice) cluster->count_epoch = out->epoch;
+    if (plain && out->grant_count < in.grant_count && out->epoch_moves)
+      cluster->shrink_epoch = out->epoch;
     cluster->epoch = out->epoch;
     cluster->num_shards = out->num_shards;
+    cluster->grant_count = out->grant_count;
     cluster->expiry_check_at = 0;
     cluster->retry_at = 0;
-    if (out->epoch_moves) {
-      cluster->resharded_at = wall_now;
-      // When the last member is gone the gate resets: the next join is
-      // served at once.
+    cluster->release_check_at = 0;
+    for (int32 h = 0; h < out->nholds; ++h)
+      if (cluster->release_check_at == 0 ||
+          out->holds[h].deadline < cluster->release_check_at)
+        cluster->release_check_at = out->holds[h].deadline;
+    for (int32 k = 0; k < out->nkeys; ++k)
+      if (out->keys[k].holder != 0 &&
+          (cluster->release_check_at == 0 ||
+           out->keys[k].hold_deadline < cluster->release_check_at))
+        cluster->release_check_at = out->keys[k].hold_deadline;
+    const bool handover_ended = cluster->handover_pending &&
+                                !out->handover_pending;
+    cluster->handover_pending = out->handover_pending;
+    if (out->epoch_moves) cluster->resharded_at = wall_now;
+    // The gate counts from the end of the last change, or of the handover
+    // that followed it; when the last member is gone the gate resets: the
+    // next join is served at once.
+    if (out->epoch_moves || handover_ended)
       cluster->gate_from = out->num_shards > 0 ? now : 0;
-    }
-    if (cluster->stored_generation < snap->config_generation)
-      cluster->stored_generation = snap->config_generation;
   }
+  if (cluster != nullptr &&
+      cluster->stored_generation < snap->config_generation)
+    cluster->stored_generation = snap->config_generation;
   LWLockRelease(shared->lock);
   ConditionVariableBroadcast(&shared->changed_cv);
 }
 
-// Takes back the `removing` marks of a reshard that failed; the cluster is
+// Takes back the `removing` marks of a step that failed; the cluster is
 // tried again after `retry_at` (others go on meanwhile).
 void take_back(const Snapshot *snap, int64 retry_at) {
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
@@ -201,7 +331,8 @@ void take_back(const Snapshot *snap, int64 retry_at) {
       MemberEntry *member = find_member(cluster, name, strlen(name));
       if (member != nullptr) member->removing = false;
     }
-    cluster->reshard_wanted = true;
+    if (snap->input.reshard) cluster->reshard_wanted = true;
+    pg_atomic_write_u32(&cluster->grant_check_wanted, 1);
     cluster->expiry_check_at = 0;
     cluster->retry_at = retry_at;
   }
@@ -209,14 +340,13 @@ void take_back(const Snapshot *snap, int64 retry_at) {
   ConditionVariableBroadcast(&shared->changed_cv);
 }
 
-// Marks (or clears) a cluster whose membership reshard a fence() holds up.
-// Marks it only if such a reshard is due now; returns whether it did.
+// Marks (or clears) a cluster whose step a fence() holds up. Marks it only
+// if a step that moves work is due now; returns whether it did.
 bool set_reshard_fenced(const char *name, bool fenced) {
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = find_cluster(name, strlen(name));
   if (cluster != nullptr && fenced)
-    fenced =
-        cluster->reshard_wanted && reshard_gate_open(cluster, mono_now_us());
+    fenced = step_due(cluster, mono_now_us());
   if (cluster != nullptr) cluster->reshard_fenced = fenced;
   LWLockRelease(shared->lock);
   if (!fenced) ConditionVariableBroadcast(&shared->changed_cv);
@@ -224,7 +354,7 @@ bool set_reshard_fenced(const char *name, bool fenced) {
 }
 
 // Snapshot, decision, store, publication (or the settings alone).
-ReshardResult reshard_or_store_settings(const char *name, bool settings_only) {
+ReshardResult step_or_store_settings(const char *name, bool settings_only) {
   const int64 now = mono_now_us();
   // Nobody's deadline is judged before every stall up to now is measured.
   if (!stalls_measured(now)) return ReshardResult::NotYet;
@@ -245,7 +375,7 @@ ReshardResult reshard_or_store_settings(const char *name, bool settings_only) {
   }
 
   const TimestampTz wall_now = GetCurrentTimestamp();
-  if (out.epoch_moves || snap.settings_unstored) {
+  if (out.store || snap.settings_unstored) {
     volatile int failure = 0;
     char *what = psprintf("reshard of cluster \"%s\"", name);
     PG_TRY();
@@ -268,16 +398,25 @@ ReshardResult reshard_or_store_settings(const char *name, bool settings_only) {
 
 }  // namespace
 
+bool step_due(ClusterEntry *cluster, int64 now) {
+  if (cluster->reshard_wanted && reshard_gate_open(cluster, now)) return true;
+  if (pg_atomic_read_u32(&cluster->grant_check_wanted) != 0) return true;
+  if (cluster->release_check_at != 0 && cluster->release_check_at <= now)
+    return true;
+  return cluster->handover_pending && cluster->grants_held_until != 0 &&
+         cluster->grants_held_until <= now;
+}
+
 ReshardResult reshard_cluster(const char *name) {
   size_t len = strlen(name);
   MemoryContext old = MemoryContextSwitchTo(reshard_context);
   ReshardResult result;
   if (!try_lock_cluster_for_reshard(name, len)) {
-    result = reshard_or_store_settings(name, true);
+    result = step_or_store_settings(name, true);
     if (result == ReshardResult::Done && set_reshard_fenced(name, true))
       result = ReshardResult::Fenced;
   } else {
-    result = reshard_or_store_settings(name, false);
+    result = step_or_store_settings(name, false);
     unlock_cluster_after_reshard(name, len);
     set_reshard_fenced(name, false);
   }

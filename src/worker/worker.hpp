@@ -24,6 +24,10 @@ extern "C" {
 #include "core/names.hpp"
 #include "core/reshard_bridge.hpp"
 
+namespace shard_coordinator {
+struct ClusterEntry;  // shmem/shmem.hpp
+}
+
 namespace shard_coordinator::worker {
 
 // After a failed transaction, try that cluster again this much later.
@@ -72,14 +76,21 @@ bool stalls_measured(int64 now);
 // just have happened, retried soon).
 enum class ReshardResult { Done, Failed, Reload, Fenced, NotYet };
 
-// Reshards one cluster (or stores only its settings, when the gate is
-// closed or a fence holds it).
+// One step of one cluster: a reshard (when the membership changed and the
+// gate is open), releases and grants; or only its settings when a fence
+// holds it.
 ReshardResult reshard_cluster(const char *name);
+
+// Whether a step that may move work is due (lock held): a membership change
+// with the gate open, an acknowledgement that released something, a release
+// deadline that passed, or the end of a failover's hold on grants.
+bool step_due(ClusterEntry *cluster, int64 now);
 
 // A member as copied out of shared memory for one reshard.
 struct SnapMember {
   char *name;
   TimestampTz joined_at;
+  uint64 incarnation;
 };
 
 // A cluster as copied out of shared memory for one reshard.
@@ -90,16 +101,18 @@ struct Snapshot {
   int64 grace_period_us;
   int64 reshard_interval_us;
   int32 max_shards;
+  int64 max_lease_us;
   TimestampTz resharded_at;
   uint64 config_generation;
   bool settings_unstored;
-  // The reshard gate is closed (or nothing but settings changed): store the
-  // settings, leave members, epoch and slots alone.
+  // A fence holds the cluster: store the settings only, leave members,
+  // epoch, keys and holds alone.
   bool settings_only;
   int32 slot_set;      // its SlotSet, or -1
-  bool slots_pending;  // configure() asked for the new keys
+  bool slots_pending;  // configure() asked for a new key set
   uint64 pending_serial;
-  // The policy's input (members, keys) and the names that go with it.
+  // The policy's input (members, keys, holds) and the names that go with
+  // its members.
   BridgeInput input;
   SnapMember *names;  // input.nmembers
 };

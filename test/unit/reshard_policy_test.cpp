@@ -1,7 +1,9 @@
 // The reshard policy: from a snapshot of one cluster to the complete
-// outcome (core/reshard_policy.hpp). Examples, then a randomized property
-// test over sequences of joins, leaves, expiries, max_shards changes and
-// slot-set changes (including entering and leaving slot mode).
+// outcome (core/reshard_policy.hpp): who is told, rows, epochs, targets.
+// Examples, then a randomized property test over sequences of joins,
+// leaves, expiries, max_shards changes and slot-set changes (including
+// entering and leaving slot mode), in immediate mode (grants are targets)
+// and in exclusive mode (targets; grants follow in test/unit/handover_test).
 #include "core/reshard_policy.hpp"
 
 #include <gtest/gtest.h>
@@ -27,7 +29,42 @@ PolicyMember member(std::uint64_t id, MemberState state, std::int32_t shard,
   m.shard = shard;
   m.epoch = epoch;
   m.alive = alive;
+  m.granted = state == MemberState::Active;
   return m;
+}
+
+// A cluster in immediate mode, plain or with these keys and owners.
+PolicyCluster cluster(std::int64_t epoch, std::int32_t num_shards) {
+  PolicyCluster c;
+  c.mode = HandoverMode::Immediate;
+  c.epoch = epoch;
+  c.num_shards = num_shards;
+  c.grant_count = num_shards;
+  c.reshard = true;
+  return c;
+}
+
+std::vector<PolicyKey> keys_owned(const std::vector<std::int32_t> &keys,
+                                  const std::vector<std::uint64_t> &owners) {
+  std::vector<PolicyKey> out;
+  for (std::size_t k = 0; k < keys.size(); ++k) {
+    PolicyKey key;
+    key.key = keys[k];
+    key.target = owners[k];
+    key.grantee = owners[k];
+    out.push_back(key);
+  }
+  return out;
+}
+
+// In slot mode grants are keys: no member holds a plain grant.
+void slot_mode_grants(PolicyCluster *c) {
+  if (c->keys.empty()) return;
+  for (PolicyMember &m : c->members) m.granted = false;
+}
+
+bool valid(const ReshardDecision &d, const PolicyCluster &c) {
+  return std::string(decision_problem(d, c)).empty();
 }
 
 constexpr MemberState kActive = MemberState::Active;
@@ -35,13 +72,11 @@ constexpr MemberState kPending = MemberState::Pending;
 constexpr MemberState kStandby = MemberState::Standby;
 
 TEST(ReshardPolicy, JoinInPlainModeTellsTheNewcomerAndTheClusterOnly) {
-  PolicyCluster c;
-  c.epoch = 5;
-  c.num_shards = 2;
+  PolicyCluster c = cluster(5, 2);
   c.members = {member(1, kActive, 0, 3), member(2, kActive, 1, 5),
                member(3, kPending, kNoShard, 0)};
   ReshardDecision d = decide_reshard(c);
-  ASSERT_TRUE(decision_is_valid(d, c));
+  ASSERT_TRUE(valid(d, c));
   EXPECT_TRUE(d.epoch_moves);
   EXPECT_EQ(d.epoch, 6);
   EXPECT_EQ(d.num_shards, 3);
@@ -56,13 +91,11 @@ TEST(ReshardPolicy, JoinInPlainModeTellsTheNewcomerAndTheClusterOnly) {
 }
 
 TEST(ReshardPolicy, RemovingAPendingMemberChangesNothing) {
-  PolicyCluster c;
-  c.epoch = 4;
-  c.num_shards = 1;
+  PolicyCluster c = cluster(4, 1);
   c.members = {member(1, kActive, 0, 2),
                member(2, kPending, kNoShard, 0, /*alive=*/false)};
   ReshardDecision d = decide_reshard(c);
-  ASSERT_TRUE(decision_is_valid(d, c));
+  ASSERT_TRUE(valid(d, c));
   EXPECT_FALSE(d.epoch_moves);
   EXPECT_EQ(d.epoch, 4);
   EXPECT_TRUE(d.members[1].removed);
@@ -71,12 +104,10 @@ TEST(ReshardPolicy, RemovingAPendingMemberChangesNothing) {
 }
 
 TEST(ReshardPolicy, RemovingAnAssignedMemberDeletesItsRowAndTellsIt) {
-  PolicyCluster c;
-  c.epoch = 4;
-  c.num_shards = 2;
+  PolicyCluster c = cluster(4, 2);
   c.members = {member(1, kActive, 0, 2), member(2, kActive, 1, 3, false)};
   ReshardDecision d = decide_reshard(c);
-  ASSERT_TRUE(decision_is_valid(d, c));
+  ASSERT_TRUE(valid(d, c));
   EXPECT_TRUE(d.epoch_moves);
   EXPECT_EQ(d.members[1].row, RowAction::Delete);
   EXPECT_TRUE(d.members[1].notice);
@@ -88,16 +119,13 @@ TEST(ReshardPolicy, RemovingAnAssignedMemberDeletesItsRowAndTellsIt) {
 // to c; a keeps its state, shard and keys, so it gets no notice of its own,
 // only the cluster notice of the new num_shards.
 TEST(ReshardPolicy, SlotModeTellsOnlyMembersWhoseKeysChanged) {
-  PolicyCluster c;
-  c.epoch = 2;
-  c.num_shards = 2;
-  c.old_keys = {1, 2, 3, 4};
-  c.old_owners = {1, 1, 2, 2};
-  c.new_keys = c.old_keys;
+  PolicyCluster c = cluster(2, 2);
+  c.keys = keys_owned({1, 2, 3, 4}, {1, 1, 2, 2});
   c.members = {member(1, kActive, 0, 1), member(2, kActive, 1, 2),
                member(3, kPending, kNoShard, 0)};
+  slot_mode_grants(&c);
   ReshardDecision d = decide_reshard(c);
-  ASSERT_TRUE(decision_is_valid(d, c));
+  ASSERT_TRUE(valid(d, c));
   EXPECT_EQ(d.num_shards, 3);
   EXPECT_TRUE(d.cluster_notice);
   EXPECT_FALSE(d.members[0].changed);
@@ -111,36 +139,32 @@ TEST(ReshardPolicy, SlotModeTellsOnlyMembersWhoseKeysChanged) {
 }
 
 TEST(ReshardPolicy, EnteringSlotModeTellsEveryActiveMember) {
-  PolicyCluster c;
-  c.epoch = 2;
-  c.num_shards = 2;
-  c.new_keys = {10, 20};
+  PolicyCluster c = cluster(2, 2);
+  c.keys_pending = true;
+  c.next_keys = {10, 20};
   c.members = {member(1, kActive, 0, 1), member(2, kActive, 1, 2)};
   ReshardDecision d = decide_reshard(c);
-  ASSERT_TRUE(decision_is_valid(d, c));
+  ASSERT_TRUE(valid(d, c));
   EXPECT_TRUE(d.members[0].notice);
   EXPECT_TRUE(d.members[1].notice);
   EXPECT_FALSE(d.cluster_notice);  // num_shards stays 2
 }
 
 TEST(ReshardPolicy, LeavingSlotModeTellsEveryActiveMember) {
-  PolicyCluster c;
-  c.epoch = 2;
-  c.num_shards = 2;
-  c.old_keys = {10, 20};
-  c.old_owners = {1, 2};
+  PolicyCluster c = cluster(2, 2);
+  c.keys = keys_owned({10, 20}, {1, 2});
+  c.keys_pending = true;
   c.members = {member(1, kActive, 0, 1), member(2, kActive, 1, 2)};
+  slot_mode_grants(&c);
   ReshardDecision d = decide_reshard(c);
-  ASSERT_TRUE(decision_is_valid(d, c));
+  ASSERT_TRUE(valid(d, c));
   EXPECT_TRUE(d.members[0].notice);
   EXPECT_TRUE(d.members[1].notice);
   EXPECT_TRUE(d.members[0].slots.empty());
 }
 
 TEST(ReshardPolicy, NothingDueMovesNothing) {
-  PolicyCluster c;
-  c.epoch = 7;
-  c.num_shards = 2;
+  PolicyCluster c = cluster(7, 2);
   c.members = {member(1, kActive, 0, 3), member(2, kActive, 1, 7)};
   ReshardDecision d = decide_reshard(c);
   EXPECT_FALSE(d.epoch_moves);
@@ -189,15 +213,12 @@ TEST(ReshardPolicy, RandomSequencesKeepEveryRule) {
       SCOPED_TRACE("sequence " + std::to_string(sequence) + " step " +
                    std::to_string(step));
       // Events of this step.
-      PolicyCluster c;
-      c.epoch = sim.epoch;
-      c.num_shards = sim.num_shards;
+      PolicyCluster c = cluster(sim.epoch, sim.num_shards);
       const int event = uniform(0, 9);
       if (event == 0) sim.max_shards = uniform(0, 6);
       c.max_shards = sim.max_shards;
-      c.old_keys = sim.keys;
-      c.old_owners = sim.owners;
-      c.new_keys = sim.keys;
+      c.keys = keys_owned(sim.keys, sim.owners);
+      std::vector<std::int32_t> new_keys = sim.keys;
       if (event == 1) {
         // A new key set: sometimes none (plain mode), else 1..12 keys.
         std::set<std::int32_t> keys;
@@ -205,7 +226,9 @@ TEST(ReshardPolicy, RandomSequencesKeepEveryRule) {
           const int n = uniform(1, 12);
           while (static_cast<int>(keys.size()) < n) keys.insert(uniform(0, 20));
         }
-        c.new_keys.assign(keys.begin(), keys.end());
+        new_keys.assign(keys.begin(), keys.end());
+        c.keys_pending = true;
+        c.next_keys = new_keys;
       }
       for (const SimMember &m : sim.members)
         c.members.push_back(member(m.id, m.state, m.shard, m.epoch,
@@ -215,9 +238,10 @@ TEST(ReshardPolicy, RandomSequencesKeepEveryRule) {
         c.members.push_back(
             member(sim.next_id++, kPending, kNoShard, sim.epoch));
 
+      slot_mode_grants(&c);
       const ReshardDecision d = decide_reshard(c);
       ++decisions;
-      ASSERT_TRUE(decision_is_valid(d, c));
+      ASSERT_TRUE(valid(d, c));
       ASSERT_EQ(d.members.size(), c.members.size());
 
       // Epochs never go back; the epoch moves exactly when somebody is told.
@@ -229,8 +253,8 @@ TEST(ReshardPolicy, RandomSequencesKeepEveryRule) {
       EXPECT_EQ(d.epoch, c.epoch + (d.epoch_moves ? 1 : 0));
       EXPECT_EQ(d.cluster_notice, d.epoch_moves && count_changed);
 
-      const bool slot_before = !c.old_keys.empty();
-      const bool slot_after = !c.new_keys.empty();
+      const bool slot_before = !sim.keys.empty();
+      const bool slot_after = !new_keys.empty();
       for (std::size_t i = 0; i < c.members.size(); ++i) {
         const PolicyMember &before = c.members[i];
         const MemberDecision &m = d.members[i];
@@ -247,7 +271,7 @@ TEST(ReshardPolicy, RandomSequencesKeepEveryRule) {
         // notice.
         const bool active = m.state == kActive;
         const std::vector<std::int32_t> old_keys =
-            slot_before ? keys_of(c.old_keys, c.old_owners, before.id)
+            slot_before ? keys_of(sim.keys, sim.owners, before.id)
                         : std::vector<std::int32_t>{};
         const bool own_change =
             m.state != before.state || (active && m.shard != before.shard) ||
@@ -274,13 +298,13 @@ TEST(ReshardPolicy, RandomSequencesKeepEveryRule) {
           std::size_t kept = 0;
           std::size_t remaining = 0;
           for (std::int32_t key : old_keys) {
-            if (!std::binary_search(c.new_keys.begin(), c.new_keys.end(), key))
+            if (!std::binary_search(new_keys.begin(), new_keys.end(), key))
               continue;
             ++remaining;
             if (std::binary_search(m.slots.begin(), m.slots.end(), key)) ++kept;
           }
           const std::size_t quota =
-              c.new_keys.size() / static_cast<std::size_t>(d.num_shards);
+              new_keys.size() / static_cast<std::size_t>(d.num_shards);
           EXPECT_GE(kept, std::min(remaining, quota));
         }
       }
@@ -295,8 +319,13 @@ TEST(ReshardPolicy, RandomSequencesKeepEveryRule) {
       sim.members = next;
       sim.epoch = d.epoch;
       sim.num_shards = d.num_shards;
-      sim.keys = c.new_keys;
-      sim.owners = d.new_owners;
+      sim.keys.clear();
+      sim.owners.clear();
+      for (const PolicyKey &k : d.keys) {
+        sim.keys.push_back(k.key);
+        sim.owners.push_back(k.grantee);
+      }
+      EXPECT_EQ(sim.keys, new_keys);
     }
   }
   EXPECT_EQ(decisions, 300 * 40);
