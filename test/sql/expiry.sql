@@ -9,17 +9,6 @@ SET client_min_messages = warning;
 \set ECHO all
 RESET client_min_messages;
 
--- More helpers: is cluster c settled (n_active active, n_standby standby,
--- nobody pending, leaving or expired, num_shards = n_active)?
-CREATE FUNCTION test_helpers.settled(c text, n_active int, n_standby int DEFAULT 0)
-RETURNS boolean LANGUAGE sql AS $$
-  SELECT count(*) FILTER (WHERE state = 'active') = n_active
-     AND count(*) FILTER (WHERE state = 'standby') = n_standby
-     AND count(*) = n_active + n_standby
-     AND (SELECT num_shards = n_active FROM shard_coordinator.clusters WHERE cluster = c)
-    FROM shard_coordinator.members WHERE cluster = c
-$$;
-
 -- Millisecond intervals: a member expires after heartbeat_interval +
 -- grace_period (250 ms + 250 ms here) without a heartbeat.
 SELECT shard_coordinator.configure('reg_expiry', heartbeat_interval => '250ms',

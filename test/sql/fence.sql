@@ -96,14 +96,18 @@ SELECT test_fence.try_fence('fence_c', 'a', test_fence.e('a1')) AS first,
        test_fence.try_fence('fence_c', 'a', test_fence.e('a1')) AS second;
 ROLLBACK;
 
--- b joins: a's assignment changes (num_shards 1 -> 2), so a's epoch is the
--- new one; a fence with a's old epoch fails.
+-- b joins. An exclusive handover (the default) takes two epochs: at the
+-- first, a's assignment narrows (num_shards 1 -> 2: the keys of shard 1
+-- are revoked from it), so a's epoch is the new one; once a acknowledged
+-- it (wait_settled does that for it), b is granted shard 1 at the next
+-- epoch. A fence with a's old epoch fails.
 SELECT state FROM shard_coordinator.heartbeat('fence_c', 'b');
 SELECT test_helpers.wait_settled('fence_c', 2);
 SELECT test_fence.remember('a2', h.epoch) > test_fence.e('a1') AS a_epoch_up,
-       h.epoch = test_fence.cluster_epoch('fence_c') AS current, h.shard, h.num_shards
+       h.epoch < test_fence.cluster_epoch('fence_c') AS before_b_grant, h.shard, h.num_shards
   FROM shard_coordinator.heartbeat('fence_c', 'a') AS h;
-SELECT test_fence.remember('b2', epoch) = test_fence.e('a2') AS same_reshard
+SELECT test_fence.remember('b2', epoch) = test_fence.e('a2') + 1 AS granted_next_epoch,
+       epoch = test_fence.cluster_epoch('fence_c') AS current
   FROM shard_coordinator.heartbeat('fence_c', 'b');
 SELECT test_fence.try_fence('fence_c', 'a', test_fence.e('a2')) AS a_current,
        test_fence.try_fence('fence_c', 'b', test_fence.e('b2')) AS b_current,
@@ -114,9 +118,9 @@ SELECT test_fence.try_fence('fence_c', 'a', test_fence.e('a2')) AS a_current,
 -- epoch, and they can fence with the old epoch as with the new one.
 SELECT state FROM shard_coordinator.heartbeat('fence_c', 'c');
 SELECT test_helpers.wait_settled('fence_c', 2, 1);
-SELECT test_fence.remember('c3', test_fence.cluster_epoch('fence_c')) > test_fence.e('a2')
+SELECT test_fence.remember('c3', test_fence.cluster_epoch('fence_c')) > test_fence.e('b2')
        AS cluster_epoch_up;
-SELECT member, shard, state, epoch = test_fence.e('a2') AS kept_epoch,
+SELECT member, shard, state, epoch IS NOT DISTINCT FROM test_fence.e(member || '2') AS kept_epoch,
        epoch = test_fence.e('c3') AS new_epoch
   FROM shard_coordinator.members WHERE cluster = 'fence_c' ORDER BY member;
 SELECT test_fence.try_fence('fence_c', 'a', test_fence.e('a2')) AS a_at_own_epoch,
@@ -144,11 +148,10 @@ SELECT shard_coordinator.fence('fence_c', 'a', test_fence.e('a1'));
 SELECT shard_coordinator.fence('fence_c', 'nobody', test_fence.e('c3'));
 SELECT code, message, hint FROM test_fence.fence_error('fence_c', 'c', test_fence.e('c3'));
 
--- A pending member cannot fence, not even at the cluster's epoch (the
--- epoch of its heartbeat row): close the gate so that p stays pending.
+-- A pending member cannot fence, not even at the cluster's epoch: close
+-- the gate so that p stays pending.
 SELECT shard_coordinator.configure('fence_c', reshard_interval => '1 day');
-SELECT state, epoch = test_fence.cluster_epoch('fence_c') AS row_epoch_is_cluster_epoch
-  FROM shard_coordinator.heartbeat('fence_c', 'p');
+SELECT state FROM shard_coordinator.heartbeat('fence_c', 'p');
 SELECT test_fence.try_fence('fence_c', 'p', test_fence.cluster_epoch('fence_c')) AS pending;
 INSERT INTO test_fence.details
   SELECT 'pending', detail FROM test_fence.fence_error('fence_c', 'p', test_fence.cluster_epoch('fence_c'));

@@ -19,18 +19,28 @@ CREATE SCHEMA test_slots;
 -- or expired, num_shards = n_active, and the active members' slots cover
 -- keys (so that the reshard for the newest key set has been published).
 CREATE FUNCTION test_slots.wait_settled(c text, keys int[], n_active int, n_standby int DEFAULT 0)
-RETURNS boolean LANGUAGE sql AS $$
-  SELECT test_helpers.wait_for(format($q$
-    SELECT count(*) FILTER (WHERE state = 'active') = %2$s
-       AND count(*) FILTER (WHERE state = 'standby') = %3$s
-       AND count(*) = %2$s + %3$s
-       AND (SELECT num_shards = %2$s FROM shard_coordinator.clusters WHERE cluster = %1$L)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  sorted int[] := (SELECT coalesce(array_agg(k ORDER BY k), '{}') FROM unnest(keys) AS k);
+  deadline timestamptz := clock_timestamp() + interval '30 s';
+BEGIN
+  LOOP
+    IF n_active + n_standby > 0 THEN
+      PERFORM test_helpers.ack_releases(c);
+    END IF;
+    IF test_helpers.settled(c, n_active, n_standby)
        AND coalesce((SELECT array_agg(k ORDER BY k)
                        FROM shard_coordinator.members AS m, unnest(m.slots) AS k
-                      WHERE m.cluster = %1$L), '{}') = %4$L::int[]
-      FROM shard_coordinator.members WHERE cluster = %1$L $q$,
-    c, n_active, n_standby, (SELECT coalesce(array_agg(k ORDER BY k), '{}') FROM unnest(keys) AS k)))
-$$;
+                      WHERE m.cluster = c), '{}') = sorted THEN
+      RETURN true;
+    END IF;
+    IF clock_timestamp() > deadline THEN
+      RAISE EXCEPTION 'timed out after 30 s waiting for cluster % to settle with % active and % standby members over its key set',
+        c, n_active, n_standby;
+    END IF;
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
 
 -- The slot invariants of cluster c with key set keys. Returns 'ok' or the
 -- list of what is wrong.
@@ -129,7 +139,10 @@ CREATE TABLE test_slots.snap (
 --  sticky:  every member active before and after either kept all its
 --           remaining keys (and maybe got more) or only gave some away;
 --  epochs:  members whose assignment (state, shard, num_shards, slots)
---           changed carry the cluster's new epoch, the others kept theirs.
+--           changed carry a newer epoch (that of the change: with
+--           exclusive handovers a member that gave keys away changed one
+--           epoch before those keys were granted), at most the cluster's;
+--           the others kept theirs.
 CREATE FUNCTION test_slots.moves(c text,
     OUT moved int, OUT minimal boolean, OUT sticky boolean, OUT epochs boolean)
 LANGUAGE plpgsql AS $$
@@ -172,7 +185,8 @@ BEGIN
   SELECT coalesce(bool_and(CASE WHEN row(o.state, o.shard, o.num_shards, o.slots)
                                      IS NOT DISTINCT FROM row(n.state, n.shard, n.num_shards, n.slots)
                                 THEN n.epoch = o.epoch
-                                ELSE n.epoch = cluster_epoch END), true) INTO epochs
+                                ELSE n.epoch > o.epoch AND n.epoch <= cluster_epoch
+                           END), true) INTO epochs
     FROM test_slots.snap AS o JOIN cur AS n USING (member)
    WHERE o.cluster = c AND n.state IN ('active', 'standby');
   DELETE FROM test_slots.snap WHERE cluster = c;
@@ -340,9 +354,12 @@ SELECT test_slots.check('slots_micro', ARRAY(SELECT generate_series(1, 300)));
 
 -- 4. Clearing the slot set ('{}') returns to plain index-and-count mode:
 -- no slots anywhere, the members stay active with shard and num_shards.
+-- (The members release all their keys first; the wait acknowledges that
+-- for them.)
 SELECT shard_coordinator.configure('slots_micro', slots => '{}');
 SELECT test_helpers.wait_for($$
-  SELECT (SELECT slots IS NULL FROM shard_coordinator.clusters WHERE cluster = 'slots_micro')
+  SELECT test_helpers.ack_releases('slots_micro') >= 0
+     AND (SELECT slots IS NULL FROM shard_coordinator.clusters WHERE cluster = 'slots_micro')
      AND bool_and(slots IS NULL)
     FROM shard_coordinator.members WHERE cluster = 'slots_micro' $$);
 SELECT member, shard, num_shards, state, slots
