@@ -7,18 +7,19 @@
 -- heartbeat() and leave() are not transactional: the member registered here
 -- (cluster tap_priv) stays after the ROLLBACK, so it leaves at the end.
 BEGIN;
-SELECT plan(57);
+SELECT plan(63);
 
 -- Not granted to PUBLIC.
 SELECT ok(NOT has_function_privilege('public', f::regprocedure, 'EXECUTE'),
           'PUBLIC cannot execute ' || f)
   FROM unnest(ARRAY[
-    'shard_coordinator.heartbeat(text, text)',
-    'shard_coordinator.leave(text, text)',
+    'shard_coordinator.heartbeat(text, text, bigint, bigint)',
+    'shard_coordinator.leave(text, text, bigint)',
     'shard_coordinator.channel(text, text)',
     'shard_coordinator.channel(text)',
-    'shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[])',
+    'shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[], text)',
     'shard_coordinator.fence(text, text, bigint)',
+    'shard_coordinator.fence(text, text, bigint, integer[])',
     'shard_coordinator._install_check()',
     'shard_coordinator._live_members()',
     'shard_coordinator._live_clusters()',
@@ -30,7 +31,8 @@ SELECT ok(has_function_privilege('public', f::regprocedure, 'EXECUTE'),
                     'shard_coordinator.jump_hash(text, integer)']) AS f;
 SELECT ok(NOT has_table_privilege('public', t::regclass, p),
           format('PUBLIC has no %s on %s', p, t))
-  FROM unnest(ARRAY['shard_coordinator.cluster_state', 'shard_coordinator.member_state']) AS t,
+  FROM unnest(ARRAY['shard_coordinator.cluster_state', 'shard_coordinator.member_state',
+                    'shard_coordinator.pending_release']) AS t,
        unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) AS p;
 SELECT ok(NOT has_table_privilege('public', v::regclass, 'SELECT'),
           'PUBLIC cannot read ' || v)
@@ -61,8 +63,8 @@ SELECT is((SELECT count(*)::int FROM shard_coordinator.members WHERE cluster = '
 -- A worker role with the grants of the README (functions) and of the views.
 CREATE ROLE tap_sc_app NOLOGIN;
 GRANT USAGE ON SCHEMA shard_coordinator TO tap_sc_app;
-GRANT EXECUTE ON FUNCTION shard_coordinator.heartbeat(text, text),
-                          shard_coordinator.leave(text, text),
+GRANT EXECUTE ON FUNCTION shard_coordinator.heartbeat(text, text, bigint, bigint),
+                          shard_coordinator.leave(text, text, bigint),
                           shard_coordinator.channel(text, text),
                           shard_coordinator.channel(text) TO tap_sc_app;
 GRANT SELECT ON shard_coordinator.members, shard_coordinator.clusters TO tap_sc_app;

@@ -2,7 +2,7 @@
 -- return types and columns, and the constraints that back the safety
 -- invariant.
 BEGIN;
-SELECT plan(111);
+SELECT plan(144);
 
 SELECT has_extension('shard_coordinator');
 SELECT has_schema('shard_coordinator');
@@ -12,17 +12,20 @@ SELECT has_table('shard_coordinator', 'cluster_state', 'table cluster_state exis
 SELECT has_table('shard_coordinator', 'member_state', 'table member_state exists');
 SELECT has_view('shard_coordinator', 'members', 'view members exists');
 SELECT has_view('shard_coordinator', 'clusters', 'view clusters exists');
-SELECT tables_are('shard_coordinator', ARRAY['cluster_state', 'member_state']);
+SELECT has_table('shard_coordinator', 'pending_release', 'table pending_release exists');
+SELECT tables_are('shard_coordinator', ARRAY['cluster_state', 'member_state', 'pending_release']);
+SELECT has_type('shard_coordinator', 'assignment', 'type assignment exists');
 SELECT views_are('shard_coordinator', ARRAY['members', 'clusters']);
 
 -- The public functions, with their exact argument lists and results.
-SELECT has_function('shard_coordinator', 'heartbeat', ARRAY['text', 'text']);
-SELECT has_function('shard_coordinator', 'leave', ARRAY['text', 'text']);
+SELECT has_function('shard_coordinator', 'heartbeat', ARRAY['text', 'text', 'bigint', 'bigint']);
+SELECT has_function('shard_coordinator', 'leave', ARRAY['text', 'text', 'bigint']);
 SELECT has_function('shard_coordinator', 'channel', ARRAY['text', 'text']);
 SELECT has_function('shard_coordinator', 'channel', ARRAY['text']);
 SELECT has_function('shard_coordinator', 'configure',
-                    ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]']);
+                    ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]', 'text']);
 SELECT has_function('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint']);
+SELECT has_function('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint', 'integer[]']);
 SELECT has_function('shard_coordinator', 'jump_hash', ARRAY['bigint', 'integer']);
 SELECT has_function('shard_coordinator', 'jump_hash', ARRAY['text', 'integer']);
 SELECT is(
@@ -31,46 +34,55 @@ SELECT is(
       AND proname IN ('heartbeat', 'leave', 'channel', 'configure')),
   5, 'no overloads of heartbeat, leave, configure; channel has two (member, cluster)');
 
-SELECT function_returns('shard_coordinator', 'heartbeat', ARRAY['text', 'text'], 'record');
-SELECT function_returns('shard_coordinator', 'leave', ARRAY['text', 'text'], 'boolean');
+SELECT function_returns('shard_coordinator', 'heartbeat', ARRAY['text', 'text', 'bigint', 'bigint'], 'shard_coordinator.assignment');
+SELECT function_returns('shard_coordinator', 'leave', ARRAY['text', 'text', 'bigint'], 'boolean');
 SELECT function_returns('shard_coordinator', 'channel', ARRAY['text', 'text'], 'text');
 SELECT function_returns('shard_coordinator', 'channel', ARRAY['text'], 'text');
 SELECT function_returns('shard_coordinator', 'configure',
-                        ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]'], 'void');
+                        ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]', 'text'], 'void');
 SELECT function_returns('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint'], 'void');
+SELECT function_returns('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint', 'integer[]'], 'void');
 SELECT function_returns('shard_coordinator', 'jump_hash', ARRAY['bigint', 'integer'], 'integer');
 SELECT function_returns('shard_coordinator', 'jump_hash', ARRAY['text', 'integer'], 'integer');
-SELECT is(pg_get_function_arguments('shard_coordinator.heartbeat(text, text)'::regprocedure),
-          'cluster text, member text, OUT shard integer, OUT num_shards integer, '
-          'OUT epoch bigint, OUT state text, OUT channel text, '
-          'OUT heartbeat_interval interval, OUT expires_at timestamp with time zone, '
-          'OUT slots integer[]',
-          'heartbeat() arguments and result columns');
-SELECT is(pg_get_function_arguments('shard_coordinator.leave(text, text)'::regprocedure),
-          'cluster text, member text', 'leave() arguments');
+SELECT is(pg_get_function_arguments('shard_coordinator.heartbeat(text, text, bigint, bigint)'::regprocedure),
+          'cluster text, member text, applied_epoch bigint DEFAULT NULL::bigint, '
+          'incarnation bigint DEFAULT NULL::bigint',
+          'heartbeat() arguments and defaults');
+SELECT is(
+  (SELECT array_agg(attname::text || ' ' || format_type(atttypid, atttypmod) ORDER BY attnum)
+     FROM pg_attribute
+    WHERE attrelid = (SELECT typrelid FROM pg_type WHERE oid = 'shard_coordinator.assignment'::regtype)
+      AND attnum > 0 AND NOT attisdropped),
+  ARRAY['shard integer', 'num_shards integer', 'epoch bigint', 'state text', 'channel text',
+        'heartbeat_interval interval', 'expires_at timestamp with time zone', 'slots integer[]',
+        'lease_remaining interval', 'release_within interval', 'acknowledged_epoch bigint'],
+  'assignment: the columns of a heartbeat''s answer (1.0''s eight first, in their order)');
+SELECT is(pg_get_function_arguments('shard_coordinator.leave(text, text, bigint)'::regprocedure),
+          'cluster text, member text, incarnation bigint DEFAULT NULL::bigint', 'leave() arguments');
 SELECT is(pg_get_function_arguments('shard_coordinator.channel(text, text)'::regprocedure),
           'cluster text, member text', 'channel() arguments');
 SELECT is(pg_get_function_arguments('shard_coordinator.channel(text)'::regprocedure),
           'cluster text', 'channel(cluster) arguments');
 SELECT is(pg_get_function_arguments(
-            'shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[])'::regprocedure),
+            'shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[], text)'::regprocedure),
           'cluster text, heartbeat_interval interval DEFAULT NULL::interval, '
           'grace_period interval DEFAULT NULL::interval, '
           'reshard_interval interval DEFAULT NULL::interval, '
           'max_shards integer DEFAULT NULL::integer, clear_max_shards boolean DEFAULT false, '
-          'slots integer[] DEFAULT NULL::integer[]',
+          'slots integer[] DEFAULT NULL::integer[], handover text DEFAULT NULL::text',
           'configure() arguments and defaults');
-SELECT is(pg_get_function_result('shard_coordinator.heartbeat(text, text)'::regprocedure),
-          'record', 'heartbeat() returns one record');
+SELECT is(pg_get_function_result('shard_coordinator.heartbeat(text, text, bigint, bigint)'::regprocedure),
+          'shard_coordinator.assignment', 'heartbeat() returns one assignment');
 SELECT isnt((SELECT proretset FROM pg_proc
-              WHERE oid = 'shard_coordinator.heartbeat(text, text)'::regprocedure), true,
+              WHERE oid = 'shard_coordinator.heartbeat(text, text, bigint, bigint)'::regprocedure), true,
             'heartbeat() returns a single row, not a set');
 
-SELECT volatility_is('shard_coordinator', 'heartbeat', ARRAY['text', 'text'], 'volatile');
-SELECT volatility_is('shard_coordinator', 'leave', ARRAY['text', 'text'], 'volatile');
+SELECT volatility_is('shard_coordinator', 'heartbeat', ARRAY['text', 'text', 'bigint', 'bigint'], 'volatile');
+SELECT volatility_is('shard_coordinator', 'leave', ARRAY['text', 'text', 'bigint'], 'volatile');
 SELECT volatility_is('shard_coordinator', 'configure',
-                     ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]'], 'volatile');
+                     ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]', 'text'], 'volatile');
 SELECT volatility_is('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint'], 'volatile');
+SELECT volatility_is('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint', 'integer[]'], 'volatile');
 SELECT volatility_is('shard_coordinator', 'jump_hash', ARRAY['bigint', 'integer'], 'immutable');
 SELECT volatility_is('shard_coordinator', 'jump_hash', ARRAY['text', 'integer'], 'immutable');
 SELECT volatility_is('shard_coordinator', 'channel', ARRAY['text', 'text'], 'immutable');
@@ -90,7 +102,17 @@ SELECT is(
 -- Columns of the views (the public contract) and of the tables.
 SELECT columns_are('shard_coordinator', 'members', ARRAY[
   'cluster', 'member', 'shard', 'num_shards', 'epoch', 'state',
-  'last_heartbeat', 'expires_at', 'joined_at', 'slots']);
+  'last_heartbeat', 'expires_at', 'joined_at', 'slots',
+  'target_shard', 'target_slots', 'withheld', 'releasing', 'release_epoch',
+  'release_until', 'acknowledged_epoch', 'incarnation']);
+SELECT col_type_is('shard_coordinator', 'members', 'target_shard', 'integer', 'members.target_shard is integer');
+SELECT col_type_is('shard_coordinator', 'members', 'target_slots', 'integer[]', 'members.target_slots is integer[]');
+SELECT col_type_is('shard_coordinator', 'members', 'withheld', 'boolean', 'members.withheld is boolean');
+SELECT col_type_is('shard_coordinator', 'members', 'releasing', 'text', 'members.releasing is text');
+SELECT col_type_is('shard_coordinator', 'members', 'release_epoch', 'bigint', 'members.release_epoch is bigint');
+SELECT col_type_is('shard_coordinator', 'members', 'release_until', 'timestamp with time zone', 'members.release_until is timestamp with time zone');
+SELECT col_type_is('shard_coordinator', 'members', 'acknowledged_epoch', 'bigint', 'members.acknowledged_epoch is bigint');
+SELECT col_type_is('shard_coordinator', 'members', 'incarnation', 'bigint', 'members.incarnation is bigint');
 SELECT col_type_is('shard_coordinator', 'members', 'cluster', 'text', 'members.cluster is text');
 SELECT col_type_is('shard_coordinator', 'members', 'member', 'text', 'members.member is text');
 SELECT col_type_is('shard_coordinator', 'members', 'shard', 'integer', 'members.shard is integer');
@@ -104,7 +126,15 @@ SELECT col_type_is('shard_coordinator', 'members', 'slots', 'integer[]', 'member
 
 SELECT columns_are('shard_coordinator', 'clusters', ARRAY[
   'cluster', 'heartbeat_interval', 'grace_period', 'reshard_interval', 'max_shards',
-  'epoch', 'num_shards', 'members', 'active', 'standby', 'pending', 'resharded_at', 'slots', 'fenced']);
+  'epoch', 'num_shards', 'members', 'active', 'standby', 'pending', 'resharded_at', 'slots', 'fenced',
+  'handover', 'grant_count', 'handover_pending', 'exclusive_since', 'grants_held_until',
+  'failover_safe']);
+SELECT col_type_is('shard_coordinator', 'clusters', 'handover', 'text', 'clusters.handover is text');
+SELECT col_type_is('shard_coordinator', 'clusters', 'grant_count', 'integer', 'clusters.grant_count is integer');
+SELECT col_type_is('shard_coordinator', 'clusters', 'handover_pending', 'boolean', 'clusters.handover_pending is boolean');
+SELECT col_type_is('shard_coordinator', 'clusters', 'exclusive_since', 'timestamp with time zone', 'clusters.exclusive_since is timestamp with time zone');
+SELECT col_type_is('shard_coordinator', 'clusters', 'grants_held_until', 'timestamp with time zone', 'clusters.grants_held_until is timestamp with time zone');
+SELECT col_type_is('shard_coordinator', 'clusters', 'failover_safe', 'boolean', 'clusters.failover_safe is boolean');
 SELECT col_type_is('shard_coordinator', 'clusters', 'cluster', 'text', 'clusters.cluster is text');
 SELECT col_type_is('shard_coordinator', 'clusters', 'heartbeat_interval', 'interval', 'clusters.heartbeat_interval is interval');
 SELECT col_type_is('shard_coordinator', 'clusters', 'grace_period', 'interval', 'clusters.grace_period is interval');
@@ -121,7 +151,15 @@ SELECT col_type_is('shard_coordinator', 'clusters', 'slots', 'integer[]', 'clust
 
 SELECT columns_are('shard_coordinator', 'cluster_state', ARRAY[
   'cluster', 'heartbeat_interval', 'grace_period', 'reshard_interval', 'max_shards',
-  'epoch', 'num_shards', 'num_shards_epoch', 'resharded_at', 'slots']);
+  'epoch', 'num_shards', 'num_shards_epoch', 'resharded_at', 'slots',
+  'pending_slots', 'handover', 'grant_count', 'max_lease', 'timeline', 'synchronous']);
+SELECT col_type_is('shard_coordinator', 'cluster_state', 'pending_slots', 'integer[]', 'cluster_state.pending_slots is integer[]');
+SELECT col_type_is('shard_coordinator', 'cluster_state', 'handover', 'text', 'cluster_state.handover is text');
+SELECT col_default_is('shard_coordinator', 'cluster_state', 'handover', 'exclusive', 'handovers are exclusive by default');
+SELECT col_type_is('shard_coordinator', 'cluster_state', 'grant_count', 'integer', 'cluster_state.grant_count is integer');
+SELECT col_type_is('shard_coordinator', 'cluster_state', 'max_lease', 'interval', 'cluster_state.max_lease is interval');
+SELECT col_type_is('shard_coordinator', 'cluster_state', 'timeline', 'integer', 'cluster_state.timeline is integer');
+SELECT col_type_is('shard_coordinator', 'cluster_state', 'synchronous', 'boolean', 'cluster_state.synchronous is boolean');
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'cluster', 'text', 'cluster_state.cluster is text');
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'num_shards_epoch', 'bigint', 'cluster_state.num_shards_epoch is bigint');
 SELECT col_not_null('shard_coordinator', 'cluster_state', 'num_shards_epoch', 'cluster_state.num_shards_epoch is NOT NULL');
@@ -139,7 +177,18 @@ SELECT col_is_null('shard_coordinator', 'cluster_state', 'max_shards', 'cluster_
 SELECT col_is_pk('shard_coordinator', 'cluster_state', 'cluster', 'cluster_state primary key is (cluster)');
 
 SELECT columns_are('shard_coordinator', 'member_state', ARRAY[
-  'cluster', 'member', 'state', 'shard', 'epoch', 'join_seq', 'joined_at', 'slots']);
+  'cluster', 'member', 'state', 'shard', 'epoch', 'join_seq', 'joined_at', 'slots',
+  'granted', 'target_slots', 'incarnation']);
+SELECT col_type_is('shard_coordinator', 'member_state', 'granted', 'boolean', 'member_state.granted is boolean');
+SELECT col_type_is('shard_coordinator', 'member_state', 'target_slots', 'integer[]', 'member_state.target_slots is integer[]');
+SELECT col_type_is('shard_coordinator', 'member_state', 'incarnation', 'bigint', 'member_state.incarnation is bigint');
+
+SELECT columns_are('shard_coordinator', 'pending_release', ARRAY[
+  'cluster', 'join_seq', 'member', 'revoked_epoch', 'shard', 'num_shards', 'slots']);
+SELECT col_is_pk('shard_coordinator', 'pending_release', ARRAY['cluster', 'join_seq', 'revoked_epoch'],
+                 'pending_release primary key is (cluster, join_seq, revoked_epoch)');
+SELECT fk_ok('shard_coordinator', 'pending_release', 'cluster',
+             'shard_coordinator', 'cluster_state', 'cluster');
 SELECT col_type_is('shard_coordinator', 'member_state', 'cluster', 'text', 'member_state.cluster is text');
 SELECT col_type_is('shard_coordinator', 'member_state', 'member', 'text', 'member_state.member is text');
 SELECT col_type_is('shard_coordinator', 'member_state', 'state', 'text', 'member_state.state is text');

@@ -10,7 +10,7 @@
 --     cannot create objects in the schema, drop the extension or change the
 --     functions.
 --   * Objects that role creates in public (operators = (text, text) and
---     <= (bigint, bigint), a function named unnest, tables named cluster_state
+--     <= (bigint, bigint), functions named unnest, tables named cluster_state
 --     and member_state, all of which record being called) cannot hijack the
 --     background worker, not even when the database's default search_path
 --     puts public before pg_catalog (ALTER DATABASE ... SET search_path; the
@@ -35,11 +35,12 @@ DROP TABLE IF EXISTS public.tap_sec_trap_calls;
 CREATE ROLE tap_sec_app NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
 -- The README's recipe, verbatim.
 GRANT USAGE ON SCHEMA shard_coordinator TO tap_sec_app;
-GRANT EXECUTE ON FUNCTION shard_coordinator.heartbeat(text, text),
-                          shard_coordinator.leave(text, text),
+GRANT EXECUTE ON FUNCTION shard_coordinator.heartbeat(text, text, bigint, bigint),
+                          shard_coordinator.leave(text, text, bigint),
                           shard_coordinator.channel(text, text),
                           shard_coordinator.channel(text),
-                          shard_coordinator.fence(text, text, bigint) TO tap_sec_app;
+                          shard_coordinator.fence(text, text, bigint),
+                          shard_coordinator.fence(text, text, bigint, integer[]) TO tap_sec_app;
 GRANT SELECT ON shard_coordinator.members, shard_coordinator.clusters TO tap_sec_app;
 GRANT EXECUTE ON FUNCTION shard_coordinator._live_members(),
                           shard_coordinator._live_clusters(),
@@ -53,17 +54,31 @@ GRANT INSERT ON public.tap_sec_trap_calls TO PUBLIC;
 GRANT CREATE ON SCHEMA public TO tap_sec_app;
 SET ROLE tap_sec_app;
 -- The worker's member upsert calls unnest(text[], text[], int4[], int8[],
--- timestamptz[], text[]); an exact-type overload would win over pg_catalog's
--- polymorphic unnest if public were on its search_path at all (even after
--- pg_catalog). (This file qualifies its own calls of unnest for that reason.)
-CREATE FUNCTION public.unnest(text[], text[], integer[], bigint[], timestamptz[], text[],
+-- int8[], timestamptz[], bool[], int8[], text[], text[]) and its insert of
+-- pending releases unnest(int8[], text[], int8[], int4[], int4[], text[]);
+-- exact-type overloads would win over pg_catalog's polymorphic unnest if
+-- public were on its search_path at all (even after pg_catalog). (This file
+-- qualifies its own calls of unnest for that reason.)
+CREATE FUNCTION public.unnest(text[], text[], integer[], bigint[], bigint[], timestamptz[],
+                              boolean[], bigint[], text[], text[],
                               OUT member text, OUT state text, OUT shard integer,
-                              OUT join_seq bigint, OUT joined_at timestamptz, OUT slots text)
+                              OUT epoch bigint, OUT join_seq bigint, OUT joined_at timestamptz,
+                              OUT granted boolean, OUT incarnation bigint, OUT slots text,
+                              OUT target_slots text)
+RETURNS SETOF record LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO public.tap_sec_trap_calls (trap) VALUES ('unnest/10');
+  member := 'evil'; state := 'active'; shard := 0; epoch := 1; join_seq := 0;
+  joined_at := now(); granted := true;
+  RETURN NEXT;
+END $$;
+CREATE FUNCTION public.unnest(bigint[], text[], bigint[], integer[], integer[], text[],
+                              OUT join_seq bigint, OUT member text, OUT epoch bigint,
+                              OUT shard integer, OUT num_shards integer, OUT slots text)
 RETURNS SETOF record LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO public.tap_sec_trap_calls (trap) VALUES ('unnest/6');
-  member := 'evil'; state := 'active'; shard := 0; join_seq := 0; joined_at := now();
-  RETURN NEXT;
+  RETURN;
 END $$;
 -- The worker deletes removed members WHERE member = ANY ($2): an operator
 -- = (text, text) that is always true would delete everyone.
@@ -136,6 +151,15 @@ BEGIN
   END LOOP;
 END $$;
 GRANT EXECUTE ON FUNCTION pg_temp.wait_for(text) TO tap_sec_app;
+-- Heartbeats the members of cluster c that are asked to release something,
+-- acknowledging their epoch (they do no work): exclusive handovers then
+-- complete at once. Returns true.
+CREATE FUNCTION pg_temp.ack(c text) RETURNS boolean LANGUAGE sql AS $$
+  SELECT count(shard_coordinator.heartbeat(cluster, member, epoch)) >= 0
+    FROM shard_coordinator.members
+   WHERE cluster = c AND releasing IS NOT NULL AND state IN ('active', 'standby', 'pending')
+$$;
+GRANT EXECUTE ON FUNCTION pg_temp.ack(text) TO tap_sec_app;
 
 -- ---- The schema ------------------------------------------------------------
 SELECT is_empty($$
@@ -157,7 +181,8 @@ SELECT is_empty($$
 SELECT is_empty($$
   SELECT tgname FROM pg_trigger
    WHERE tgrelid IN ('shard_coordinator.cluster_state'::regclass,
-                     'shard_coordinator.member_state'::regclass)
+                     'shard_coordinator.member_state'::regclass,
+                     'shard_coordinator.pending_release'::regclass)
      AND NOT tgisinternal$$,
   'no user trigger on the tables');
 SELECT is_empty($$
@@ -186,9 +211,11 @@ SELECT set_eq($$
   SELECT p.oid::regprocedure::text FROM pg_proc p
    WHERE p.pronamespace = 'shard_coordinator'::regnamespace
      AND has_function_privilege('tap_sec_app', p.oid, 'EXECUTE')$$,
-  ARRAY['shard_coordinator.heartbeat(text,text)', 'shard_coordinator.leave(text,text)',
+  ARRAY['shard_coordinator.heartbeat(text,text,bigint,bigint)',
+        'shard_coordinator.leave(text,text,bigint)',
         'shard_coordinator.channel(text,text)', 'shard_coordinator.channel(text)',
         'shard_coordinator.fence(text,text,bigint)',
+        'shard_coordinator.fence(text,text,bigint,integer[])',
         'shard_coordinator._live_members()', 'shard_coordinator._live_clusters()',
         'shard_coordinator._is_live()',
         'shard_coordinator.jump_hash(bigint,integer)', 'shard_coordinator.jump_hash(text,integer)'],
@@ -209,7 +236,9 @@ SELECT ok(pg_temp.wait_for($$SELECT state = 'active' FROM shard_coordinator.hear
 SELECT lives_ok($$SELECT shard_coordinator.heartbeat('tap_sec', m) FROM pg_catalog.unnest(ARRAY['m2', 'm3']) m$$,
                 'm2 and m3 join');
 SELECT ok(pg_temp.wait_for($$
-  SELECT string_agg(member || '=' || shard, ',' ORDER BY member) = 'm1=0,m2=1,m3=2'
+  SELECT pg_temp.ack('tap_sec')
+     AND string_agg(member || '=' || shard, ',' ORDER BY member) = 'm1=0,m2=1,m3=2'
+     AND NOT (SELECT handover_pending FROM shard_coordinator.clusters WHERE cluster = 'tap_sec')
     FROM shard_coordinator.members WHERE cluster = 'tap_sec'$$),
   'the role reads the members view: m1=0, m2=1, m3=2');
 SELECT is((SELECT num_shards FROM shard_coordinator.clusters WHERE cluster = 'tap_sec'), 3,
@@ -260,31 +289,35 @@ SELECT throws_ok($$ALTER TABLE shard_coordinator.member_state DROP CONSTRAINT me
                  '42501', NULL, 'the role cannot alter member_state');
 SELECT throws_ok($$CREATE FUNCTION shard_coordinator.x() RETURNS int LANGUAGE sql AS 'SELECT 1'$$,
                  '42501', NULL, 'the role cannot create objects in the schema');
-SELECT throws_ok($$ALTER FUNCTION shard_coordinator.heartbeat(text, text) SECURITY DEFINER$$,
+SELECT throws_ok($$ALTER FUNCTION shard_coordinator.heartbeat(text, text, bigint, bigint) SECURITY DEFINER$$,
                  '42501', NULL, 'the role cannot alter the functions');
 SELECT throws_ok($$DROP EXTENSION shard_coordinator$$, '42501', NULL,
                  'the role cannot drop the extension');
 SELECT throws_ok($$GRANT EXECUTE ON FUNCTION shard_coordinator.configure(text, interval, interval,
-                     interval, integer, boolean, integer[]) TO tap_sec_app$$, '42501', NULL,
+                     interval, integer, boolean, integer[], text) TO tap_sec_app$$, '42501', NULL,
                  'the role cannot grant itself configure');
 
 -- ---- The traps do not catch the worker -----------------------------------
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE proname = 'unnest'
-            AND pronamespace = 'public'::regnamespace), 1,
-          'the role has created a function named unnest in public');
+            AND pronamespace = 'public'::regnamespace), 2,
+          'the role has created two functions named unnest in public');
 SELECT is((SELECT string_agg(oprname, ' ' ORDER BY oprname) FROM pg_operator
             WHERE oprnamespace = 'public'::regnamespace), '<= =',
           'and operators = (text, text) and <= (bigint, bigint)');
 -- m2 leaves: the worker deletes it and moves m3 from shard 2 to shard 1.
 SELECT is(shard_coordinator.leave('tap_sec', 'm2'), true, 'the role can leave (m2)');
 SELECT ok(pg_temp.wait_for($$
-  SELECT string_agg(member || '=' || shard, ',' ORDER BY member) = 'm1=0,m3=1'
+  SELECT pg_temp.ack('tap_sec')
+     AND string_agg(member || '=' || shard, ',' ORDER BY member) = 'm1=0,m3=1'
+     AND NOT (SELECT handover_pending FROM shard_coordinator.clusters WHERE cluster = 'tap_sec')
     FROM shard_coordinator.members WHERE cluster = 'tap_sec'$$),
   'after the leave, the members view shows m1=0, m3=1');
 -- m4 joins: the worker inserts it.
 SELECT lives_ok($$SELECT shard_coordinator.heartbeat('tap_sec', 'm4')$$, 'm4 joins');
 SELECT ok(pg_temp.wait_for($$
-  SELECT string_agg(member || '=' || shard, ',' ORDER BY member) = 'm1=0,m3=1,m4=2'
+  SELECT pg_temp.ack('tap_sec')
+     AND string_agg(member || '=' || shard, ',' ORDER BY member) = 'm1=0,m3=1,m4=2'
+     AND NOT (SELECT handover_pending FROM shard_coordinator.clusters WHERE cluster = 'tap_sec')
     FROM shard_coordinator.members WHERE cluster = 'tap_sec'$$),
   'after the join, the members view shows m1=0, m3=1, m4=2');
 RESET ROLE;
