@@ -59,6 +59,11 @@ SELECT count(*) = :free_slots AS filled
   FROM generate_series(1, :free_slots) AS i,
        shard_coordinator.heartbeat('reg_bug_full', 'm' || i);
 SELECT count(*) = :max_members AS full FROM shard_coordinator.members;
+-- The first reshard of reg_bug_full (the gate is open for it) may still be
+-- under way: wait for it, so that only the failing heartbeat could change
+-- anything below.
+SELECT test_helpers.wait_for($$SELECT epoch >= 1 FROM shard_coordinator.clusters
+                                WHERE cluster = 'reg_bug_full'$$);
 SELECT t.code, t.unchanged
   FROM test_helpers.try('SELECT shard_coordinator.heartbeat(''reg_bug_full_new'', ''m'')') AS t;
 SELECT count(*) AS in_view FROM shard_coordinator.clusters WHERE cluster = 'reg_bug_full_new';
