@@ -11,7 +11,10 @@
 # A "driver" is a psql session of its own running a plpgsql loop that
 # heartbeats, every `interval` seconds, each member listed in the table
 # public.alive (cluster, member); tests add and remove rows to make members
-# join and die. Its application_name is sc_driver.
+# join and die. Its application_name is sc_driver. Its members do no work:
+# each heartbeat acknowledges (applied_epoch) the epoch the member's previous
+# heartbeat returned, so exclusive handovers complete within a beat or two
+# (ack => 0: never acknowledge; releases then wait for the leases).
 package SCTest;
 
 use strict;
@@ -46,6 +49,7 @@ sub start_driver
 {
 	my ($node, %opts) = @_;
 	my $interval = $opts{interval} // 0.02;
+	my $ack = ($opts{ack} // 1) ? 'true' : 'false';
 	my ($out, $err) = ('', '');
 	my $driver = IPC::Run::start(
 		[
@@ -53,9 +57,15 @@ sub start_driver
 			$node->connstr('postgres') . ' application_name=sc_driver',
 			'-v', 'ON_ERROR_STOP=1', '-c', qq{
 			DO \$\$
+			DECLARE
+			  seen jsonb := '{}';  -- cluster/member -> epoch last returned
 			BEGIN
 			  LOOP
-			    PERFORM shard_coordinator.heartbeat(cluster, member) FROM public.alive;
+			    SELECT coalesce(jsonb_object_agg(a.cluster || '/' || a.member, h.epoch), '{}')
+			      INTO seen
+			      FROM public.alive a,
+			           LATERAL shard_coordinator.heartbeat(a.cluster, a.member,
+			             CASE WHEN $ack THEN (seen ->> (a.cluster || '/' || a.member))::bigint END) h;
 			    PERFORM pg_sleep($interval);
 			  END LOOP;
 			END \$\$}
@@ -70,14 +80,18 @@ sub start_driver
 # A driver outside the server: a shell loop that feeds psql one heartbeat
 # query for every member in public.alive every `interval` seconds, timed on
 # the test's own clock (pg_sleep in a backend follows the server's wall
-# clock, which some tests step). Stop it with stop_driver() as well.
+# clock, which some tests step). Each heartbeat acknowledges the epoch the
+# live view shows for the member (it does no work). Stop it with
+# stop_driver() as well.
 sub start_client_driver
 {
 	my ($node, %opts) = @_;
 	my $interval = $opts{interval} // 0.1;
 	my ($out, $err) = ('', '');
 	my $query = 'SELECT count(*) FROM public.alive a, '
-	  . 'LATERAL shard_coordinator.heartbeat(a.cluster, a.member) h;';
+	  . 'LATERAL shard_coordinator.heartbeat(a.cluster, a.member, '
+	  . '(SELECT m.epoch FROM shard_coordinator.members m '
+	  . 'WHERE m.cluster = a.cluster AND m.member = a.member)) h;';
 	my $driver = IPC::Run::start(
 		[
 			'bash', '-c',
