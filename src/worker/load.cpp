@@ -195,7 +195,10 @@ void load_cluster_row(HeapTuple tuple, TupleDesc desc, int64 now) {
                                     name, "max_lease"));
   cluster->leases.clear();
   cluster->leases.change(cluster->max_lease_us, lease, now + 1);
-  cluster->handover_pending = true;  // until the first step says otherwise
+  // Until the first step says otherwise; that step is due at once (the
+  // gate stays closed while a handover is pending).
+  cluster->handover_pending = true;
+  pg_atomic_write_u32(&cluster->grant_check_wanted, 1);
   set_cluster_holds(cluster, nullptr, 0);  // the stored ones come next
   load_timeline(cluster, name,
                 DatumGetInt32(SPI_getbinval(tuple, desc, 15, &isnull)),

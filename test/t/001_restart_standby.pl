@@ -5,6 +5,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use SCTest;
 
 my $preload = "shared_preload_libraries = 'shard_coordinator'\n"
   . "shard_coordinator.database = 'postgres'\n"
@@ -37,10 +40,7 @@ sub assignment
 }
 
 heartbeat($primary, $_) for qw(m1 m2 m3);
-$primary->poll_query_until('postgres',
-	"SELECT count(*) = 3 FROM shard_coordinator.members "
-	  . "WHERE cluster = 'c' AND state = 'active'")
-  or die "members were not assigned";
+SCTest::settle($primary, 'c', 3) or die "members were not assigned";
 my $before = assignment($primary);
 like($before, qr/^m1=0\/\d+,m2=1\/\d+,m3=2\/\d+$/,
 	'members joining one at a time get 0, 1, 2');
@@ -105,12 +105,17 @@ $primary->stop('immediate');
 $standby->promote;
 heartbeat($standby, $_) for qw(m1 m2 m3);
 is(assignment($standby), $before, 'after promotion the same members keep the same shards');
+# The epochs go on in the promoted server's timeline's range (timeline 2:
+# from 1 << 32 on), above anything the old primary could have published; no
+# reshard happened (the epoch is the one just below that range).
 is( $standby->safe_psql('postgres',
 		"SELECT epoch FROM shard_coordinator.clusters WHERE cluster = 'c'"),
-	$epoch_before,
-	'... without a reshard');
+	(1 << 32) - 1,
+	'... without a reshard; epochs continue in the new timeline\'s range');
+ok($epoch_before < (1 << 32) - 1, '... above the old primary\'s');
 # And it coordinates: a leave reshards on the new primary.
 $standby->safe_psql('postgres', "SELECT shard_coordinator.leave('c', 'm1')");
+SCTest::settle($standby, 'c', 2) or die "no reshard after promotion";
 $standby->poll_query_until('postgres',
 	"SELECT string_agg(member || '=' || shard, ',' ORDER BY member) = 'm2=1,m3=0' "
 	  . "FROM shard_coordinator.members WHERE cluster = 'c'")

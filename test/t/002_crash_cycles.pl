@@ -17,7 +17,9 @@
 # Membership is driven by a plpgsql loop in a psql session of its own (the
 # "driver"): stable members heartbeat every 20 ms; churn members join, leave
 # gracefully or just stop heartbeating (and expire). The driver dies with the
-# server and is started again after each restart.
+# server and is started again after each restart. Its members do no work:
+# each heartbeat acknowledges the epoch the live view shows for the member,
+# so that exclusive handovers complete at the next beat.
 #
 # SC_SEED=<n> reproduces the crash schedule (the seed is printed);
 # SC_CRASH_CYCLES=<n> changes the number of cycles (default 22).
@@ -66,9 +68,9 @@ for my $i (0 .. $#stable)
 {
 	my $so_far = join(', ', map { "($_, '$stable[$_][0]', '$stable[$_][1]')" } 0 .. $i);
 	$node->poll_query_until('postgres', qq{
-		SELECT bool_and(h.state = 'active') FILTER (WHERE s.i = $i)
+		SELECT bool_and(h.state = 'active' AND h.shard IS NOT NULL) FILTER (WHERE s.i = $i)
 		  FROM (VALUES $so_far) AS s(i, c, m),
-		       LATERAL shard_coordinator.heartbeat(s.c, s.m) AS h})
+		       LATERAL shard_coordinator.heartbeat(s.c, s.m, (SELECT v.epoch FROM shard_coordinator.members v WHERE v.cluster = s.c AND v.member = s.m)) AS h})
 	  or die "stable member $stable[$i][1] was not assigned";
 }
 
@@ -82,10 +84,10 @@ DECLARE
 BEGIN
   PERFORM setseed(random() * 2 - 1);
   LOOP
-    PERFORM shard_coordinator.heartbeat(s.c, s.m)
+    PERFORM shard_coordinator.heartbeat(s.c, s.m, (SELECT v.epoch FROM shard_coordinator.members v WHERE v.cluster = s.c AND v.member = s.m))
        FROM (VALUES $stable_values) AS s(c, m);
-    PERFORM shard_coordinator.heartbeat('a', x) FROM unnest(alive_a) AS x;
-    PERFORM shard_coordinator.heartbeat('b', x) FROM unnest(alive_b) AS x;
+    PERFORM shard_coordinator.heartbeat('a', x, (SELECT v.epoch FROM shard_coordinator.members v WHERE v.cluster = 'a' AND v.member = x)) FROM unnest(alive_a) AS x;
+    PERFORM shard_coordinator.heartbeat('b', x, (SELECT v.epoch FROM shard_coordinator.members v WHERE v.cluster = 'b' AND v.member = x)) FROM unnest(alive_b) AS x;
     IF random() < 0.5 THEN
       c := CASE WHEN random() < 0.5 THEN 'a' ELSE 'b' END;
       m := c || '_c' || floor(random() * 8)::int;
@@ -168,21 +170,32 @@ my $table_check = q{
 	) p
 };
 
-# The same on the live view (shared memory, read under one lock): expired and
-# leaving members keep their shards until the reshard that hands them on, so
-# the shards are always exactly 0 .. num_shards-1.
+# The same on the live view: expired and leaving members keep their target
+# shards until the reshard that hands them on, so the targets are always
+# exactly 0 .. num_shards-1; the granted shards (what members may work on,
+# behind while an exclusive handover is pending) are distinct shards of the
+# one count every member is told.
 my $view_check = q{
 	SELECT coalesce(string_agg(problem, ' / '), '') FROM (
-	  SELECT format('view: cluster %s: shards %s, num_shards %s',
-	                m.cluster, coalesce(array_agg(m.shard ORDER BY m.shard)
-	                                    FILTER (WHERE m.shard IS NOT NULL), '{}'),
-	                array_agg(DISTINCT m.num_shards)) AS problem
-	    FROM shard_coordinator.members m
-	   GROUP BY m.cluster
-	  HAVING count(DISTINCT m.num_shards) <> 1
-	      OR coalesce(array_agg(m.shard ORDER BY m.shard)
-	                  FILTER (WHERE m.shard IS NOT NULL), '{}')
-	         <> ARRAY(SELECT generate_series(0, max(m.num_shards) - 1))
+	  SELECT format('view: cluster %s: targets %s, num_shards %s',
+	                m.cluster, coalesce(array_agg(m.target_shard ORDER BY m.target_shard)
+	                                    FILTER (WHERE m.target_shard IS NOT NULL), '{}'),
+	                c.num_shards) AS problem
+	    FROM shard_coordinator.members m JOIN shard_coordinator.clusters c USING (cluster)
+	   GROUP BY m.cluster, c.num_shards
+	  HAVING coalesce(array_agg(m.target_shard ORDER BY m.target_shard)
+	                  FILTER (WHERE m.target_shard IS NOT NULL), '{}')
+	         <> ARRAY(SELECT generate_series(0, c.num_shards - 1))
+	  UNION ALL
+	  SELECT format('view: cluster %s: granted shards %s, counts %s, grant_count %s',
+	                m.cluster, array_agg(m.shard ORDER BY m.shard) FILTER (WHERE m.shard IS NOT NULL),
+	                array_agg(DISTINCT m.num_shards), c.grant_count)
+	    FROM shard_coordinator.members m JOIN shard_coordinator.clusters c USING (cluster)
+	   GROUP BY m.cluster, c.grant_count
+	  HAVING count(m.shard) <> count(DISTINCT m.shard)
+	      OR max(m.shard) >= c.grant_count
+	      OR count(DISTINCT m.num_shards) > 1
+	      OR min(m.num_shards) <> c.grant_count
 	) p
 };
 
@@ -404,7 +417,8 @@ $node->safe_psql('postgres', q{
 ok( $node->poll_query_until(
 		'postgres', qq{
 		SELECT (SELECT count(*) FROM (VALUES $stable_values) AS s(c, m),
-		               LATERAL shard_coordinator.heartbeat(s.c, s.m)) = 5
+		               LATERAL shard_coordinator.heartbeat(s.c, s.m, (SELECT v.epoch FROM shard_coordinator.members v WHERE v.cluster = s.c AND v.member = s.m))) = 5
+		   AND NOT (SELECT bool_or(handover_pending) FROM shard_coordinator.clusters)
 		   AND (SELECT count(*) = 5 AND bool_and(state = 'active')
 		          FROM shard_coordinator.members)
 		   AND (SELECT count(*) FROM shard_coordinator.member_state) = 5}),

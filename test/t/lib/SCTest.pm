@@ -149,6 +149,22 @@ sub live
 		  FROM shard_coordinator.members WHERE cluster = '$c'});
 }
 
+# Heartbeats every member of cluster c that is not leaving, acknowledging
+# the epoch the live view shows for it (members that do no work), until n
+# members are active with their shards granted and no handover is pending.
+# Returns true or false.
+sub settle
+{
+	my ($node, $c, $n) = @_;
+	return $node->poll_query_until('postgres', qq{
+		SELECT count(*) FILTER (WHERE h.state = 'active' AND h.shard IS NOT NULL) = $n
+		   AND NOT (SELECT handover_pending FROM shard_coordinator.clusters
+		             WHERE cluster = '$c')
+		  FROM shard_coordinator.members m,
+		       LATERAL shard_coordinator.heartbeat(m.cluster, m.member, m.epoch) h
+		 WHERE m.cluster = '$c' AND m.state IN ('active', 'standby', 'pending')});
+}
+
 # Waits until the live view of cluster c shows exactly this member=shard
 # list, everyone active, and the tables agree. Returns true or false.
 sub wait_for_assignment
