@@ -10,6 +10,8 @@
 # Members are kept alive by a "driver": a plpgsql loop in a psql session of
 # its own that heartbeats every 20 ms whoever is listed in the table
 # public.alive; the test adds and removes rows to make members join and die.
+# The members do no work: each heartbeat acknowledges the epoch the previous
+# one returned, so exclusive handovers complete at the next beat.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -42,9 +44,14 @@ sub start_driver
 			$node->connstr('postgres') . ' application_name=sc_driver',
 			'-v', 'ON_ERROR_STOP=1', '-c', q{
 			DO $$
+			DECLARE
+			  seen jsonb := '{}';  -- member -> epoch its last heartbeat returned
 			BEGIN
 			  LOOP
-			    PERFORM shard_coordinator.heartbeat('w', member) FROM public.alive;
+			    SELECT coalesce(jsonb_object_agg(a.member, h.epoch), '{}') INTO seen
+			      FROM public.alive a,
+			           LATERAL shard_coordinator.heartbeat('w', a.member,
+			                                               (seen ->> a.member)::bigint) h;
 			    PERFORM pg_sleep(0.02);
 			  END LOOP;
 			END $$}

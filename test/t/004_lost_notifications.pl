@@ -14,7 +14,11 @@
 #      registers it anew as pending, never returns the stale assignment.
 #
 # Members are kept alive by a "driver": a plpgsql loop in a psql session of
-# its own that heartbeats every 20 ms whoever is listed in public.alive.
+# its own that heartbeats every 20 ms whoever is listed in public.alive,
+# acknowledging the epoch each member's previous heartbeat returned (they do
+# no work). Handovers are exclusive: a member that moves is first told to
+# release its shard (shard null, still active), then, at a later epoch, its
+# new shard; the tests follow a member to its last notification.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -44,9 +48,14 @@ my $driver = IPC::Run::start(
 		$node->connstr('postgres') . ' application_name=sc_driver',
 		'-v', 'ON_ERROR_STOP=1', '-c', q{
 		DO $$
+		DECLARE
+		  seen jsonb := '{}';  -- member -> epoch its last heartbeat returned
 		BEGIN
 		  LOOP
-		    PERFORM shard_coordinator.heartbeat('n', member) FROM public.alive;
+		    SELECT coalesce(jsonb_object_agg(a.member, h.epoch), '{}') INTO seen
+		      FROM public.alive a,
+		           LATERAL shard_coordinator.heartbeat('n', a.member,
+		                                               (seen ->> a.member)::bigint) h;
 		    PERFORM pg_sleep(0.02);
 		  END LOOP;
 		END $$}
@@ -57,7 +66,9 @@ for my $i (1 .. 3)
 {
 	$node->safe_psql('postgres', "INSERT INTO public.alive VALUES ('m$i')");
 	$node->poll_query_until('postgres', qq{
-		SELECT state = 'active' FROM shard_coordinator.members
+		SELECT state = 'active' AND shard IS NOT NULL
+		   AND NOT (SELECT handover_pending FROM shard_coordinator.clusters WHERE cluster = 'n')
+		  FROM shard_coordinator.members
 		 WHERE cluster = 'n' AND member = 'm$i'})
 	  or die "m$i was not assigned: $driver_err";
 }
@@ -133,6 +144,21 @@ sub next_notification
 	return shift @$queue;
 }
 
+# The notifications of one handover, up to the one on m3's channel that
+# settles it: skips those that withhold (active with no shard: release and
+# wait) and those on the cluster channel; returns the first with a shard or
+# another state (undef if none).
+sub next_settled_notification
+{
+	my ($session) = @_;
+	my $n = next_notification($session);
+	$n = next_notification($session)
+	  while defined $n
+	  && (!defined $n->{member}
+		|| (($n->{state} // '') eq 'active' && !defined $n->{shard}));
+	return $n;
+}
+
 # m3's assignment as its heartbeat returns it, as stored, and as the live
 # view shows it: "shard/num_shards/epoch/state".
 my $heartbeat_query =
@@ -170,8 +196,8 @@ $node->safe_psql('postgres', q{
 	DELETE FROM public.alive WHERE member = 'm1';
 	SELECT pg_terminate_backend(pid), shard_coordinator.leave('n', 'm1')
 	  FROM pg_stat_activity WHERE application_name = 'sc_m3'});
-my $pushed = next_notification($witness);
-ok(defined $pushed, 'the reshard sent a notification on the channel');
+my $pushed = next_settled_notification($witness);
+ok(defined $pushed, 'the reshard sent notifications on the channel');
 is(payload_string($pushed // {}), '0/2/' . ($pushed // {})->{epoch} . '/active',
 	'... moving m3 to shard 0 of 2');
 # The member's psql learns that its connection has gone (psql exits).
@@ -229,12 +255,14 @@ ok( $node->poll_query_until('postgres', q{
 my $cluster_epoch = $node->safe_psql('postgres',
 	"SELECT epoch FROM shard_coordinator.cluster_state WHERE cluster = 'n'");
 ok($cluster_epoch > $epoch_before, 'the epoch moved on while m3 was away');
+my $count_epoch = $node->safe_psql('postgres',
+	"SELECT num_shards_epoch FROM shard_coordinator.cluster_state WHERE cluster = 'n'");
 $member_conn = listener('sc_m3');
 $row = session_query($member_conn, $heartbeat_query);
-is($row, "-/1/$cluster_epoch/pending",
-	"m3's next heartbeat registers it anew (pending, the cluster's epoch), not its old shard");
+is($row, "-/1/$count_epoch/pending",
+	"m3's next heartbeat registers it anew (pending, at the epoch of num_shards), not its old shard");
 # It gets a shard at the next reshard, by notification and by heartbeat.
-my $back = next_notification($member_conn);
+my $back = next_settled_notification($member_conn);
 is(payload_string($back // {}), '1/2/' . ($back // {})->{epoch} . '/active',
 	'the member is told its new shard (1 of 2)');
 ok( $node->poll_query_until('postgres', qq{
