@@ -11,6 +11,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use SCTest;
 
 my $node = PostgreSQL::Test::Cluster->new('max_members');
 $node->init;
@@ -44,9 +47,7 @@ is( $node->safe_psql('postgres', q{SHOW shard_coordinator.max_members}),
 for my $i (1 .. 5)
 {
 	$node->safe_psql('postgres', "SELECT shard_coordinator.heartbeat('c', 'm$i')");
-	$node->poll_query_until('postgres', qq{
-		SELECT state = 'active' FROM shard_coordinator.heartbeat('c', 'm$i')})
-	  or die "m$i was not assigned";
+	SCTest::settle($node, 'c', $i) or die "m$i was not assigned";
 }
 my $assignment_query = q{
 	SELECT string_agg(member || '=' || shard || '/' || epoch, ',' ORDER BY member)
@@ -119,9 +120,10 @@ ok( $node->poll_query_until('postgres', q{
 	'm5 is removed');
 is( $node->safe_psql('postgres', q{SELECT state FROM shard_coordinator.heartbeat('c', 'm6')}),
 	'pending', 'now m6 can join');
-ok( $node->poll_query_until('postgres', q{
-		SELECT state = 'active' AND shard = 4 FROM shard_coordinator.heartbeat('c', 'm6')}),
-	'm6 becomes active with the freed shard 4');
+ok( SCTest::settle($node, 'c', 5)
+	  && $node->safe_psql('postgres', q{
+		SELECT state = 'active' AND shard = 4 FROM shard_coordinator.heartbeat('c', 'm6')}) eq 't',
+	'm6 becomes active with the freed shard 4 (the others acknowledging)');
 like( $node->safe_psql('postgres',
 		q{SELECT public.try($$SELECT shard_coordinator.heartbeat('c', 'm7')$$)}),
 	qr/^53400 \|/, 'and the 6th member is refused again');

@@ -18,6 +18,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use SCTest;
 
 my $node = PostgreSQL::Test::Cluster->new('async_commit');
 $node->init;
@@ -33,11 +36,10 @@ $node->safe_psql('postgres', q{
 	SELECT shard_coordinator.configure('c', heartbeat_interval => '10s',
 	         grace_period => '1 min', reshard_interval => '0');
 });
-for my $m (qw(m1 m2 m3))
+for my $i (1 .. 3)
 {
-	$node->poll_query_until('postgres',
-		"SELECT state = 'active' FROM shard_coordinator.heartbeat('c', '$m')")
-	  or die "$m was not assigned";
+	$node->safe_psql('postgres', "SELECT shard_coordinator.heartbeat('c', 'm$i')");
+	SCTest::settle($node, 'c', $i) or die "m$i was not assigned";
 }
 
 my $cycles = 4;
@@ -85,10 +87,7 @@ for my $cycle (1 .. $cycles)
 		"SELECT shard_coordinator.heartbeat('c', m) FROM unnest(ARRAY['m1', 'm2'"
 		  . ($leaving ? '' : ", 'm3'") . "]) m");
 	$node->safe_psql('postgres', "SELECT shard_coordinator.leave('c', 'm3')") if $leaving;
-	$node->poll_query_until('postgres', qq{
-		SELECT count(*) = @{[ $leaving ? 2 : 3 ]} AND bool_and(state = 'active')
-		  FROM shard_coordinator.members WHERE cluster = 'c'})
-	  or die 'the cluster did not settle';
+	SCTest::settle($node, 'c', $leaving ? 2 : 3) or die 'the cluster did not settle';
 }
 
 $node->stop;
