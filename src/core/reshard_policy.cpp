@@ -47,6 +47,7 @@ class Step {
       revoke();
       finish_key_change();
       grant();
+      reclaim();
     }
     tell();
     return std::move(d_);
@@ -331,6 +332,28 @@ class Step {
       const PlainGrant want{m.shard, d_.num_shards};
       if (!plain_conflict(c_.members[i].id, want)) m.granted = true;
     }
+  }
+
+  // A plain hold inside its own member's grant is void: those keys are its
+  // own again (a handover undone before it ended, e.g. the newcomer it was
+  // for went away).
+  void reclaim() {
+    std::vector<PolicyHold> kept;
+    for (const PolicyHold &h : d_.holds) {
+      auto it = index_.find(h.member);
+      bool own = false;
+      if (it != index_.end()) {
+        const MemberDecision &m = d_.members[it->second];
+        own = !m.removed && m.granted && m.state == MemberState::Active &&
+              grant_inside(h.grant, PlainGrant{m.shard, d_.grant_count},
+                           c_.mode);
+      }
+      if (own)
+        stored_changed_ = true;
+      else
+        kept.push_back(h);
+    }
+    d_.holds = std::move(kept);
   }
 
   void grant_keys() {

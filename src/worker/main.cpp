@@ -103,7 +103,7 @@ char **find_due_clusters(int64 now, int64 *next_wake, int *ndue) {
         step_due(cluster, now);
     // What will be due next: the gate (a handover's end wakes the worker
     // by itself), a release deadline, the end of a hold on grants.
-    if (cluster->reshard_wanted && !cluster->handover_pending) {
+    if (cluster->reshard_wanted) {
       const int64 gate = reshard_gate_opens_at(cluster, now);
       if (gate > now && gate < *next_wake) *next_wake = gate;
     }

@@ -5,6 +5,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use SCTest;
 
 my $node = PostgreSQL::Test::Cluster->new('fence');
 $node->init;
@@ -18,10 +21,7 @@ $node->safe_psql('postgres',
 	  . "grace_period => '1h', reshard_interval => '0')");
 $node->safe_psql('postgres',
 	"SELECT shard_coordinator.heartbeat('p', m) FROM unnest('{a,b,c}'::text[]) m");
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 3 FROM shard_coordinator.members "
-	  . "WHERE cluster = 'p' AND state = 'active'")
-  or die 'members were not assigned';
+SCTest::settle($node, 'p', 3) or die 'members were not assigned';
 
 sub epoch_of
 {

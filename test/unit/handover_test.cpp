@@ -181,6 +181,48 @@ TEST(Handover, AnOwnLeaveReleasesAtOnce) {
   EXPECT_TRUE(d.holds.empty());
 }
 
+// A newcomer that leaves before the members it was waiting for have
+// acknowledged: they get their old share back at once (their holds are
+// inside their grants again) and nothing is left pending; nobody waits for
+// a lease.
+TEST(Handover, ANewcomerLeavingBeforeTheHandoverEndsGivesTheSharesBack) {
+  PolicyCluster c;
+  c.epoch = 4;
+  c.num_shards = 2;
+  c.grant_count = 2;
+  c.reshard = true;
+  c.members = {active(1, 0, true, 3), active(2, 1, true, 4), pending(3)};
+  ReshardDecision d = decide_reshard(c);
+  ASSERT_STREQ(decision_problem(d, c), "");
+  ASSERT_EQ(d.grant_count, 3);
+  ASSERT_EQ(d.holds.size(), 2U);
+  ASSERT_FALSE(d.members[2].granted);
+
+  PolicyCluster next = c;
+  next.epoch = d.epoch;
+  next.num_shards = d.num_shards;
+  next.grant_count = d.grant_count;
+  next.holds = d.holds;
+  for (PolicyHold &h : next.holds) h.deadline = 1000000;
+  for (std::size_t i = 0; i < 3; ++i) {
+    next.members[i].state = d.members[i].state;
+    next.members[i].shard = d.members[i].shard;
+    next.members[i].granted = d.members[i].granted;
+    next.members[i].epoch = d.members[i].epoch;
+  }
+  next.members[2].alive = false;  // it left; nobody acknowledged
+  ReshardDecision d2 = decide_reshard(next);
+  ASSERT_STREQ(decision_problem(d2, next), "");
+  EXPECT_TRUE(d2.members[2].removed);
+  EXPECT_EQ(d2.num_shards, 2);
+  EXPECT_EQ(d2.grant_count, 2);
+  EXPECT_TRUE(d2.members[0].granted);
+  EXPECT_TRUE(d2.members[1].granted);
+  EXPECT_TRUE(d2.holds.empty());
+  EXPECT_FALSE(d2.handover_pending);
+  EXPECT_TRUE(d2.cluster_notice);  // count 3 -> 2
+}
+
 // A swap in slot mode: each gives up a key the other gets; both revocations
 // are published at once, each grant follows its holder's acknowledgement.
 TEST(Handover, SlotSwapCompletes) {
