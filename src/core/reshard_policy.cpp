@@ -61,13 +61,17 @@ class Step {
 
   // A member's hold is over: it acknowledged an epoch at or after the
   // revocation, it went and its work goes with it, or the deadline passed.
+  // A member removed before this step (expired, its promise still running;
+  // or dropped) holds until the deadline.
   bool released(std::uint64_t id, std::int64_t epoch,
                 std::int64_t deadline) const {
+    const bool deadline_passed =
+        deadline != kDeadlineAtPublication && deadline <= c_.now;
     const PolicyMember *m = member(id);
-    if (m == nullptr) return true;  // gone before this step
+    if (m == nullptr) return deadline_passed;
     if (m->acked >= epoch) return true;
     if (!m->alive && m->released_on_departure) return true;
-    return deadline != kDeadlineAtPublication && deadline <= c_.now;
+    return deadline_passed;
   }
 
   void release() {

@@ -407,18 +407,7 @@ void set_cluster_lease(ClusterEntry *cluster, int64 heartbeat_interval_us,
 }
 
 bool reshard_gate_open(ClusterEntry *cluster, int64 now) {
-  if (reshard_gate_opens_at(cluster, now) <= now) {
-    if (!cluster->handover_pending) return true;
-    // During a handover joins wait for its end (they are batched); a
-    // departure does not: what the handover waits for may be its work.
-    dlist_iter iter;
-    dlist_foreach(iter, &cluster->members) {
-      auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
-      if (member->removing || member->state == MemberState::Pending) continue;
-      if (member->leaving || expiry_deadline(cluster, member) <= now)
-        return true;
-    }
-  }
+  if (reshard_gate_opens_at(cluster, now) <= now) return true;
   dlist_iter iter;
   dlist_foreach(iter, &cluster->members) {
     auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);

@@ -325,11 +325,12 @@ void set_cluster_lease(ClusterEntry *cluster, int64 heartbeat_interval_us,
 
 // The reshard gate: at most one reshard per reshard_interval while members
 // work, counted from the end of the last change or of the handover that
-// followed it. While a handover is pending it stays closed to joins (they
-// are batched until its end) but not to departures (a member that left or
-// expired may be what the handover waits for). It is open whenever no live
-// member holds a shard (the first members of a cluster, or after the last
-// one went): then nothing is disturbed.
+// followed it. A pending handover does not close it: a change of targets
+// meanwhile is safe (every grant still waits for what it needs released),
+// and a handover may wait long (a two-argument client's lease, the promise
+// of a member dropped by a load). It is open whenever no live member holds
+// a shard (the first members of a cluster, or after the last one went):
+// then nothing is disturbed.
 bool reshard_gate_open(ClusterEntry *cluster, int64 now);
 // When the gate opens by time alone (now or earlier when open).
 int64 reshard_gate_opens_at(const ClusterEntry *cluster, int64 now);

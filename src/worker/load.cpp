@@ -226,6 +226,11 @@ void load_member_row(HeapTuple tuple, TupleDesc desc, int64 now,
   char *cname = TextDatumGetCString(SPI_getbinval(tuple, desc, 1, &isnull));
   char *mname = TextDatumGetCString(SPI_getbinval(tuple, desc, 2, &isnull));
   size_t mlen = strlen(mname);
+  // Registration numbers are never given twice, not even those of members
+  // not loaded (a hold of theirs may outlive them).
+  const uint64 join_seq = static_cast<uint64>(
+      DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull)));
+  if (join_seq >= shared->next_join_seq) shared->next_join_seq = join_seq + 1;
   ClusterEntry *cluster = find_cluster(cname, strlen(cname));
   if (cluster == nullptr ||
       check_name(mname, mlen, kMemberNameMax) != NameProblem::None)
@@ -257,12 +262,9 @@ void load_member_row(HeapTuple tuple, TupleDesc desc, int64 now,
   Datum incarnation = SPI_getbinval(tuple, desc, 11, &isnull);
   member->incarnation =
       isnull ? 0 : static_cast<uint64>(DatumGetInt64(incarnation));
-  member->join_seq = static_cast<uint64>(
-      DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull)));
+  member->join_seq = join_seq;
   member->joined_at =
       DatumGetTimestampTz(SPI_getbinval(tuple, desc, 7, &isnull));
-  if (member->join_seq >= shared->next_join_seq)
-    shared->next_join_seq = member->join_seq + 1;
   // A full lease from the load.
   if (member_stamp(member) < now)
     pg_atomic_write_u64(&member->last_seen, static_cast<uint64>(now));
@@ -309,11 +311,15 @@ void note_hold(ClusterEntry *cluster, uint64 id, int64 epoch, int64 deadline) {
 }
 
 // The pending releases (ordered by cluster): plain holds into the hold pool,
-// key holds onto the keys; every deadline one full lease from now.
-void load_pending_releases(SPITupleTable *rows, uint64 nrows, int64 now) {
+// key holds onto the keys; every deadline one full lease from now. With
+// `append`, the plain holds come in addition to those the clusters have.
+void load_pending_releases(SPITupleTable *rows, uint64 nrows, int64 now,
+                           bool append) {
   TupleDesc desc = rows->tupdesc;
-  auto *holds = static_cast<PolicyHold *>(
-      palloc(sizeof(PolicyHold) * static_cast<size_t>(Max(nrows, 1))));
+  const size_t room = static_cast<size_t>(Max(nrows, 1)) +
+                      (append ? static_cast<size_t>(hold_pool_size()) : 0);
+  auto *holds =
+      static_cast<PolicyHold *>(palloc(sizeof(PolicyHold) * room));
   int32 nholds = 0;
   ClusterEntry *current = nullptr;
   auto flush = [&]() {
@@ -334,10 +340,13 @@ void load_pending_releases(SPITupleTable *rows, uint64 nrows, int64 now) {
     if (cluster != current) {
       flush();
       current = cluster;
+      if (append && cluster != nullptr)
+        nholds = copy_cluster_holds(cluster, holds);
     }
-    if (cluster == nullptr) continue;
     const uint64 id = static_cast<uint64>(
         DatumGetInt64(SPI_getbinval(tuple, desc, 2, &isnull)));
+    if (id >= shared->next_join_seq) shared->next_join_seq = id + 1;
+    if (cluster == nullptr) continue;
     const int64 epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 3, &isnull));
     const int64 deadline = now + cluster->max_lease_us;
     bool plain_null = false;
@@ -412,7 +421,10 @@ void settle_after_load() {
 }
 
 // Deletes the rows of the dropped members (inside the load's transaction).
-void delete_dropped_members(const DroppedMembers *dropped) {
+// What a dropped member was granted may still be worked on until its
+// promise ends: it becomes a pending release (released one full lease from
+// now, like every stored one), in the table and in shared memory.
+void delete_dropped_members(const DroppedMembers *dropped, int64 now) {
   Oid types[2] = {TEXTARRAYOID, TEXTARRAYOID};
   Datum values[2] = {
       PointerGetDatum(construct_array(dropped->clusters, dropped->count,
@@ -420,11 +432,48 @@ void delete_dropped_members(const DroppedMembers *dropped) {
       PointerGetDatum(construct_array(dropped->members, dropped->count, TEXTOID,
                                       -1, false, TYPALIGN_INT))};
   if (SPI_execute_with_args(
-          "DELETE FROM shard_coordinator.member_state m "
-          "USING unnest($1, $2) AS d(cluster, member) "
-          "WHERE m.cluster = d.cluster AND m.member = d.member",
-          2, types, values, nullptr, false, 0) != SPI_OK_DELETE)
+          "WITH gone AS ("
+          "  DELETE FROM shard_coordinator.member_state m "
+          "  USING unnest($1, $2) AS d(cluster, member) "
+          "  WHERE m.cluster = d.cluster AND m.member = d.member "
+          "  RETURNING m.cluster, m.member, m.join_seq, m.state, m.shard, "
+          "            m.granted, m.slots) "
+          "INSERT INTO shard_coordinator.pending_release AS r (cluster, "
+          "  join_seq, member, revoked_epoch, shard, num_shards, slots) "
+          "SELECT g.cluster, g.join_seq, g.member, c.epoch + 1, "
+          "       CASE WHEN c.slots IS NULL THEN g.shard END, "
+          "       CASE WHEN c.slots IS NULL THEN c.grant_count END, "
+          "       CASE WHEN c.slots IS NOT NULL THEN g.slots END "
+          "  FROM gone AS g JOIN shard_coordinator.cluster_state AS c "
+          "       USING (cluster) "
+          " WHERE CASE WHEN c.slots IS NULL "
+          "            THEN g.state = 'active' AND g.granted "
+          "                 AND c.grant_count > 0 "
+          "            ELSE pg_catalog.cardinality(g.slots) > 0 END "
+          "ORDER BY g.cluster "
+          "ON CONFLICT DO NOTHING "
+          "RETURNING r.cluster, r.join_seq, r.revoked_epoch, r.shard, "
+          "          r.num_shards, r.slots",
+          2, types, values, nullptr, false, 0) != SPI_OK_INSERT_RETURNING)
     elog(ERROR, "could not delete the dropped members");
+  if (SPI_processed == 0) return;
+  SPITupleTable *released = SPI_tuptable;
+  const uint64 nreleased = SPI_processed;
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  load_pending_releases(released, nreleased, now, true);
+  // Their deadlines, for the worker's wake-ups.
+  for (uint64 i = 0; i < nreleased; ++i) {
+    bool isnull = false;
+    char *cname = TextDatumGetCString(
+        SPI_getbinval(released->vals[i], released->tupdesc, 1, &isnull));
+    ClusterEntry *cluster = find_cluster(cname, strlen(cname));
+    if (cluster == nullptr) continue;
+    const int64 deadline = now + cluster->max_lease_us;
+    if (cluster->release_check_at == 0 ||
+        deadline < cluster->release_check_at)
+      cluster->release_check_at = deadline;
+  }
+  LWLockRelease(shared->lock);
 }
 
 // Reads the tables and merges them into shared memory.
@@ -466,11 +515,11 @@ void load_tables() {
     load_cluster_row(clusters->vals[i], clusters->tupdesc, now);
   for (uint64 i = 0; i < nmembers; ++i)
     load_member_row(members->vals[i], members->tupdesc, now, &dropped);
-  load_pending_releases(releases, nreleases, now);
+  load_pending_releases(releases, nreleases, now, false);
   settle_after_load();
   shared->loaded = true;
   LWLockRelease(shared->lock);
-  if (dropped.count > 0) delete_dropped_members(&dropped);
+  if (dropped.count > 0) delete_dropped_members(&dropped, now);
   ereport(LOG, (errmsg("shard_coordinator: loaded %llu clusters, %llu "
                        "members and %llu pending releases",
                        static_cast<unsigned long long>(nclusters),

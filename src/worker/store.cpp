@@ -300,13 +300,65 @@ bool holds_changed(const Snapshot *snap, const BridgeOutput *out) {
 const char *name_of(const Snapshot *snap, uint64 id) {
   for (int i = 0; i < snap->input.nmembers; ++i)
     if (snap->input.members[i].id == id) return snap->names[i].name;
-  return "";
+  return nullptr;
+}
+
+// The stored names of the holders that are no longer members (removed, or
+// dropped by a load; the rows are about to be rewritten): join_seq -> name,
+// read from the rows as they are. Rare: only then is the table read.
+struct StoredNames {
+  int count = 0;
+  int64 *ids = nullptr;
+  char **names = nullptr;
+  const char *find(uint64 id) const {
+    for (int i = 0; i < count; ++i)
+      if (static_cast<uint64>(ids[i]) == id) return names[i];
+    return "";
+  }
+};
+
+StoredNames stored_holder_names(const Snapshot *snap, const BridgeOutput *out) {
+  StoredNames result;
+  bool unknown = false;
+  for (int32 h = 0; h < out->nholds && !unknown; ++h)
+    unknown = name_of(snap, out->holds[h].member) == nullptr;
+  for (int32 k = 0; k < out->nkeys && !unknown; ++k)
+    unknown = out->keys[k].holder != 0 &&
+              name_of(snap, out->keys[k].holder) == nullptr;
+  if (!unknown) return result;
+  Oid types[1] = {TEXTOID};
+  Datum cluster = CStringGetTextDatum(snap->name);
+  if (SPI_execute_with_args(
+          "SELECT DISTINCT join_seq, member "
+          "FROM shard_coordinator.pending_release WHERE cluster = $1",
+          1, types, &cluster, nullptr, true, 0) != SPI_OK_SELECT)
+    elog(ERROR, "could not read the pending releases");
+  result.count = static_cast<int>(SPI_processed);
+  result.ids = static_cast<int64 *>(palloc(sizeof(int64) * (result.count + 1)));
+  result.names =
+      static_cast<char **>(palloc(sizeof(char *) * (result.count + 1)));
+  for (int i = 0; i < result.count; ++i) {
+    bool isnull = false;
+    HeapTuple row = SPI_tuptable->vals[i];
+    result.ids[i] =
+        DatumGetInt64(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull));
+    result.names[i] = TextDatumGetCString(
+        SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull));
+  }
+  return result;
+}
+
+const char *holder_name(const Snapshot *snap, const StoredNames &stored,
+                        uint64 id) {
+  const char *name = name_of(snap, id);
+  return name != nullptr ? name : stored.find(id);
 }
 
 // The cluster's pending releases, rewritten: plain holds one row each, key
 // holds one row per member and epoch.
 void write_pending_releases(const Snapshot *snap, const BridgeOutput *out) {
   if (!holds_changed(snap, out)) return;
+  const StoredNames stored = stored_holder_names(snap, out);
   Oid clear_types[1] = {TEXTOID};
   SPIPlanPtr clear = prepared(&clear_releases_plan,
                               "DELETE FROM shard_coordinator.pending_release "
@@ -328,7 +380,7 @@ void write_pending_releases(const Snapshot *snap, const BridgeOutput *out) {
   for (int32 h = 0; h < out->nholds; ++h) {
     const PolicyHold &hold = out->holds[h];
     join_seqs[count] = Int64GetDatum(static_cast<int64>(hold.member));
-    members[count] = CStringGetTextDatum(name_of(snap, hold.member));
+    members[count] = CStringGetTextDatum(holder_name(snap, stored, hold.member));
     epochs[count] = Int64GetDatum(hold.epoch);
     shards[count] = Int32GetDatum(hold.grant.shard);
     counts[count] = Int32GetDatum(hold.grant.count);
@@ -352,7 +404,8 @@ void write_pending_releases(const Snapshot *snap, const BridgeOutput *out) {
       }
     }
     join_seqs[count] = Int64GetDatum(static_cast<int64>(first.holder));
-    members[count] = CStringGetTextDatum(name_of(snap, first.holder));
+    members[count] =
+        CStringGetTextDatum(holder_name(snap, stored, first.holder));
     epochs[count] = Int64GetDatum(first.hold_epoch);
     shards[count] = static_cast<Datum>(0);
     counts[count] = static_cast<Datum>(0);

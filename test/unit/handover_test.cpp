@@ -223,6 +223,47 @@ TEST(Handover, ANewcomerLeavingBeforeTheHandoverEndsGivesTheSharesBack) {
   EXPECT_TRUE(d2.cluster_notice);  // count 3 -> 2
 }
 
+// An expired member is removed at once, but its work stays held until its
+// promise ends: also in the steps after its removal, when the member is
+// gone from the cluster.
+TEST(Handover, AnExpiredMembersHoldOutlivesItsRemoval) {
+  PolicyCluster c;
+  c.epoch = 3;
+  c.num_shards = 1;
+  c.grant_count = 1;
+  c.reshard = true;
+  c.now = 100;
+  PolicyMember expired = active(1, 0, true, 2);
+  expired.alive = false;
+  expired.released_on_departure = false;  // its promise runs until 1000
+  c.members = {expired, pending(2)};
+  ReshardDecision d = decide_reshard(c);
+  ASSERT_STREQ(decision_problem(d, c), "");
+  EXPECT_TRUE(d.members[0].removed);
+  EXPECT_FALSE(d.members[1].granted);
+  ASSERT_EQ(d.holds.size(), 1U);
+
+  PolicyCluster next;
+  next.epoch = d.epoch;
+  next.num_shards = d.num_shards;
+  next.grant_count = d.grant_count;
+  next.now = 500;
+  next.holds = d.holds;
+  next.holds[0].deadline = 1000;
+  PolicyMember second = active(2, d.members[1].shard, false, d.members[1].epoch);
+  next.members = {second};
+  ReshardDecision d2 = decide_reshard(next);
+  ASSERT_STREQ(decision_problem(d2, next), "");
+  EXPECT_FALSE(d2.members[0].granted);
+  EXPECT_EQ(d2.holds.size(), 1U);
+  EXPECT_TRUE(d2.handover_pending);
+  next.now = 1000;
+  ReshardDecision d3 = decide_reshard(next);
+  ASSERT_STREQ(decision_problem(d3, next), "");
+  EXPECT_TRUE(d3.members[0].granted);
+  EXPECT_TRUE(d3.holds.empty());
+}
+
 // A swap in slot mode: each gives up a key the other gets; both revocations
 // are published at once, each grant follows its holder's acknowledgement.
 TEST(Handover, SlotSwapCompletes) {
@@ -336,6 +377,10 @@ struct Fading {
 struct Client {
   std::uint64_t id = 0;
   bool acks = true;        // sends applied_epoch
+  // The server expires it this long after its last heartbeat; shorter than
+  // the lease it was promised when the cluster's lease was shortened since
+  // (the promise still stands: it may work on until stamp + kLease).
+  std::int64_t expires_after = kLease;
   bool alive = true;       // heartbeats (false: died or left)
   bool left = false;       // left by its own leave()
   std::int64_t stamp = 0;  // last heartbeat (its send time)
@@ -498,9 +543,9 @@ struct World {
       // What the server can know: its own leave, or the promise of its
       // last heartbeat ended (a client that stopped heartbeating may work
       // on until then).
-      const bool expired = c.stamp + kLease <= now;
+      const bool expired = c.stamp + c.expires_after <= now;
       m.alive = !expired && !c.left;
-      m.released_on_departure = true;
+      m.released_on_departure = c.left || c.stamp + kLease <= now;
     }
     ReshardDecision d = decide_reshard(in);
     const char *problem = decision_problem(d, in);
@@ -558,6 +603,7 @@ void run_history(std::uint64_t seed, HandoverMode mode, bool slots,
       Client c;
       c.id = w.next_id++;
       c.acks = w.uniform(0, 3) > 0;
+      if (w.uniform(0, 3) == 0) c.expires_after = kLease / 2;
       c.stamp = w.now;
       w.clients[c.id] = c;
       w.heartbeat(w.clients[c.id]);

@@ -166,12 +166,40 @@ sub settle
 }
 
 # Waits until the live view of cluster c shows exactly this member=shard
-# list, everyone active, and the tables agree. Returns true or false.
+# list, everyone active, and the tables agree. Every poll heartbeats the
+# members of the list that are asked to release something, acknowledging
+# (they do no work). Returns true or false.
 sub wait_for_assignment
 {
 	my ($node, $c, $expected) = @_;
 	return $node->poll_query_until('postgres', qq{
-		SELECT (SELECT string_agg(member || '=' || shard, ',' ORDER BY member)
+		SELECT (SELECT count(shard_coordinator.heartbeat(cluster, member, epoch))
+		          FROM shard_coordinator.members
+		         WHERE cluster = '$c' AND releasing IS NOT NULL
+		           AND member = ANY (string_to_array(regexp_replace('$expected', '=[0-9]+', '', 'g'), ','))
+		           AND state IN ('active', 'standby', 'pending')) >= 0
+		   AND (SELECT string_agg(member || '=' || shard, ',' ORDER BY member)
+		          FROM shard_coordinator.members
+		         WHERE cluster = '$c' AND state = 'active') = '$expected'
+		   AND (SELECT count(*) FROM shard_coordinator.members WHERE cluster = '$c')
+		       = array_length(string_to_array('$expected', ','), 1)
+		   AND (SELECT string_agg(member || '=' || shard, ',' ORDER BY member)
+		          FROM shard_coordinator.member_state
+		         WHERE cluster = '$c' AND state = 'active') = '$expected'});
+}
+
+# Like wait_for_assignment, but for the targets (target_shard): what the
+# members are assigned, whether or not it has been granted yet.
+sub wait_for_targets
+{
+	my ($node, $c, $expected) = @_;
+	return $node->poll_query_until('postgres', qq{
+		SELECT (SELECT count(shard_coordinator.heartbeat(cluster, member, epoch))
+		          FROM shard_coordinator.members
+		         WHERE cluster = '$c' AND releasing IS NOT NULL
+		           AND member = ANY (string_to_array(regexp_replace('$expected', '=[0-9]+', '', 'g'), ','))
+		           AND state IN ('active', 'standby', 'pending')) >= 0
+		   AND (SELECT string_agg(member || '=' || target_shard, ',' ORDER BY member)
 		          FROM shard_coordinator.members
 		         WHERE cluster = '$c' AND state = 'active') = '$expected'
 		   AND (SELECT count(*) FROM shard_coordinator.members WHERE cluster = '$c')
