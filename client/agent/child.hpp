@@ -16,11 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "shard_coordinator/client.hpp"
+
 namespace shard_coordinator::agent {
 
 class ChildProcess {
  public:
-  using Clock = std::chrono::steady_clock;
+  using Clock = client::Clock;
 
   ChildProcess(std::vector<std::string> argv,
                std::chrono::milliseconds kill_timeout);

@@ -25,12 +25,14 @@
 #include <chrono>
 #include <optional>
 
+#include "shard_coordinator/client.hpp"
+
 namespace shard_coordinator::client {
 
 class Lease {
  public:
-  using TimePoint = std::chrono::steady_clock::time_point;
-  using Duration = std::chrono::steady_clock::duration;
+  using TimePoint = Clock::time_point;
+  using Duration = Clock::duration;
 
   static Duration safety_margin(Duration remaining, Duration interval);
 

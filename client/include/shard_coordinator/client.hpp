@@ -47,7 +47,20 @@
 
 namespace shard_coordinator::client {
 
-using Clock = std::chrono::steady_clock;
+// The client's monotonic clock: CLOCK_BOOTTIME. Unlike std::chrono::
+// steady_clock (CLOCK_MONOTONIC on Linux) it keeps counting while the machine
+// is suspended, as the server's clock does: a lease measured on it cannot
+// outlive a suspend of the client's machine.
+struct BootClock {
+  using duration = std::chrono::nanoseconds;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<BootClock>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept;
+};
+
+using Clock = BootClock;
 
 enum class State {
   Pending,  // registered, waiting for the coordinator to place it
