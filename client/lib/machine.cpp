@@ -11,10 +11,10 @@
 namespace shard_coordinator::client {
 
 Machine::Machine(const Options &options, Session &session,
-                 std::function<double()> uniform01)
+                 std::function<double()> uniform01, std::int64_t incarnation)
     : options_(options),
       session_(session),
-      protocol_(options.cluster, options.member),
+      protocol_(options.cluster, options.member, incarnation),
       tracker_(options.clock),
       backoff_(options.min_backoff, options.max_backoff, std::move(uniform01)) {
 }
@@ -168,7 +168,7 @@ void Machine::next_action() {
     }
     send(Protocol::listen_query(quoted));
   } else if (!next_heartbeat_at_ || now() >= *next_heartbeat_at_) {
-    send(protocol_.heartbeat_query());
+    send(protocol_.heartbeat_query(std::nullopt));
   }
 }
 
@@ -263,6 +263,14 @@ void Machine::failed_query(QueryKind kind, const QueryResult &result) {
     member_channel_only_ = true;
     member_channel_only_why_ = message;
     return;  // next_action() sends the member-only query
+  }
+  if (kind == QueryKind::Heartbeat && Protocol::lacks_heartbeat_1_1(result)) {
+    give_up("heartbeat failed on " + session_.server() + ": " + message +
+                " [SQLSTATE " + sqlstate +
+                "]; the extension is older than this client: run ALTER "
+                "EXTENSION shard_coordinator UPDATE (version 1.1 or later)",
+            sqlstate);
+    return;
   }
   if (kind == QueryKind::Leave) {
     error("could not leave: " + message +

@@ -49,9 +49,10 @@ class Machine {
 
   // `options` (with clock and member set) and `session` must outlive the
   // machine; the callbacks are read from `options` at each call, so they can
-  // be cleared meanwhile. `uniform01` draws the backoff's jitter.
+  // be cleared meanwhile. `uniform01` draws the backoff's jitter;
+  // `incarnation` is sent with every heartbeat (random_incarnation()).
   Machine(const Options &options, Session &session,
-          std::function<double()> uniform01);
+          std::function<double()> uniform01, std::int64_t incarnation);
   Machine(const Machine &) = delete;
   Machine &operator=(const Machine &) = delete;
 
@@ -65,6 +66,7 @@ class Machine {
   bool finished() const { return phase_ == Phase::Finished; }
   bool failed() const { return failed_; }
   const Assignment &assignment() const { return tracker_.reported(); }
+  std::int64_t incarnation() const { return protocol_.incarnation(); }
   std::optional<LeaseTimes> lease() const;
 
  private:

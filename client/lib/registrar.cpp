@@ -48,7 +48,7 @@ struct Registrar::Impl {
   explicit Impl(Options opts)
       : options(std::move(opts)),
         session(make_pg_session(options.conninfo, &options.on_log)),
-        machine(options, *session, random_uniform01()) {
+        machine(options, *session, random_uniform01(), random_incarnation()) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
       throw std::system_error(errno, std::generic_category(), "pipe2");
@@ -95,6 +95,10 @@ const std::string &Registrar::cluster() const { return impl_->options.cluster; }
 const std::string &Registrar::member() const { return impl_->options.member; }
 const Assignment &Registrar::assignment() const {
   return impl_->machine.assignment();
+}
+
+std::int64_t Registrar::incarnation() const {
+  return impl_->machine.incarnation();
 }
 
 std::optional<LeaseTimes> Registrar::lease() const {

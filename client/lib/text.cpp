@@ -60,6 +60,10 @@ std::string describe(const Assignment &assignment) {
   if (assignment.shard) {
     text += " shard " + std::to_string(*assignment.shard) + " of " +
             std::to_string(assignment.num_shards);
+  } else if (assignment.state == State::Active) {
+    // Placed, but its work is still held by its previous holder.
+    text += ", waiting for its grant, " +
+            std::to_string(assignment.num_shards) + " shards";
   } else {
     text += ", " + std::to_string(assignment.num_shards) + " shards";
   }

@@ -17,8 +17,9 @@ std::string one_line(std::string_view text);
 // "250ms", "1.5s", "2m30s": short, for log lines.
 std::string format_duration(std::chrono::nanoseconds duration);
 
-// "active shard 2 of 5, epoch 41", "standby, 5 shards, epoch 41": an
-// assignment in log lines, the library's and the agent's alike.
+// "active shard 2 of 5, epoch 41", "standby, 5 shards, epoch 41",
+// "active, waiting for its grant, 5 shards, epoch 41": an assignment in log
+// lines, the library's and the agent's alike.
 std::string describe(const Assignment &assignment);
 
 }  // namespace shard_coordinator::client

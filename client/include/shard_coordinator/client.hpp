@@ -144,6 +144,10 @@ class Registrar {
   const std::string &member() const;
   const Assignment &assignment() const;
   std::optional<LeaseTimes> lease() const;
+  // This registrar's incarnation: a random id made once, sent with every
+  // heartbeat (on every connection) and with leave(), so the server can tell
+  // this process from an earlier one with the same member name.
+  std::int64_t incarnation() const;
 
   // Runs until request_stop() (then stops as stop() does) or a fatal error.
   // Returns false after a fatal error.

@@ -82,7 +82,8 @@ class MachineTest : public ::testing::Test {
   // Built on first use, so that a test can change options_ before.
   Machine &machine() {
     if (!machine_)
-      machine_ = std::make_unique<Machine>(options_, session_, last_jitter);
+      machine_ = std::make_unique<Machine>(options_, session_, last_jitter,
+                                           kIncarnation);
     return *machine_;
   }
   void step(short revents = POLLIN) { machine().step(revents); }
@@ -97,7 +98,9 @@ class MachineTest : public ::testing::Test {
   }
 
   // Statements as the protocol writes them.
-  std::string heartbeat_sql() const { return protocol_.heartbeat_query().sql; }
+  std::string heartbeat_sql() const {
+    return protocol_.heartbeat_query(std::nullopt).sql;
+  }
   std::string leave_sql() const { return protocol_.leave_query().sql; }
   std::string channels_sql(bool member_only = false) const {
     return protocol_.channels_query(member_only).sql;
@@ -158,7 +161,8 @@ class MachineTest : public ::testing::Test {
   Clock::time_point now_{std::chrono::seconds(1000)};
   Options options_;
   FakeSession session_;
-  Protocol protocol_{"orders", "web-1"};
+  static constexpr std::int64_t kIncarnation = 4242;
+  Protocol protocol_{"orders", "web-1", kIncarnation};
   std::unique_ptr<Machine> machine_;
   std::vector<Assignment> reported_;
   std::vector<Error> errors_;
@@ -169,8 +173,10 @@ TEST_F(MachineTest, NewConnectionNamesChannelsListensAndHeartbeatsAtOnce) {
   EXPECT_EQ(machine().phase(), Phase::Idle);
   EXPECT_EQ(machine().next_wait().deadline, now_);  // start at once
   join(active(0, 2, 5));
-  EXPECT_EQ(session_.sent[0].params,
-            (std::vector<std::string>{"orders", "web-1"}));
+  EXPECT_EQ(session_.sent[0].params, (QueryParams{"orders", "web-1"}));
+  // The heartbeat: nothing to acknowledge yet, and the incarnation.
+  EXPECT_EQ(session_.sent[2].params,
+            (QueryParams{"orders", "web-1", std::nullopt, "4242"}));
   ASSERT_EQ(reported_.size(), 1u);
   EXPECT_EQ(reported_[0], active(0, 2, 5));
   // The next heartbeat one interval after the last was sent.
@@ -283,7 +289,7 @@ TEST_F(MachineTest, StopWithAQueryInFlightLeavesOnlyAfterIt) {
   EXPECT_EQ(reported_.back(), active(1, 2, 6));
   EXPECT_EQ(session_.last_sql(), leave_sql());
   EXPECT_EQ(session_.sent.back().params,
-            (std::vector<std::string>{"orders", "web-1"}));
+            (QueryParams{"orders", "web-1", "4242"}));
   answer(ok_rows(1, {"t"}));
   EXPECT_TRUE(machine().finished());
   EXPECT_FALSE(machine().failed());
@@ -523,6 +529,20 @@ TEST_F(MachineTest, NoChannelFromTheServerIsFatal) {
   EXPECT_EQ(errors_.back().message,
             "shard_coordinator.channel() returned no channel; upgrade the "
             "extension");
+}
+
+TEST_F(MachineTest, AnOlderExtensionsHeartbeatIsFatalWithAdvice) {
+  connect();
+  answer(ok_rows(2, {"sc_1", "scc_1"}));
+  answer(command_ok());
+  answer(failure("42883",
+                 "function shard_coordinator.heartbeat(unknown, unknown, "
+                 "bigint, bigint) does not exist"));
+  EXPECT_TRUE(machine().failed());
+  EXPECT_NE(errors_.back().message.find("ALTER EXTENSION shard_coordinator "
+                                        "UPDATE"),
+            std::string::npos)
+      << errors_.back().message;
 }
 
 TEST_F(MachineTest, ReadOnlyServerReconnects) {

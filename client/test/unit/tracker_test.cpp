@@ -33,7 +33,11 @@ class TrackerTest : public ::testing::Test {
   static HeartbeatRow row(Assignment a,
                           std::chrono::milliseconds remaining = 500ms,
                           std::chrono::milliseconds interval = 200ms) {
-    return HeartbeatRow{std::move(a), interval, remaining};
+    HeartbeatRow r;
+    r.assignment = std::move(a);
+    r.heartbeat_interval = interval;
+    r.lease_remaining = remaining;
+    return r;
   }
   void advance(std::chrono::milliseconds d) { now_ += d; }
 };
