@@ -117,6 +117,8 @@ class Runner final : public LoopHandler {
  private:
   client::Options options_for(const RunOptions &options) {
     client::Options reg_options = registrar_options(options, repeats_);
+    // Revoked work has stopped only once the child is gone.
+    reg_options.acknowledge = client::Acknowledge::Explicit;
     // Set when the reported assignment goes Lost or Removed. The loop looks
     // at the assignment only between steps, and one step can take it from
     // Lost or Removed back to the same work (a heartbeat answer and a
@@ -137,6 +139,10 @@ class Runner final : public LoopHandler {
 
   // Makes the child match the assignment (see supervise.hpp).
   void supervise() {
+    // Nothing runs: whatever was revoked has stopped.
+    std::vector<client::Revocation> releases = registrar_.releases();
+    if (!releases.empty() && !child_.running())
+      registrar_.acknowledge(releases.back().epoch);
     const client::Assignment &a = registrar_.assignment();
     ChildSituation situation;
     situation.assignment = a;

@@ -12,7 +12,7 @@ using client::Clock;
 
 const Clock::time_point kNow{std::chrono::seconds(1000)};
 // Fenced 100 ms ago; the server may expire the member 300 ms from now.
-const client::LeaseTimes kLease{kNow - 100ms, kNow + 300ms};
+const client::LeaseTimes kLease{kNow - 100ms, kNow + 300ms, kNow - 1s, 200ms};
 const Clock::time_point kHalfway = kNow + 100ms;
 
 client::Assignment active(int shard, int count, std::int64_t epoch) {
