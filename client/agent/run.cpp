@@ -32,6 +32,7 @@
 #include "log.hpp"
 #include "loop.hpp"
 #include "member.hpp"
+#include "proctree.hpp"
 #include "signals.hpp"
 #include "supervise.hpp"
 #include "text.hpp"
@@ -204,6 +205,14 @@ class Runner final : public LoopHandler {
 }  // namespace
 
 int run_command(const RunOptions &options) {
+  // Orphans of the child's tree come to the agent, which finds and kills
+  // them (child.hpp).
+  std::string why = become_subreaper();
+  if (!why.empty())
+    log(Level::Warning,
+        why +
+            "; descendants of the command that leave its process group "
+            "are not stopped");
   SignalPipe signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
   Runner runner(options);
   run_event_loop(runner.registrar(), signals, runner);
