@@ -74,15 +74,17 @@ int sca::agent_main(int argc, char **argv) {
   double kill_timeout_s = 10;
   CLI::App *run = app.add_subcommand(
       "run",
-      "Run COMMAND while this member holds a shard, with SHARD_INDEX, "
-      "SHARD_COUNT, SHARD_EPOCH, SHARD_CLUSTER, SHARD_MEMBER (and "
-      "SHARD_SLOTS, comma-separated, when the server sends slots) in its "
-      "environment; restart it when the assignment changes; no COMMAND "
-      "runs while standby or unassigned");
+      "Run COMMAND while this member holds a grant, with SHARD_INDEX, "
+      "SHARD_COUNT, SHARD_EPOCH (the grant's), SHARD_CLUSTER, SHARD_MEMBER "
+      "(and SHARD_SLOTS, comma-separated, in slot mode) in its environment; "
+      "restart it only when its grant changes; on a revocation stop it (its "
+      "whole process tree) by the revocation's deadline, then acknowledge; "
+      "no COMMAND runs while pending, standby or waiting for a grant");
   add_member_options(run, &run_options);
   run->add_option("--kill-timeout", kill_timeout_s,
                   "How long COMMAND gets to exit after SIGTERM before "
-                  "SIGKILL, e.g. 10s, 500ms (shorter if the lease runs out)")
+                  "SIGKILL, e.g. 10s, 500ms (shorter when a revocation's "
+                  "deadline or the lease requires it)")
       ->transform(
           CLI::AsNumberWithUnit(
               std::map<std::string, double>{{"ms", 0.001}, {"s", 1}, {"m", 60}},

@@ -21,7 +21,7 @@ bool is_ours(const char *entry) {
 }  // namespace
 
 std::vector<std::string> child_environment(const char *const *base,
-                                           const client::Assignment &a,
+                                           const client::Grant &a,
                                            const std::string &cluster,
                                            const std::string &member) {
   std::vector<std::string> env;
@@ -41,12 +41,6 @@ std::vector<std::string> child_environment(const char *const *base,
     env.push_back(std::move(slots));
   }
   return env;
-}
-
-bool same_work(const client::Assignment &running,
-               const client::Assignment &next) {
-  return running.shard == next.shard && running.num_shards == next.num_shards &&
-         running.epoch == next.epoch && running.slots == next.slots;
 }
 
 std::string assignment_json(const std::string &cluster,

@@ -10,21 +10,14 @@
 namespace shard_coordinator::agent {
 
 // `base` (KEY=VALUE strings, e.g. from environ) without any inherited
-// SHARD_* variable of ours, plus:
-//   SHARD_INDEX, SHARD_COUNT, SHARD_EPOCH, SHARD_CLUSTER, SHARD_MEMBER,
-//   SHARD_SLOTS (comma-separated, only when the server sends slots).
+// SHARD_* variable of ours, plus the grant's:
+//   SHARD_INDEX, SHARD_COUNT, SHARD_EPOCH (the grant's epoch, for
+//   shard_coordinator.fence()), SHARD_CLUSTER, SHARD_MEMBER, SHARD_SLOTS
+//   (comma-separated, slot mode only).
 std::vector<std::string> child_environment(const char *const *base,
-                                           const client::Assignment &a,
+                                           const client::Grant &grant,
                                            const std::string &cluster,
                                            const std::string &member);
-
-// Whether a running child can go on under `next`: same shard, shard count,
-// epoch and slots. The epoch counts because the child may pass SHARD_EPOCH to
-// shard_coordinator.fence(), which refuses an epoch older than the member's
-// (the server bumps a member's epoch only when its shard or count changes,
-// so this restarts nothing extra).
-bool same_work(const client::Assignment &running,
-               const client::Assignment &next);
 
 // {"cluster":..,"member":..,"shard":..,"num_shards":..,"epoch":..,
 //  "state":..[,"slots":[..]]}, no newline.

@@ -72,7 +72,7 @@ void Machine::heartbeat_now() {
 void Machine::acknowledge(std::int64_t epoch) {
   if (finished()) return;
   if (tracker_.acknowledge(epoch)) {
-    log(LogLevel::Info,
+    log(LogLevel::Debug,
         "acknowledged epoch " + std::to_string(epoch) + "; applied epoch now " +
             std::to_string(tracker_.applied_epoch().value_or(0)));
     // Tell the server at once: the work it holds for this member can go on.

@@ -16,10 +16,14 @@ client::Assignment active(int shard, int count, std::int64_t epoch) {
   return a;
 }
 
+client::Grant grant(int shard, int count, std::int64_t epoch) {
+  return client::Grant{shard, count, std::nullopt, epoch};
+}
+
 TEST(ChildEnvironment, AddsOursAndDropsInheritedOnes) {
   const char *base[] = {"PATH=/bin", "SHARD_INDEX=9", "SHARD_SLOTS=1,2",
                         "SHARD_INDEXER=keep", nullptr};
-  auto env = child_environment(base, active(2, 3, 11), "orders", "web-1");
+  auto env = child_environment(base, grant(2, 3, 11), "orders", "web-1");
   std::vector<std::string> expected = {
       "PATH=/bin",         "SHARD_INDEXER=keep", "SHARD_INDEX=2",
       "SHARD_COUNT=3",     "SHARD_EPOCH=11",     "SHARD_CLUSTER=orders",
@@ -28,21 +32,10 @@ TEST(ChildEnvironment, AddsOursAndDropsInheritedOnes) {
 }
 
 TEST(ChildEnvironment, SlotsCommaSeparated) {
-  auto a = active(0, 2, 1);
-  a.slots = std::vector<std::int32_t>{0, 2, 4};
-  auto env = child_environment(nullptr, a, "c", "m");
+  auto g = grant(0, 2, 1);
+  g.slots = std::vector<std::int32_t>{0, 2, 4};
+  auto env = child_environment(nullptr, g, "c", "m");
   EXPECT_EQ(env.back(), "SHARD_SLOTS=0,2,4");
-}
-
-TEST(SameWork, AnyChangeRestarts) {
-  EXPECT_TRUE(same_work(active(1, 3, 4), active(1, 3, 4)));
-  // fence() needs the current epoch in SHARD_EPOCH.
-  EXPECT_FALSE(same_work(active(1, 3, 4), active(1, 3, 9)));
-  EXPECT_FALSE(same_work(active(1, 3, 4), active(2, 3, 5)));
-  EXPECT_FALSE(same_work(active(1, 3, 4), active(1, 2, 5)));
-  auto with_slots = active(1, 3, 4);
-  with_slots.slots = std::vector<std::int32_t>{1};
-  EXPECT_FALSE(same_work(active(1, 3, 4), with_slots));
 }
 
 TEST(AssignmentJson, OneParsableLine) {
