@@ -99,14 +99,22 @@ int sca::agent_main(int argc, char **argv) {
   run->footer(sca::kExitCodesHelp);
   run->fallthrough();
 
-  sca::MemberOptions watch_options;
+  sca::WatchOptions watch_options;
   CLI::App *watch = app.add_subcommand(
       "watch",
-      "Join the cluster and print one JSON line per assignment change "
-      "(cluster, member, shard, num_shards, epoch, state, and slots when "
-      "present); state is pending, active, standby, removed, or lost when "
-      "the lease ran out without a heartbeat");
+      "Join the cluster and print one JSON line per event: \"assignment\" "
+      "(shard, num_shards, epoch, state: pending, active, standby, removed, "
+      "or lost when the lease ran out; slots when present), \"granted\" "
+      "(the grant gained work), \"revoked\" (work to stop within "
+      "deadline_ms, then acknowledge), \"acknowledged\" (the server counts "
+      "the epoch as acknowledged)");
   add_member_options(watch, &watch_options);
+  watch->add_flag("--ack", watch_options.ack,
+                  "Acknowledge each revocation as soon as it is printed, for "
+                  "scripts that apply each line before reading the next "
+                  "(without it, handovers from this member wait for the "
+                  "server's deadline, and on exit it leaves only if it held "
+                  "nothing)");
   watch->footer(sca::kExitCodesHelp);
   watch->fallthrough();
 

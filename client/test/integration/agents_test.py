@@ -342,10 +342,24 @@ def test_server_restart(ctx):
             raise Failure(f"agent {m} exited:\n" + fleet.log(m))
 
 
+# The keys every line of `watch` has, by event.
+WATCH_KEYS = {
+    "assignment": {"shard", "num_shards", "epoch", "state"},
+    "granted": {"shard", "num_shards", "epoch"},
+    "revoked": {"epoch", "reason", "revoked", "grant", "deadline_ms",
+                "deadline"},
+    "acknowledged": {"epoch"},
+}
+
+
 def test_watch_prints_json_lines(ctx):
-    """`watch` prints valid JSON lines, one per assignment change"""
-    configure("it_watch", heartbeat="200ms", grace="300ms")
-    args = [ctx.agent, "watch", "--cluster", "it_watch"]
+    """`watch --ack` prints valid JSON lines: assignments, grants, a
+    revocation with its deadline when a second member joins, and the
+    server's acknowledgement of it"""
+    # A grace period of 5 s: without the acknowledgement w2 would wait that
+    # long for its grant.
+    configure("it_watch", heartbeat="200ms", grace="5s")
+    args = [ctx.agent, "watch", "--cluster", "it_watch", "--ack"]
     w1 = subprocess.Popen(args + ["--member", "w1"], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
     ctx.cleanup.append(w1)
@@ -357,8 +371,11 @@ def test_watch_prints_json_lines(ctx):
             if not line:
                 raise Failure("watch ended early: " + w1.stderr.read())
             record = json.loads(line)  # raises on invalid JSON
-            missing = {"cluster", "member", "shard", "num_shards", "epoch",
-                       "state"} - record.keys()
+            event = record.get("event")
+            if event not in WATCH_KEYS:
+                raise Failure(f"line of an unknown event: {line!r}")
+            missing = ({"cluster", "member"} | WATCH_KEYS[event]) \
+                - record.keys()
             if missing:
                 raise Failure(f"line without {missing}: {line!r}")
             lines.append(record)
@@ -367,28 +384,50 @@ def test_watch_prints_json_lines(ctx):
 
     def reader(result):
         try:
-            result.append(read_until(lambda r: r["state"] == "active"))
-            result.append(read_until(lambda r: r["num_shards"] == 2))
+            result.append(read_until(lambda r: r["event"] == "granted"))
+            revoked = read_until(lambda r: r["event"] == "revoked")
+            result.append(revoked)
+            result.append(read_until(
+                lambda r: r["event"] == "acknowledged"
+                and r["epoch"] >= revoked["epoch"]))
         except Exception as e:  # surfaces in the main thread below
             result.append(e)
 
     result = []
     thread = threading.Thread(target=reader, args=(result,), daemon=True)
     thread.start()
-    wait_until("w1 active", lambda: len(result) >= 1)
+    wait_until("w1 granted", lambda: len(result) >= 1)
     if isinstance(result[0], Exception):
         raise result[0]
+    joined_at = time.monotonic()
     w2 = subprocess.Popen(args + ["--member", "w2"], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
     ctx.cleanup.append(w2)
-    wait_until("w1 to print num_shards 2", lambda: len(result) >= 2)
+    wait_until("w1 to print the revocation and its acknowledgement",
+               lambda: len(result) >= 3)
     thread.join()
-    if isinstance(result[1], Exception):
-        raise result[1]
-    epochs = [r["epoch"] for r in lines]
+    for r in result:
+        if isinstance(r, Exception):
+            raise r
+    revoked = result[1]
+    if revoked["revoked"] != {"shard": 0, "num_shards": 1} \
+            or revoked["grant"]["num_shards"] != 2 \
+            or not 0 < revoked["deadline_ms"] <= 5200:
+        raise Failure(f"unexpected revocation: {revoked}")
+
+    def w2_granted():
+        return psql("SELECT shard FROM shard_coordinator.members "
+                    "WHERE cluster = 'it_watch' AND member = 'w2'") == "1"
+    wait_until("w2's grant", w2_granted)
+    handover = time.monotonic() - joined_at
+    epochs = [r["epoch"] for r in lines if r["event"] == "assignment"]
     if epochs != sorted(epochs):
         raise Failure(f"epochs went backwards: {epochs}")
     ctx.note("lines: " + "; ".join(json.dumps(r) for r in lines))
+    ctx.note(f"w2 granted {handover:.3f}s after it started (grace 5s)")
+    if handover > 2.5:
+        raise Failure(f"the handover took {handover:.3f}s: the "
+                      "acknowledgement did not work")
     for proc in (w1, w2):
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=TIMEOUT)
