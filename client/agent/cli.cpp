@@ -121,7 +121,9 @@ int sca::agent_main(int argc, char **argv) {
   sca::StatusOptions status_options;
   CLI::App *status = app.add_subcommand(
       "status",
-      "Show clusters and members as tables (from the server's views)");
+      "Show clusters and members as tables (from the server's views): per "
+      "member its grant, the epoch it last acknowledged and any work it "
+      "must still release; warn about members that never acknowledge");
   status->add_option("--cluster,-c", status_options.cluster,
                      "Show only this cluster");
   status

@@ -549,21 +549,48 @@ def test_exit_codes(ctx):
 
 
 def test_status(ctx):
-    """`status` shows clusters and members; --json is valid JSON"""
+    """`status` shows clusters and members with the epoch each acknowledged;
+    --json is valid JSON; a member that never acknowledges is warned
+    about"""
     configure("it_status", heartbeat="200ms", grace="300ms")
     fleet = ctx.fleet("it_status")
     fleet.start("t1")
     wait_until("t1 active", lambda: fleet.assignment(1))
-    out = subprocess.run([ctx.agent, "status", "--cluster", "it_status"],
-                         capture_output=True, text=True, check=True).stdout
-    if "CLUSTER" not in out or "t1" not in out or "active" not in out:
+
+    def acknowledged():
+        return psql("SELECT acknowledged_epoch FROM shard_coordinator.members"
+                    " WHERE cluster = 'it_status' AND member = 't1'")
+    epoch = wait_until("t1's acknowledgement", acknowledged)
+    done = subprocess.run([ctx.agent, "status", "--cluster", "it_status"],
+                          capture_output=True, text=True, check=True)
+    out = done.stdout
+    header = out.splitlines()[3].split() if len(out.splitlines()) > 3 else []
+    if "CLUSTER" not in out or "t1" not in out or "active" not in out \
+            or "ACKED" not in header or "RELEASING" not in header:
         raise Failure("unexpected status output:\n" + out)
+    if "never acknowledged" in done.stderr:
+        raise Failure("a warning about t1: " + done.stderr)
     doc = json.loads(subprocess.run(
         [ctx.agent, "status", "--json", "--cluster", "it_status"],
         capture_output=True, text=True, check=True).stdout)
     if [m["member"] for m in doc["members"]] != ["t1"]:
         raise Failure(f"unexpected members: {doc['members']}")
+    if str(doc["members"][0]["acknowledged_epoch"]) != epoch:
+        raise Failure(f"unexpected acknowledged_epoch: {doc['members']}")
     ctx.note(out)
+    # A member that heartbeats as clients before 1.1 did: no applied epoch,
+    # no incarnation.
+    configure("it_status_old", heartbeat="60s", grace="60s")
+    ctx.on_close(lambda: psql(
+        "SELECT shard_coordinator.leave('it_status_old', 'old')"))
+    psql("SELECT shard_coordinator.heartbeat('it_status_old', 'old')")
+    done = subprocess.run([ctx.agent, "status", "--cluster", "it_status_old"],
+                          capture_output=True, text=True, check=True)
+    if "member old of cluster it_status_old has never acknowledged" \
+            not in done.stderr:
+        raise Failure("no warning about a member that never acknowledges: "
+                      + done.stderr)
+    ctx.note(done.stderr.strip())
 
 
 class Context:
