@@ -29,6 +29,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "child.sh")
+# child.sh behind a grandchild that leaves its session and ignores SIGTERM.
+DAEMON_CHILD = os.path.join(HERE, "child_daemon.sh")
 TIMEOUT = 20.0  # seconds; generous, for a loaded 2-core machine
 POLL = 0.01
 
@@ -135,6 +137,33 @@ class Fleet:
                 and all(self.agents[c[1]].poll() is None for c in children)):
             return {c[1]: c[2] for c in children}
         return None
+
+    def daemons(self):
+        """{(member, epoch): pid} of the grandchildren child_daemon.sh
+        left, alive or not."""
+        found = {}
+        for name in os.listdir(self.dir):
+            parts = name.split(".")
+            if parts[0] != "daemon" or name.endswith(".tmp"):
+                continue
+            try:
+                with open(os.path.join(self.dir, name)) as f:
+                    found[(parts[1], int(parts[2]))] = int(f.read())
+            except (OSError, ValueError, IndexError):
+                continue
+        return found
+
+    def kill_daemons(self):
+        """SIGKILLs what child_daemon.sh left (an agent killed by SIGKILL
+        cannot: its orphans go to init)."""
+        for pid in self.daemons().values():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"sleep" not in f.read():
+                        continue  # gone, and the pid taken by another
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
 
     def child_of(self, member):
         pids = [c[0] for c in self.children() if c[1] == member]
@@ -437,7 +466,9 @@ def test_watch_prints_json_lines(ctx):
 
 def test_count_change_from_the_cluster_notice(ctx):
     """a change of num_shards alone reaches the agents by the cluster
-    notification, long before their next heartbeat"""
+    notification, long before their next heartbeat; they stop their
+    children, acknowledge at once, and the joining member gets its shard
+    long before their leases end"""
     fleet = ctx.fleet("it_count")
     # Heartbeats a minute apart: within the test only a notification can tell
     # the agents anything after their first heartbeat.
@@ -460,20 +491,67 @@ def test_count_change_from_the_cluster_notice(ctx):
         return None
     children = wait_until("n1 and n2 to run with SHARD_COUNT=3", counted_three)
     delay = time.monotonic() - joined_at
-    epoch = int(psql("SELECT epoch FROM shard_coordinator.clusters "
-                     "WHERE cluster = 'it_count'"))
     shards = {m: children[m][2] for m in before}
-    ctx.note(f"before {before}; after the join {shards} of 3 at epoch "
-             f"{epoch}, {delay:.3f}s after it (heartbeat interval 60s)")
+    # The count grew: each of n1 and n2 lost keys to shard 2 (a revocation);
+    # n3 gets shard 2 once both acknowledged, not when their leases (2 min)
+    # end.
+    def n3_granted():
+        return psql("SELECT shard FROM shard_coordinator.members "
+                    "WHERE cluster = 'it_count' AND member = 'n3'") == "2"
+    wait_until("n3's grant of shard 2", n3_granted, timeout=10)
+    granted = time.monotonic() - joined_at
+    epochs = {m: int(psql("SELECT epoch FROM shard_coordinator.members "
+                          f"WHERE cluster = 'it_count' AND member = '{m}'"))
+              for m in before}
+    ctx.note(f"before {before}; after the join {shards} of 3 at epochs "
+             f"{epochs}, {delay:.3f}s after it (heartbeat interval 60s); "
+             f"n3 granted shard 2 after {granted:.3f}s")
     if shards != before:
         raise Failure(f"n1 or n2 moved: {before} -> {shards}")
     for m in before:
-        if children[m][4] != epoch:
+        # SHARD_EPOCH is the epoch of the child's grant: the count's.
+        if children[m][4] != epochs[m]:
             raise Failure(f"{m}'s child has SHARD_EPOCH={children[m][4]}, "
-                          f"the cluster's epoch is {epoch}")
+                          f"the member's epoch is {epochs[m]}")
         if "cluster notification: 3 shards" not in fleet.log(m):
             raise Failure(f"{m} did not log the cluster notification:\n"
                           + fleet.log(m))
+        if "acknowledging epoch" not in fleet.log(m):
+            raise Failure(f"{m} did not acknowledge:\n" + fleet.log(m))
+    no_duplicates(fleet)
+
+
+def test_revocation_waits_for_the_whole_process_tree(ctx):
+    """on a revocation the agent stops its child and a grandchild that left
+    the child's session (setsid) and ignores SIGTERM, and acknowledges only
+    once both are gone: the joining member gets its shard after that, and
+    long before the lease would have ended"""
+    fleet = ctx.fleet("it_tree")
+    configure("it_tree", heartbeat="200ms", grace="10s")
+    ctx.on_close(fleet.kill_daemons)
+    fleet.start("d1", command=[DAEMON_CHILD])
+    wait_until("d1 active", lambda: fleet.assignment(1))
+    first = wait_until("d1's grandchild", fleet.daemons)
+    (daemon,) = first.values()
+    if not alive(daemon):
+        raise Failure("the grandchild did not start")
+    joined_at = time.monotonic()
+    fleet.start("d2")
+    # d1's grant shrinks (count 2): it stops its tree, then acknowledges;
+    # only then is shard 1 granted to d2, whose child starts.
+    wait_until("d2's child", lambda: fleet.child_of("d2"))
+    still_there = alive(daemon)
+    handover = time.monotonic() - joined_at
+    after = wait_until("2 children of 2", lambda: fleet.assignment(2))
+    ctx.note(f"d2 got its shard {handover:.3f}s after it started "
+             f"(grace 10s); {after}; d1's first grandchild (pid {daemon}) "
+             + ("was still alive" if still_there else "was gone"))
+    if still_there:
+        raise Failure("d2 got its shard while d1's grandchild still ran:\n"
+                      + fleet.log("d1"))
+    if handover > 5:
+        raise Failure(f"the handover took {handover:.3f}s: the "
+                      "acknowledgement did not work")
     no_duplicates(fleet)
 
 
@@ -635,6 +713,7 @@ TESTS = [
     test_server_restart,
     test_watch_prints_json_lines,
     test_count_change_from_the_cluster_notice,
+    test_revocation_waits_for_the_whole_process_tree,
     test_standby_promoted_when_slot_frees,
     test_slots_reach_the_child,
     test_exit_codes,
