@@ -28,6 +28,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "agent.hpp"
@@ -145,9 +146,9 @@ class Runner final : public LoopHandler {
     log(Level::Warning,
         "--kill-timeout " + client::format_duration(kill_timeout_) +
             " is longer than this cluster's lease allows: a revoked command "
-            "may be SIGKILLed " +
+            "may get as little as " +
             client::format_duration(window) +
-            " after its SIGTERM (heartbeat interval " +
+            " between SIGTERM and SIGKILL (heartbeat interval " +
             client::format_duration(lease->heartbeat_interval) + ", lease " +
             client::format_duration(lease->end - lease->renewed_at) +
             "); give the cluster a longer grace period, or lower "
@@ -202,18 +203,18 @@ class Runner final : public LoopHandler {
                              describe(grant));
         break;
       }
-      case ChildAction::Stop:
-        log(Level::Info,
-            "stopping pid " + std::to_string(child_.pid()) + " (" +
-                describe(child_grant_) + "): now " +
-                stop_reason(situation.releases, now) +
-                (decision.deadline
-                     ? ", SIGKILL within " + client::format_duration(std::max(
-                                                 Clock::duration::zero(),
-                                                 *decision.deadline - now))
-                     : ""));
+      case ChildAction::Stop: {
+        Clock::time_point kill_at = now + kill_timeout_;
+        if (decision.deadline) kill_at = std::min(kill_at, *decision.deadline);
+        log(Level::Info, "stopping pid " + std::to_string(child_.pid()) + " (" +
+                             describe(child_grant_) + "): now " +
+                             stop_reason(situation.releases, now) +
+                             ", SIGKILL within " +
+                             client::format_duration(std::max(
+                                 Clock::duration::zero(), kill_at - now)));
         child_.stop(now, decision.deadline);
         break;
+      }
       case ChildAction::Kill:
         child_.kill_by(*decision.deadline);
         break;
