@@ -326,5 +326,69 @@ TEST_F(TrackerTest, ClusterNoticeThatCannotHoldTheShardAsksForAHeartbeat) {
   EXPECT_EQ(tracker_.reported(), active(1, 2, 8));
 }
 
+// ----- grants, revocations, the applied epoch -----
+
+// The row that shows a revocation promises only the new grant: the revoked
+// work keeps the lease from before it.
+TEST_F(TrackerTest, ARowsRevocationHasTheLeaseFromBeforeTheRow) {
+  auto first = now_;
+  tracker_.on_heartbeat(row(active(1, 2, 5), 500ms, 200ms), first);
+  advance(200ms);
+  TrackerEvents events =
+      tracker_.on_heartbeat(row(active(1, 3, 6), 500ms, 200ms), now_);
+  ASSERT_EQ(events.revoked.size(), 1u);
+  EXPECT_EQ(events.revoked[0].deadline, first + 500ms);
+  EXPECT_EQ(events.revoked[0].fence_at, first + 350ms);
+  EXPECT_EQ(tracker_.lease().end(), now_ + 500ms);
+}
+
+// The notice of epoch 6 (the revocation) was lost; a row of epoch 7 shows
+// it. Until it is acknowledged the heartbeats apply epoch 5, not 7: 7 would
+// release the server's hold of epoch 6.
+TEST_F(TrackerTest, TheAppliedEpochWaitsForTheOldestRelease) {
+  tracker_.on_heartbeat(row(active(1, 2, 5)), now_);
+  EXPECT_EQ(tracker_.applied_epoch(), 5);
+  tracker_.on_heartbeat(row(active(1, 3, 7)), now_);
+  EXPECT_EQ(tracker_.applied_epoch(), 5);
+  // A later count change (slot mode would leave keys alone; plain mode
+  // revokes again): a second release, the applied epoch stays.
+  tracker_.on_cluster_notice(8, 4);
+  ASSERT_EQ(tracker_.releases().size(), 2u);
+  EXPECT_EQ(tracker_.applied_epoch(), 5);
+  // Acknowledging the first: up to the news of the second.
+  EXPECT_TRUE(tracker_.acknowledge(7));
+  EXPECT_EQ(tracker_.applied_epoch(), 7);
+  EXPECT_TRUE(tracker_.acknowledge(8));
+  EXPECT_EQ(tracker_.applied_epoch(), 8);
+  EXPECT_FALSE(tracker_.acknowledge(8));
+}
+
+TEST_F(TrackerTest, NothingIsGrantedBeforeTheFirstHeartbeat) {
+  TrackerEvents events = tracker_.on_notice(active(0, 1, 3));
+  EXPECT_FALSE(events.granted);
+  EXPECT_TRUE(tracker_.grant().empty());
+  EXPECT_FALSE(tracker_.applied_epoch());
+  events = tracker_.on_heartbeat(row(active(0, 1, 3)), now_);
+  EXPECT_TRUE(events.granted);
+  EXPECT_EQ(tracker_.grant(), (Grant{0, 1, std::nullopt, 3}));
+}
+
+// begin_stop(): everything is revoked with the current lease's end, and
+// nothing is granted any more.
+TEST_F(TrackerTest, StopRevokesEverythingAndGrantsNothing) {
+  tracker_.on_heartbeat(row(active(0, 2, 5), 500ms), now_);
+  TrackerEvents events = tracker_.begin_stop();
+  ASSERT_EQ(events.revoked.size(), 1u);
+  EXPECT_EQ(events.revoked[0].reason, RevokeReason::Stop);
+  EXPECT_EQ(events.revoked[0].deadline, now_ + 500ms);
+  EXPECT_TRUE(tracker_.grant().empty());
+  events = tracker_.on_heartbeat(row(active(0, 2, 5), 500ms), now_);
+  EXPECT_FALSE(events.granted);
+  EXPECT_TRUE(tracker_.grant().empty());
+  EXPECT_TRUE(tracker_.holds_work());
+  tracker_.acknowledge(5);
+  EXPECT_FALSE(tracker_.holds_work());
+}
+
 }  // namespace
 }  // namespace shard_coordinator::client
