@@ -35,7 +35,8 @@ ChildProcess::~ChildProcess() {
     }
     pid_ = -1;
   }
-  kill_leftovers();
+  kill_at_.reset();  // now
+  check_leftovers(Clock::now());
 }
 
 std::string ChildProcess::start(const std::vector<std::string> &env) {
@@ -112,6 +113,7 @@ std::string ChildProcess::start(const std::vector<std::string> &env) {
     return "cannot run " + argv_[0] + ": " + std::strerror(err);
   }
   pid_ = pid;
+  group_ = pid;
   stopping_ = false;
   killed_ = false;
   leftovers_ = false;
@@ -139,20 +141,35 @@ void ChildProcess::reap_orphans() {
   }
 }
 
-void ChildProcess::kill_leftovers() {
+void ChildProcess::check_leftovers(Clock::time_point now) {
   const pid_t self = getpid();
+  const bool due = !kill_at_ || now >= *kill_at_;
+  std::vector<ProcessInfo> all = read_processes();
+  std::vector<ProcessInfo> left = descendants(self, all);
+  // Members of the child's group that are no descendants: reparented to
+  // init (the agent could not become a subreaper).
+  for (const ProcessInfo &p : all)
+    if (group_ > 0 && p.pgid == group_ && p.pid != self) {
+      bool listed = false;
+      for (const ProcessInfo &d : left) listed = listed || d.pid == p.pid;
+      if (!listed) left.push_back(p);
+    }
   leftovers_ = false;
-  for (const ProcessInfo &p : descendants(self, read_processes())) {
+  for (const ProcessInfo &p : left) {
     if (p.zombie()) {
       // Ended: the agent reaps its own; a live parent in the tree counts.
       int status;
       if (p.ppid == self && p.pid != pid_) waitpid(p.pid, &status, WNOHANG);
       continue;
     }
-    kill(p.pid, SIGKILL);
+    if (due) kill(p.pid, SIGKILL);
     leftovers_ = true;
   }
   reap_orphans();
+  if (!leftovers_) {
+    kill_at_.reset();
+    group_ = -1;
+  }
 }
 
 void ChildProcess::stop(Clock::time_point now,
@@ -179,6 +196,11 @@ void ChildProcess::stop(Clock::time_point now,
 }
 
 void ChildProcess::kill_by(Clock::time_point at) {
+  if (leftovers_) {
+    if (!kill_at_ || at < *kill_at_) kill_at_ = at;
+    check_leftovers(Clock::now());
+    return;
+  }
   if (pid_ <= 0 || killed_) return;
   stopping_ = true;
   if (!kill_at_ || at < *kill_at_) kill_at_ = at;
@@ -186,7 +208,10 @@ void ChildProcess::kill_by(Clock::time_point at) {
 }
 
 void ChildProcess::on_timer(Clock::time_point now) {
-  if (leftovers_) kill_leftovers();
+  if (leftovers_) {
+    check_leftovers(now);
+    return;
+  }
   if (pid_ <= 0 || !kill_at_ || now < *kill_at_) return;
   // Past the deadline: SIGKILL, and again a moment later to what forked
   // meanwhile, until the child is reaped.
@@ -203,9 +228,10 @@ std::optional<ChildProcess::Clock::time_point> ChildProcess::next_deadline()
 }
 
 std::optional<ChildProcess::Exit> ChildProcess::reap() {
+  Clock::time_point now = Clock::now();
   if (pid_ <= 0) {
     if (leftovers_) {
-      kill_leftovers();
+      check_leftovers(now);
     } else {
       reap_orphans();
     }
@@ -218,14 +244,19 @@ std::optional<ChildProcess::Exit> ChildProcess::reap() {
     return std::nullopt;
   }
   // Descendants left (in the group or out of it) would otherwise keep
-  // working on work this member may no longer hold.
-  kill(-pid_, SIGKILL);
+  // working on work this member may no longer hold. Asked to stop, they got
+  // the SIGTERM too and have until the SIGKILL that was due for the child;
+  // otherwise they are killed at once.
+  bool graceful = stopping_ && !killed_ && kill_at_ && now < *kill_at_;
+  if (!graceful) {
+    kill(-pid_, SIGKILL);
+    kill_at_.reset();  // now
+  }
   Exit exit{status, stopping_};
   pid_ = -1;
   stopping_ = false;
   killed_ = false;
-  kill_at_.reset();
-  kill_leftovers();
+  check_leftovers(now);
   return exit;
 }
 

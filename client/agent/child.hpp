@@ -7,7 +7,9 @@
 // (proctree.hpp: the agent is a child subreaper, so orphans are reparented
 // to it): stopping signals them too, as systemd signals a unit's cgroup.
 // The child is gone (running() false) only once none of its tree is left:
-// when the child itself exits, whatever is left is SIGKILLed and waited for.
+// when the child itself exits, whatever is left is waited for, and SIGKILLed
+// when the child's own SIGKILL was due (at once if it was not asked to
+// stop).
 //
 // It is started with PR_SET_PDEATHSIG = SIGKILL: if the agent dies, even by
 // SIGKILL, the kernel kills the child (its own children are then stopped by
@@ -66,8 +68,9 @@ class ChildProcess {
     int wait_status;  // as from waitpid()
     bool stopped;     // the agent asked it to stop
   };
-  // Non-blocking. Reaps the child if it ended, and then SIGKILLs whatever is
-  // left of its tree (its group, and every descendant of the agent); reaps
+  // Non-blocking. Reaps the child if it ended; whatever is left of its tree
+  // (its group, and every descendant of the agent) is SIGKILLed when the
+  // child's SIGKILL was due, at once if it was not being stopped. Reaps
   // descendants reparented to the agent once they end. Returns the child's
   // own exit, once.
   std::optional<Exit> reap();
@@ -75,15 +78,18 @@ class ChildProcess {
  private:
   // The group (while the child is unreaped) and every descendant.
   void signal_tree(int signo);
-  // SIGKILLs the leftovers and reaps those that ended; leftovers_ says
-  // whether any is still alive.
-  void kill_leftovers();
+  // Reaps the leftovers that ended and SIGKILLs the others once kill_at_
+  // is due (or unset); leftovers_ says whether any is still alive.
+  void check_leftovers(Clock::time_point now);
   // Reaps ended descendants that were reparented to the agent.
   void reap_orphans();
 
   std::vector<std::string> argv_;
   std::chrono::milliseconds kill_timeout_;
   pid_t pid_ = -1;
+  // The child's process group, also after the child was reaped, while
+  // leftovers remain.
+  pid_t group_ = -1;
   bool stopping_ = false;
   bool killed_ = false;
   bool leftovers_ = false;

@@ -166,8 +166,9 @@ class TreeTest : public ChildTest {
 };
 
 // A grandchild that left the child's session (setsid) and ignores SIGTERM:
-// once the child exits, it is found (reparented to the agent) and killed,
-// and the child counts as running until it is gone.
+// once the child exits, it is found (reparented to the agent) and killed
+// when the SIGKILL is due, and the child counts as running until it is
+// gone.
 TEST_F(TreeTest, AGrandchildThatCallsSetsidIsKilledBeforeTheChildIsGone) {
   agent::ChildProcess child(
       {"/bin/sh", "-c",
@@ -176,13 +177,14 @@ TEST_F(TreeTest, AGrandchildThatCallsSetsidIsKilledBeforeTheChildIsGone) {
        "exec sleep 1000' sh \"$0\" & "
        "echo ready >>\"$0\"; wait",
        file_},
-      10s);
+      300ms);
   ASSERT_EQ(child.start({"PATH=/usr/bin:/bin"}), "");
   pid_t grandchild = Grandchild();
   ASSERT_TRUE(WaitFor([&] { return Read(file_) == "ready\n"; }));
   ASSERT_TRUE(Alive(grandchild));
   EXPECT_NE(getpgid(grandchild), child.pid());  // out of the child's group
-  child.stop(agent::ChildProcess::Clock::now());
+  auto stopped_at = agent::ChildProcess::Clock::now();
+  child.stop(stopped_at);
   std::optional<agent::ChildProcess::Exit> exit;
   ASSERT_TRUE(WaitFor([&] { return (exit = child.reap()).has_value(); }));
   EXPECT_TRUE(WIFEXITED(exit->wait_status)) << exit->wait_status;
@@ -197,6 +199,8 @@ TEST_F(TreeTest, AGrandchildThatCallsSetsidIsKilledBeforeTheChildIsGone) {
     return !running;
   }));
   EXPECT_FALSE(Alive(grandchild));
+  // It had until the SIGKILL that was due for the child.
+  EXPECT_GE(agent::ChildProcess::Clock::now() - stopped_at, 300ms);
   // Reaped by the agent, its subreaper: no zombie left either.
   EXPECT_NE(kill(grandchild, 0), 0);
 }
@@ -226,7 +230,7 @@ TEST_F(TreeTest, AGracefulStopReachesAGrandchildOutsideTheGroup) {
       {"/bin/sh", "-c",
        "trap 'exit 0' TERM; "
        "setsid /bin/sh -c 'trap \"echo gone >>\\\"$1\\\"; exit 0\" TERM; "
-       "echo $$ >\"$1.pid\"; sleep 1000 & wait' sh \"$0\" & "
+       "sleep 1000 & echo $$ >\"$1.pid\"; wait' sh \"$0\" & "
        "wait",
        file_},
       10s);
