@@ -31,6 +31,12 @@ struct MemberOptions {
   bool no_leave = false;
 };
 
+struct WatchOptions : MemberOptions {
+  // Acknowledge each revocation as soon as it is printed (for scripts that
+  // apply each line before reading the next).
+  bool ack = false;
+};
+
 struct RunOptions : MemberOptions {
   std::vector<std::string> command;
   std::chrono::milliseconds kill_timeout{10000};
@@ -43,7 +49,7 @@ struct StatusOptions {
 };
 
 int run_command(const RunOptions &options);
-int watch_command(const MemberOptions &options);
+int watch_command(const WatchOptions &options);
 int status_command(const StatusOptions &options);
 
 // The whole agent: parses the command line, runs the subcommand, and returns

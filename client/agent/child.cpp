@@ -10,20 +10,33 @@
 #include <cerrno>
 #include <cstring>
 
+#include "proctree.hpp"
 #include "signals.hpp"
 
 namespace shard_coordinator::agent {
+
+namespace {
+
+// How often leftovers (and a child past its SIGKILL) are looked for again:
+// SIGCHLD tells of the agent's own children only.
+constexpr std::chrono::milliseconds kRecheck{20};
+
+}  // namespace
 
 ChildProcess::ChildProcess(std::vector<std::string> argv,
                            std::chrono::milliseconds kill_timeout)
     : argv_(std::move(argv)), kill_timeout_(kill_timeout) {}
 
 ChildProcess::~ChildProcess() {
-  if (pid_ <= 0) return;
-  signal_group(SIGKILL);
-  int status;
-  while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+  if (pid_ > 0) {
+    signal_tree(SIGKILL);
+    int status;
+    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
   }
+  kill_at_.reset();  // now
+  check_leftovers(Clock::now());
 }
 
 std::string ChildProcess::start(const std::vector<std::string> &env) {
@@ -100,15 +113,63 @@ std::string ChildProcess::start(const std::vector<std::string> &env) {
     return "cannot run " + argv_[0] + ": " + std::strerror(err);
   }
   pid_ = pid;
+  group_ = pid;
   stopping_ = false;
   killed_ = false;
+  leftovers_ = false;
   kill_at_.reset();
   return "";
 }
 
-void ChildProcess::signal_group(int signo) {
-  if (pid_ <= 0) return;
-  if (kill(-pid_, signo) != 0) kill(pid_, signo);
+void ChildProcess::signal_tree(int signo) {
+  if (pid_ > 0 && kill(-pid_, signo) != 0) kill(pid_, signo);
+  for (const ProcessInfo &p : descendants(getpid(), read_processes()))
+    if (!p.zombie()) kill(p.pid, signo);
+}
+
+void ChildProcess::reap_orphans() {
+  // Looks without reaping (WNOWAIT), so that the child itself is left for
+  // reap(), which reports its exit.
+  for (;;) {
+    siginfo_t info{};
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+        info.si_pid == 0 || info.si_pid == pid_)
+      return;
+    int status;
+    while (waitpid(info.si_pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+void ChildProcess::check_leftovers(Clock::time_point now) {
+  const pid_t self = getpid();
+  const bool due = !kill_at_ || now >= *kill_at_;
+  std::vector<ProcessInfo> all = read_processes();
+  std::vector<ProcessInfo> left = descendants(self, all);
+  // Members of the child's group that are no descendants: reparented to
+  // init (the agent could not become a subreaper).
+  for (const ProcessInfo &p : all)
+    if (group_ > 0 && p.pgid == group_ && p.pid != self) {
+      bool listed = false;
+      for (const ProcessInfo &d : left) listed = listed || d.pid == p.pid;
+      if (!listed) left.push_back(p);
+    }
+  leftovers_ = false;
+  for (const ProcessInfo &p : left) {
+    if (p.zombie()) {
+      // Ended: the agent reaps its own; a live parent in the tree counts.
+      int status;
+      if (p.ppid == self && p.pid != pid_) waitpid(p.pid, &status, WNOHANG);
+      continue;
+    }
+    if (due) kill(p.pid, SIGKILL);
+    leftovers_ = true;
+  }
+  reap_orphans();
+  if (!leftovers_) {
+    kill_at_.reset();
+    group_ = -1;
+  }
 }
 
 void ChildProcess::stop(Clock::time_point now,
@@ -125,16 +186,21 @@ void ChildProcess::stop(Clock::time_point now,
     kill_by(*kill_by_at);
     return;
   }
-  signal_group(SIGTERM);
+  signal_tree(SIGTERM);
   // A stopped child (SIGSTOP, a debugger, a paused container) would act on
   // the SIGTERM only once continued; continue it now, as systemd does.
-  signal_group(SIGCONT);
+  signal_tree(SIGCONT);
   kill_at_ = now + kill_timeout_;
   if (kill_by_at) kill_by(*kill_by_at);
   on_timer(now);
 }
 
 void ChildProcess::kill_by(Clock::time_point at) {
+  if (leftovers_) {
+    if (!kill_at_ || at < *kill_at_) kill_at_ = at;
+    check_leftovers(Clock::now());
+    return;
+  }
   if (pid_ <= 0 || killed_) return;
   stopping_ = true;
   if (!kill_at_ || at < *kill_at_) kill_at_ = at;
@@ -142,30 +208,55 @@ void ChildProcess::kill_by(Clock::time_point at) {
 }
 
 void ChildProcess::on_timer(Clock::time_point now) {
-  if (pid_ <= 0 || killed_ || !kill_at_ || now < *kill_at_) return;
-  signal_group(SIGKILL);
+  if (leftovers_) {
+    check_leftovers(now);
+    return;
+  }
+  if (pid_ <= 0 || !kill_at_ || now < *kill_at_) return;
+  // Past the deadline: SIGKILL, and again a moment later to what forked
+  // meanwhile, until the child is reaped.
+  signal_tree(SIGKILL);
   killed_ = true;
+  kill_at_ = now + kRecheck;
 }
 
 std::optional<ChildProcess::Clock::time_point> ChildProcess::next_deadline()
     const {
-  if (pid_ <= 0 || killed_) return std::nullopt;
+  if (leftovers_) return Clock::now() + kRecheck;
+  if (pid_ <= 0) return std::nullopt;
   return kill_at_;
 }
 
 std::optional<ChildProcess::Exit> ChildProcess::reap() {
-  if (pid_ <= 0) return std::nullopt;
+  Clock::time_point now = Clock::now();
+  if (pid_ <= 0) {
+    if (leftovers_) {
+      check_leftovers(now);
+    } else {
+      reap_orphans();
+    }
+    return std::nullopt;
+  }
   int status = 0;
   pid_t done = waitpid(pid_, &status, WNOHANG);
-  if (done != pid_) return std::nullopt;
-  // Grandchildren left in the group would otherwise keep working on a shard
-  // this member may no longer hold.
-  kill(-pid_, SIGKILL);
+  if (done != pid_) {
+    reap_orphans();
+    return std::nullopt;
+  }
+  // Descendants left (in the group or out of it) would otherwise keep
+  // working on work this member may no longer hold. Asked to stop, they got
+  // the SIGTERM too and have until the SIGKILL that was due for the child;
+  // otherwise they are killed at once.
+  bool graceful = stopping_ && !killed_ && kill_at_ && now < *kill_at_;
+  if (!graceful) {
+    kill(-pid_, SIGKILL);
+    kill_at_.reset();  // now
+  }
   Exit exit{status, stopping_};
   pid_ = -1;
   stopping_ = false;
   killed_ = false;
-  kill_at_.reset();
+  check_leftovers(now);
   return exit;
 }
 

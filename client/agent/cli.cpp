@@ -74,15 +74,17 @@ int sca::agent_main(int argc, char **argv) {
   double kill_timeout_s = 10;
   CLI::App *run = app.add_subcommand(
       "run",
-      "Run COMMAND while this member holds a shard, with SHARD_INDEX, "
-      "SHARD_COUNT, SHARD_EPOCH, SHARD_CLUSTER, SHARD_MEMBER (and "
-      "SHARD_SLOTS, comma-separated, when the server sends slots) in its "
-      "environment; restart it when the assignment changes; no COMMAND "
-      "runs while standby or unassigned");
+      "Run COMMAND while this member holds a grant, with SHARD_INDEX, "
+      "SHARD_COUNT, SHARD_EPOCH (the grant's), SHARD_CLUSTER, SHARD_MEMBER "
+      "(and SHARD_SLOTS, comma-separated, in slot mode) in its environment; "
+      "restart it only when its grant changes; on a revocation stop it (its "
+      "whole process tree) by the revocation's deadline, then acknowledge; "
+      "no COMMAND runs while pending, standby or waiting for a grant");
   add_member_options(run, &run_options);
   run->add_option("--kill-timeout", kill_timeout_s,
                   "How long COMMAND gets to exit after SIGTERM before "
-                  "SIGKILL, e.g. 10s, 500ms (shorter if the lease runs out)")
+                  "SIGKILL, e.g. 10s, 500ms (shorter when a revocation's "
+                  "deadline or the lease requires it)")
       ->transform(
           CLI::AsNumberWithUnit(
               std::map<std::string, double>{{"ms", 0.001}, {"s", 1}, {"m", 60}},
@@ -97,21 +99,31 @@ int sca::agent_main(int argc, char **argv) {
   run->footer(sca::kExitCodesHelp);
   run->fallthrough();
 
-  sca::MemberOptions watch_options;
+  sca::WatchOptions watch_options;
   CLI::App *watch = app.add_subcommand(
       "watch",
-      "Join the cluster and print one JSON line per assignment change "
-      "(cluster, member, shard, num_shards, epoch, state, and slots when "
-      "present); state is pending, active, standby, removed, or lost when "
-      "the lease ran out without a heartbeat");
+      "Join the cluster and print one JSON line per event: \"assignment\" "
+      "(shard, num_shards, epoch, state: pending, active, standby, removed, "
+      "or lost when the lease ran out; slots when present), \"granted\" "
+      "(the grant gained work), \"revoked\" (work to stop within "
+      "deadline_ms, then acknowledge), \"acknowledged\" (the server counts "
+      "the epoch as acknowledged)");
   add_member_options(watch, &watch_options);
+  watch->add_flag("--ack", watch_options.ack,
+                  "Acknowledge each revocation as soon as it is printed, for "
+                  "scripts that apply each line before reading the next "
+                  "(without it, handovers from this member wait for the "
+                  "server's deadline, and on exit it leaves only if it held "
+                  "nothing)");
   watch->footer(sca::kExitCodesHelp);
   watch->fallthrough();
 
   sca::StatusOptions status_options;
   CLI::App *status = app.add_subcommand(
       "status",
-      "Show clusters and members as tables (from the server's views)");
+      "Show clusters and members as tables (from the server's views): per "
+      "member its grant, the epoch it last acknowledged and any work it "
+      "must still release; warn about members that never acknowledge");
   status->add_option("--cluster,-c", status_options.cluster,
                      "Show only this cluster");
   status

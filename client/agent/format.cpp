@@ -1,7 +1,9 @@
 #include "format.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <nlohmann/json.hpp>
 
 namespace shard_coordinator::agent {
@@ -21,7 +23,7 @@ bool is_ours(const char *entry) {
 }  // namespace
 
 std::vector<std::string> child_environment(const char *const *base,
-                                           const client::Assignment &a,
+                                           const client::Grant &a,
                                            const std::string &cluster,
                                            const std::string &member) {
   std::vector<std::string> env;
@@ -43,18 +45,40 @@ std::vector<std::string> child_environment(const char *const *base,
   return env;
 }
 
-bool same_work(const client::Assignment &running,
-               const client::Assignment &next) {
-  return running.shard == next.shard && running.num_shards == next.num_shards &&
-         running.epoch == next.epoch && running.slots == next.slots;
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json event(const char *name, const std::string &cluster,
+           const std::string &member) {
+  Json j;
+  j["event"] = name;
+  j["cluster"] = cluster;
+  j["member"] = member;
+  return j;
 }
+
+// "shard", "num_shards"[, "slots"] of a grant.
+void add_work(Json *j, const client::Grant &grant) {
+  if (grant.shard) {
+    (*j)["shard"] = *grant.shard;
+  } else {
+    (*j)["shard"] = nullptr;
+  }
+  (*j)["num_shards"] = grant.num_shards;
+  if (grant.slots) (*j)["slots"] = *grant.slots;
+}
+
+std::string line(const Json &j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
 
 std::string assignment_json(const std::string &cluster,
                             const std::string &member,
                             const client::Assignment &a) {
-  nlohmann::ordered_json j;
-  j["cluster"] = cluster;
-  j["member"] = member;
+  Json j = event("assignment", cluster, member);
   if (a.shard) {
     j["shard"] = *a.shard;
   } else {
@@ -64,7 +88,64 @@ std::string assignment_json(const std::string &cluster,
   j["epoch"] = a.epoch;
   j["state"] = client::state_name(a.state);
   if (a.slots) j["slots"] = *a.slots;
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return line(j);
+}
+
+std::string grant_json(const std::string &cluster, const std::string &member,
+                       const client::Grant &grant) {
+  Json j = event("granted", cluster, member);
+  j["epoch"] = grant.epoch;
+  add_work(&j, grant);
+  return line(j);
+}
+
+std::string revocation_json(const std::string &cluster,
+                            const std::string &member,
+                            const client::Revocation &revocation,
+                            client::Clock::time_point now,
+                            std::chrono::system_clock::time_point wall_now) {
+  Json j = event("revoked", cluster, member);
+  j["epoch"] = revocation.epoch;
+  j["reason"] = client::reason_name(revocation.reason);
+  Json revoked = Json::object();
+  if (revocation.from.slots) {
+    revoked["slots"] = revocation.keys;
+  } else {
+    add_work(&revoked, revocation.from);
+  }
+  j["revoked"] = revoked;
+  Json grant = Json::object();
+  add_work(&grant, revocation.to);
+  grant["epoch"] = revocation.to.epoch;
+  j["grant"] = grant;
+  auto left =
+      std::max(client::Clock::duration::zero(), revocation.deadline - now);
+  j["deadline_ms"] =
+      std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
+  j["deadline"] = utc_timestamp(
+      wall_now + std::chrono::duration_cast<std::chrono::microseconds>(left));
+  return line(j);
+}
+
+std::string acknowledged_json(const std::string &cluster,
+                              const std::string &member, std::int64_t epoch) {
+  Json j = event("acknowledged", cluster, member);
+  j["epoch"] = epoch;
+  return line(j);
+}
+
+std::string utc_timestamp(std::chrono::system_clock::time_point t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                t.time_since_epoch())
+                .count();
+  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
 }
 
 std::string render_table(const std::vector<std::string> &header,

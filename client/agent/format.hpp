@@ -2,6 +2,7 @@
 // lines, status's tables. Pure functions, unit-tested.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -10,27 +11,42 @@
 namespace shard_coordinator::agent {
 
 // `base` (KEY=VALUE strings, e.g. from environ) without any inherited
-// SHARD_* variable of ours, plus:
-//   SHARD_INDEX, SHARD_COUNT, SHARD_EPOCH, SHARD_CLUSTER, SHARD_MEMBER,
-//   SHARD_SLOTS (comma-separated, only when the server sends slots).
+// SHARD_* variable of ours, plus the grant's:
+//   SHARD_INDEX, SHARD_COUNT, SHARD_EPOCH (the grant's epoch, for
+//   shard_coordinator.fence()), SHARD_CLUSTER, SHARD_MEMBER, SHARD_SLOTS
+//   (comma-separated, slot mode only).
 std::vector<std::string> child_environment(const char *const *base,
-                                           const client::Assignment &a,
+                                           const client::Grant &grant,
                                            const std::string &cluster,
                                            const std::string &member);
 
-// Whether a running child can go on under `next`: same shard, shard count,
-// epoch and slots. The epoch counts because the child may pass SHARD_EPOCH to
-// shard_coordinator.fence(), which refuses an epoch older than the member's
-// (the server bumps a member's epoch only when its shard or count changes,
-// so this restarts nothing extra).
-bool same_work(const client::Assignment &running,
-               const client::Assignment &next);
-
-// {"cluster":..,"member":..,"shard":..,"num_shards":..,"epoch":..,
-//  "state":..[,"slots":[..]]}, no newline.
+// watch's lines, one JSON object each, no newline. Every line has "event",
+// "cluster" and "member":
+//   {"event":"assignment",..,"shard","num_shards","epoch","state"[,"slots"]}
+//     what the server says of the member (state lost: the lease ran out);
+//   {"event":"granted",..,"epoch","shard","num_shards"[,"slots"]}
+//     the grant gained work (the whole grant; epoch: the grant's);
+//   {"event":"revoked",..,"epoch","reason","revoked":{"shard","num_shards"}
+//     or {"slots":[..]},"grant":{..},"deadline_ms","deadline"}
+//     work to stop within deadline_ms (deadline: the same moment, UTC, as
+//     the local wall clock tells it), then acknowledge epoch;
+//   {"event":"acknowledged",..,"epoch"}
+//     the server counts the epoch as acknowledged.
 std::string assignment_json(const std::string &cluster,
                             const std::string &member,
                             const client::Assignment &a);
+std::string grant_json(const std::string &cluster, const std::string &member,
+                       const client::Grant &grant);
+std::string revocation_json(const std::string &cluster,
+                            const std::string &member,
+                            const client::Revocation &revocation,
+                            client::Clock::time_point now,
+                            std::chrono::system_clock::time_point wall_now);
+std::string acknowledged_json(const std::string &cluster,
+                              const std::string &member, std::int64_t epoch);
+
+// "2026-12-06T20:25:54.543Z".
+std::string utc_timestamp(std::chrono::system_clock::time_point t);
 
 // Left-aligned columns separated by two spaces, header first, each line
 // ending in a newline; trailing spaces trimmed.

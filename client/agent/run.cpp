@@ -1,29 +1,34 @@
 // `shard-coordinator run`: the agent's event loop (loop.hpp) with a handler
-// that, after every wake-up, makes the child match the assignment (the
-// decision is decide_child(), supervise.hpp).
+// that, after every wake-up, makes the child match the grant (the decision
+// is decide_child(), supervise.hpp). The registrar acknowledges revocations
+// only when told (Acknowledge::Explicit): when the child's whole process
+// tree is gone.
 //
 // Order of events that matter:
-// - assignment changes (shard, count or slots): SIGTERM the old child, wait
-//   for it (SIGKILL after --kill-timeout), then start the new one; two
-//   children of one agent never overlap.
-// - the lease runs out (Lost): same, but SIGKILL no later than halfway
-//   between the fence point and the lease end, whatever --kill-timeout says,
-//   so the child is gone before the server can give the shard away. The
-//   server dropped the member (Removed): SIGKILL at once. The same for a
-//   lapse the loop did not see as such (Lost or Removed and back to the same
-//   work within one step, after the whole agent was paused).
-// - a graceful stop's SIGTERM is followed by a SIGCONT, so a stopped child
-//   acts on it; a child past its deadline gets SIGKILL and nothing else (it
-//   must not run again, not even its SIGTERM handler).
-// - SIGTERM/SIGINT/SIGHUP: stop the child while still heartbeating, then
-//   leave() so the shard is handed on at once, then exit 0. A second signal
-//   SIGKILLs the child at once.
+// - a revocation (the server moved work, the lease ran out, the member was
+//   removed): SIGTERM (and SIGCONT) to the child's group and descendants,
+//   SIGKILL after --kill-timeout and no later than halfway between the
+//   revocation's fence point and its deadline (the lease end held when it
+//   was learned), so the child is gone before the server may give the work
+//   to another member. Once nothing of its tree is left: acknowledge (the
+//   registrar heartbeats at once, and the server hands the work on), then
+//   start a child for the new grant, if any.
+// - the grant changed without a revocation (more keys, a smaller count):
+//   the same stop with --kill-timeout only, then the new child. A new epoch
+//   or count alone (slot mode) restarts nothing.
+// - a child past its deadline gets SIGKILL and nothing else (it must not
+//   run again, not even its SIGTERM handler).
+// - SIGTERM/SIGINT/SIGHUP: the registrar's stop() revokes everything; the
+//   child is stopped as for a revocation while heartbeats go on, then the
+//   registrar leaves (the work is handed on at once), then exit 0. A second
+//   signal SIGKILLs the child at once.
 // - the child exits by itself: leave and exit (5 or 6); a supervisor such as
 //   systemd or Kubernetes restarts the agent.
 
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "agent.hpp"
@@ -32,6 +37,7 @@
 #include "log.hpp"
 #include "loop.hpp"
 #include "member.hpp"
+#include "proctree.hpp"
 #include "signals.hpp"
 #include "supervise.hpp"
 #include "text.hpp"
@@ -48,7 +54,8 @@ using client::describe;
 class Runner final : public LoopHandler {
  public:
   explicit Runner(const RunOptions &options)
-      : registrar_(options_for(options)),
+      : kill_timeout_(options.kill_timeout),
+        registrar_(options_for(options)),
         child_(options.command, options.kill_timeout) {
     log(Level::Info, "member " + registrar_.member() + " of cluster " +
                          registrar_.cluster() +
@@ -61,13 +68,8 @@ class Runner final : public LoopHandler {
   bool before_wait() override {
     if (registrar_.finished() && !shutting_down_)
       shut_down(registrar_.failed() ? kExitRejected : kExitInternal);
+    warn_about_kill_timeout();
     supervise();
-    // Shutting down: leave once the child is gone (the shard is handed on
-    // only when nobody here works on it any more).
-    if (shutting_down_ && !child_.running() && !registrar_stopped_) {
-      registrar_.stop();
-      registrar_stopped_ = true;
-    }
     return !(registrar_.finished() && !child_.running());
   }
 
@@ -90,8 +92,7 @@ class Runner final : public LoopHandler {
       shut_down(kExitStopped);
     } else if (child_.running()) {
       log(Level::Warning, std::string("received SIG") + (name ? name : "?") +
-                              " again: killing pid " +
-                              std::to_string(child_.pid()));
+                              " again: killing the command");
       kill_now_ = true;
       supervise();
     }
@@ -110,6 +111,9 @@ class Runner final : public LoopHandler {
                                 how + " by itself; leaving the cluster");
         shut_down(ok ? kExitChildDone : kExitChildFailed);
       }
+      if (child_.running())
+        log(Level::Info, "killing what is left of pid " + std::to_string(pid) +
+                             "'s process tree");
     }
     child_.on_timer(Clock::now());
   }
@@ -117,15 +121,8 @@ class Runner final : public LoopHandler {
  private:
   client::Options options_for(const RunOptions &options) {
     client::Options reg_options = registrar_options(options, repeats_);
-    // Set when the reported assignment goes Lost or Removed. The loop looks
-    // at the assignment only between steps, and one step can take it from
-    // Lost or Removed back to the same work (a heartbeat answer and a
-    // notification handled together, after a pause of the whole agent): a
-    // child that still worked without a lease must go at once.
-    reg_options.on_assignment = [this](const client::Assignment &a) {
-      if (a.state == client::State::Lost || a.state == client::State::Removed)
-        lease_lapsed_ = true;
-    };
+    // Revoked work has stopped only once the child's tree is gone.
+    reg_options.acknowledge = client::Acknowledge::Explicit;
     return reg_options;
   }
 
@@ -133,51 +130,91 @@ class Runner final : public LoopHandler {
     if (shutting_down_) return;
     shutting_down_ = true;
     exit_code_ = code;
+    // Revokes everything; the registrar leaves once it is acknowledged.
+    if (!registrar_.finished()) registrar_.stop();
   }
 
-  // Makes the child match the assignment (see supervise.hpp).
+  // Once the cluster's lease is known: a --kill-timeout longer than a
+  // revocation can wait is cut short, say so.
+  void warn_about_kill_timeout() {
+    if (warned_kill_timeout_) return;
+    std::optional<client::LeaseTimes> lease = registrar_.lease();
+    if (!lease) return;
+    warned_kill_timeout_ = true;
+    Clock::duration window = revocation_window(*lease);
+    if (kill_timeout_ <= window) return;
+    log(Level::Warning,
+        "--kill-timeout " + client::format_duration(kill_timeout_) +
+            " is longer than this cluster's lease allows: a revoked command "
+            "may get as little as " +
+            client::format_duration(window) +
+            " between SIGTERM and SIGKILL (heartbeat interval " +
+            client::format_duration(lease->heartbeat_interval) + ", lease " +
+            client::format_duration(lease->end - lease->renewed_at) +
+            "); give the cluster a longer grace period, or lower "
+            "--kill-timeout");
+  }
+
+  // Why the child stops, for the log.
+  std::string stop_reason(const std::vector<client::Revocation> &releases,
+                          Clock::time_point now) const {
+    if (!releases.empty())
+      return "revoked (" + describe(releases.back(), now) + ")";
+    if (shutting_down_) return "shutting down";
+    const client::Grant &grant = registrar_.grant();
+    if (grant.empty()) return "nothing granted";
+    return "granted " + describe(grant);
+  }
+
+  // Makes the child match the grant (see supervise.hpp).
   void supervise() {
-    const client::Assignment &a = registrar_.assignment();
     ChildSituation situation;
-    situation.assignment = a;
+    situation.grant = registrar_.grant();
+    situation.releases = registrar_.releases();
     situation.registrar_finished = registrar_.finished();
     situation.lease = registrar_.lease();
-    situation.lease_lapsed = lease_lapsed_;
     situation.child_running = child_.running();
     situation.child_stopping = child_.stopping();
-    situation.child_assignment = child_assignment_;
+    situation.child_grant = child_grant_;
     situation.shutting_down = shutting_down_;
     situation.kill_now = kill_now_;
     Clock::time_point now = Clock::now();
     ChildDecision decision = decide_child(situation, now);
-    lease_lapsed_ = decision.lease_lapsed;
+    if (decision.acknowledge) {
+      log(Level::Info, "acknowledging epoch " +
+                           std::to_string(*decision.acknowledge) +
+                           ": no process of the command is left");
+      registrar_.acknowledge(*decision.acknowledge);
+    }
     switch (decision.action) {
       case ChildAction::Nothing:
         break;
       case ChildAction::Start: {
+        const client::Grant &grant = registrar_.grant();
         std::string error = child_.start(child_environment(
-            environ, a, registrar_.cluster(), registrar_.member()));
+            environ, grant, registrar_.cluster(), registrar_.member()));
         if (!error.empty()) {
           log(Level::Error, error + "; check the command and PATH");
           shut_down(kExitCannotStart);
           break;
         }
-        child_assignment_ = a;
-        log(Level::Info,
-            "started pid " + std::to_string(child_.pid()) + ": " + describe(a));
+        child_grant_ = grant;
+        log(Level::Info, "started pid " + std::to_string(child_.pid()) + ": " +
+                             describe(grant));
         break;
       }
-      case ChildAction::Stop:
-        log(Level::Info,
-            "stopping pid " + std::to_string(child_.pid()) + " (" +
-                describe(child_assignment_) + "): now " +
-                (shutting_down_
-                     ? "shutting down"
-                     : describe(a) + (lease_lapsed_ ? ", after a lapse of the "
-                                                      "lease"
-                                                    : "")));
+      case ChildAction::Stop: {
+        Clock::time_point kill_at = now + kill_timeout_;
+        if (decision.deadline) kill_at = std::min(kill_at, *decision.deadline);
+        log(Level::Info, "stopping pid " + std::to_string(child_.pid()) + " (" +
+                             describe(child_grant_) + "): now " +
+                             stop_reason(situation.releases, now) +
+                             ", SIGKILL within " +
+                             client::format_duration(std::max(
+                                 Clock::duration::zero(), kill_at - now)));
         child_.stop(now, decision.deadline);
         break;
+      }
       case ChildAction::Kill:
         child_.kill_by(*decision.deadline);
         break;
@@ -185,19 +222,27 @@ class Runner final : public LoopHandler {
   }
 
   RepeatFilter repeats_{std::chrono::seconds(30)};
-  bool lease_lapsed_ = false;
+  std::chrono::milliseconds kill_timeout_;
   client::Registrar registrar_;  // after what its callbacks use
   ChildProcess child_;
-  client::Assignment child_assignment_;  // what the running child was given
+  client::Grant child_grant_;  // what the running child was given
   bool shutting_down_ = false;
   bool kill_now_ = false;  // signalled again while shutting down
-  bool registrar_stopped_ = false;
+  bool warned_kill_timeout_ = false;
   int exit_code_ = kExitStopped;
 };
 
 }  // namespace
 
 int run_command(const RunOptions &options) {
+  // Orphans of the child's tree come to the agent, which finds and kills
+  // them (child.hpp).
+  std::string why = become_subreaper();
+  if (!why.empty())
+    log(Level::Warning,
+        why +
+            "; descendants of the command that leave its process group "
+            "are not stopped");
   SignalPipe signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
   Runner runner(options);
   run_event_loop(runner.registrar(), signals, runner);

@@ -1,6 +1,14 @@
 // `shard-coordinator status`: the clusters and members views as two tables
 // (or one JSON document with --json). The server renders each view as a JSON
 // array, so both outputs come from the same data.
+//
+// Per member the tables show its grant (SHARD, or SLOTS), the epoch it
+// last acknowledged (ACKED) and any work revoked from it that it has not
+// released yet (RELEASING: what, and how long the server still waits).
+// Members that never acknowledge (older clients: each handover of their
+// work waits for their lease to end) are warned about on stderr.
+
+#include "status.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -24,7 +32,7 @@ const char *const kClustersQuery =
     "SELECT coalesce(json_agg(c ORDER BY c.cluster), '[]') FROM ("
     "SELECT cluster, epoch, num_shards, members, active, standby, pending, "
     "heartbeat_interval, grace_period, reshard_interval, max_shards, "
-    "resharded_at, slots, "
+    "resharded_at, slots, handover, grant_count, handover_pending, "
     "extract(epoch FROM heartbeat_interval)::float8 AS heartbeat_interval_s, "
     "extract(epoch FROM grace_period)::float8 AS grace_period_s, "
     "extract(epoch FROM reshard_interval)::float8 AS reshard_interval_s, "
@@ -36,11 +44,14 @@ const char *const kMembersQuery =
     "SELECT coalesce(json_agg(m ORDER BY m.cluster, m.shard NULLS LAST, "
     "m.member), '[]') FROM ("
     "SELECT cluster, member, state, shard, num_shards, epoch, last_heartbeat, "
-    "expires_at, joined_at, slots, "
+    "expires_at, joined_at, slots, target_shard, target_slots, withheld, "
+    "releasing, release_epoch, release_until, acknowledged_epoch, "
+    "incarnation, "
     "extract(epoch FROM now() - last_heartbeat)::float8 AS "
     "last_heartbeat_ago_s, "
     "extract(epoch FROM expires_at - now())::float8 AS expires_in_s, "
-    "extract(epoch FROM now() - joined_at)::float8 AS age_s "
+    "extract(epoch FROM now() - joined_at)::float8 AS age_s, "
+    "extract(epoch FROM release_until - now())::float8 AS release_in_s "
     "FROM shard_coordinator.members "
     "WHERE $1::text IS NULL OR cluster = $1) m";
 
@@ -90,22 +101,66 @@ std::string clusters_table(const json &clusters) {
   return render_table(header, rows);
 }
 
+}  // namespace
+
+std::string releasing_cell(const json &member) {
+  const json &what = member.value("releasing", json());
+  if (what.is_null()) return "-";
+  std::string cell = text(what);
+  const json &epoch = member.value("release_epoch", json());
+  if (!epoch.is_null()) cell += " (epoch " + text(epoch) + ")";
+  const json &left = member.value("release_in_s", json());
+  if (left.is_number())
+    cell += left.get<double>() > 0 ? ", " + seconds(left) + " left" : ", due";
+  return cell;
+}
+
 std::string members_table(const json &members) {
   bool slots = any_slots(members);
-  std::vector<std::string> header = {"CLUSTER",    "MEMBER", "STATE",
-                                     "SHARD",      "EPOCH",  "LAST-HEARTBEAT",
-                                     "EXPIRES-IN", "AGE"};
-  if (slots) header.push_back("SLOTS");
+  std::vector<std::string> header = {
+      "CLUSTER", "MEMBER",         "STATE",      "SHARD", "EPOCH",
+      "ACKED",   "LAST-HEARTBEAT", "EXPIRES-IN", "AGE",   "RELEASING"};
+  if (slots) header.insert(header.begin() + 5, "SLOTS");
   std::vector<std::vector<std::string>> rows;
   for (const json &m : members) {
-    rows.push_back({text(m["cluster"]), text(m["member"]), text(m["state"]),
-                    text(m["shard"]), text(m["epoch"]),
-                    seconds(m["last_heartbeat_ago_s"], " ago"),
-                    seconds(m["expires_in_s"]), seconds(m["age_s"])});
-    if (slots) rows.back().push_back(slot_count(m["slots"]));
+    std::string shard = text(m.value("shard", json()));
+    // Placed, but its work is still held by its previous holder.
+    if (m.value("withheld", false) && m.contains("target_shard") &&
+        !m["target_shard"].is_null())
+      shard += " (waits for " + text(m["target_shard"]) + ")";
+    rows.push_back(
+        {text(m["cluster"]), text(m["member"]), text(m["state"]), shard,
+         text(m["epoch"]), text(m.value("acknowledged_epoch", json())),
+         seconds(m["last_heartbeat_ago_s"], " ago"), seconds(m["expires_in_s"]),
+         seconds(m["age_s"]), releasing_cell(m)});
+    if (slots)
+      rows.back().insert(rows.back().begin() + 5, slot_count(m["slots"]));
   }
   return render_table(header, rows);
 }
+
+std::vector<std::string> acknowledgement_warnings(const json &members) {
+  std::vector<std::string> out;
+  for (const json &m : members) {
+    // Only the live view knows acknowledgements (a standby server shows
+    // the tables: no heartbeats, no acknowledgements).
+    if (m.value("last_heartbeat", json()).is_null()) continue;
+    if (!m.value("acknowledged_epoch", json()).is_null()) continue;
+    bool old_client = m.value("incarnation", json()).is_null();
+    bool holding = !m.value("releasing", json()).is_null();
+    if (!old_client && !holding) continue;  // a first heartbeat, say
+    out.push_back(
+        "member " + text(m["member"]) + " of cluster " + text(m["cluster"]) +
+        " has never acknowledged an epoch" +
+        (old_client ? " (an older client: no incarnation either)" : "") +
+        ": each handover of its work waits for the end of its lease; use a "
+        "client that acknowledges revocations (the protocol of extension "
+        "1.1)");
+  }
+  return out;
+}
+
+namespace {
 
 // One JSON array from `query`; on failure logs and sets *exit_code.
 std::optional<json> fetch(PGconn *conn, const char *query,
@@ -155,6 +210,8 @@ int status_command(const StatusOptions &options) {
   auto members = fetch(conn.get(), kMembersQuery, options.cluster, &exit_code);
   if (!members) return exit_code;
 
+  for (const std::string &warning : acknowledgement_warnings(*members))
+    log(Level::Warning, warning);
   std::string out;
   if (options.json) {
     json doc;

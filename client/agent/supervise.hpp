@@ -1,24 +1,29 @@
 // What `run` does about its child after each wake-up: start it, stop it,
-// kill it, or nothing. A pure function of what the registrar reports, what
-// the child is doing and what the agent is doing (unit-tested); run.cpp
-// gathers the inputs and carries the decision out.
+// kill it, acknowledge, or nothing. A pure function of what the registrar
+// reports, what the child is doing and what the agent is doing
+// (unit-tested); run.cpp gathers the inputs and carries the decision out.
 //
-// - A child runs only while the assignment is active, the registrar has not
-//   finished and the agent is not shutting down; one with other work (shard,
-//   count, epoch or slots: same_work()) is stopped first, and the next one
-//   starts once it is gone: two children never overlap.
-// - Stopping is SIGTERM, then SIGKILL after --kill-timeout. Without a lease
-//   (Lost, Removed, or the registrar finished) the SIGKILL comes no later
-//   than kill_deadline(), so the child is gone before the server can give
-//   the shard to another member; Removed comes without a lease (the server
-//   already dropped the member): at once.
-// - A lapse the loop did not see as such (Lost or Removed reported, and back
-//   to the same work within one step, after a pause of the whole agent):
-//   the child worked without a lease, it goes at once.
+// - A child runs only on a non-empty grant, while the registrar has not
+//   finished and the agent is not shutting down. It is restarted only when
+//   its own grant changed (Grant::same_keys: slot mode its keys, plain mode
+//   its shard or count), never for a new epoch or count alone; the next one
+//   starts once the whole tree of the old one is gone: two children never
+//   overlap.
+// - A revocation (the registrar's releases(): work the server moved, the
+//   lease running out, a removal, a stop) stops the child: SIGTERM, then
+//   SIGKILL after --kill-timeout, and no later than the revocation's kill
+//   deadline (halfway between its fence point and its deadline, whatever
+//   --kill-timeout says). Any release pending while a child runs concerns
+//   that child: releases are acknowledged before a child starts.
+// - Once no process of the child's tree is left, every pending release is
+//   acknowledged (the registrar tells the server at once), then a child
+//   starts for the grant, if any.
 // - A second signal while shutting down: SIGKILL at once.
 #pragma once
 
+#include <chrono>
 #include <optional>
+#include <vector>
 
 #include "shard_coordinator/client.hpp"
 
@@ -26,17 +31,14 @@ namespace shard_coordinator::agent {
 
 struct ChildSituation {
   // The registrar's.
-  client::Assignment assignment;            // Registrar::assignment()
-  bool registrar_finished = false;          // Registrar::finished()
-  std::optional<client::LeaseTimes> lease;  // Registrar::lease()
-  // Lost or Removed was reported since the child started: set by run's
-  // on_assignment callback, which sees every report, where the loop sees
-  // only the assignment between steps.
-  bool lease_lapsed = false;
-  // The child's.
+  client::Grant grant;                       // Registrar::grant()
+  std::vector<client::Revocation> releases;  // Registrar::releases()
+  bool registrar_finished = false;           // Registrar::finished()
+  std::optional<client::LeaseTimes> lease;   // Registrar::lease()
+  // The child's: the child or anything of its process tree is alive.
   bool child_running = false;
   bool child_stopping = false;
-  client::Assignment child_assignment;  // what the running child was given
+  client::Grant child_grant;  // what the running child was started with
   // The agent's.
   bool shutting_down = false;
   bool kill_now = false;  // signalled again while shutting down
@@ -44,7 +46,7 @@ struct ChildSituation {
 
 enum class ChildAction {
   Nothing,
-  Start,  // start a child for the assignment
+  Start,  // start a child for the grant
   // SIGTERM now, SIGKILL after --kill-timeout or by the deadline if that is
   // earlier; a deadline already past means SIGKILL at once and nothing else
   // (ChildProcess::stop).
@@ -55,9 +57,9 @@ enum class ChildAction {
 struct ChildDecision {
   ChildAction action = ChildAction::Nothing;
   std::optional<client::Clock::time_point> deadline;  // Stop, Kill
-  // The lapse flag from now on: cleared once a lapse is seen as such (the
-  // deadlines above handle it) and when a child starts.
-  bool lease_lapsed = false;
+  // Nothing of the child's tree is left: acknowledge this epoch (every
+  // pending release) before anything else.
+  std::optional<std::int64_t> acknowledge;
 };
 
 ChildDecision decide_child(const ChildSituation &situation,
@@ -69,5 +71,15 @@ ChildDecision decide_child(const ChildSituation &situation,
 client::Clock::time_point kill_deadline(
     const std::optional<client::LeaseTimes> &lease,
     client::Clock::time_point now);
+
+// By when a child must be dead for a revocation: halfway between its fence
+// point and its deadline (the end of the lease held when it was learned).
+client::Clock::time_point kill_deadline(const client::Revocation &revocation);
+
+// The least time a revoked child gets between learning of a revocation and
+// its SIGKILL, with this lease: a revocation shown by the next heartbeat's
+// row (a heartbeat interval after this lease began) keeps this lease's
+// deadline. A --kill-timeout beyond it is cut short.
+client::Clock::duration revocation_window(const client::LeaseTimes &lease);
 
 }  // namespace shard_coordinator::agent

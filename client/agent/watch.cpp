@@ -1,6 +1,15 @@
 // `shard-coordinator watch`: joins the cluster and prints one JSON line per
-// assignment change on stdout, for scripts. Stops (and leaves) on
-// SIGTERM/SIGINT/SIGHUP or when stdout is closed.
+// event on stdout, for scripts (format.hpp): the assignment, grants,
+// revocations with their deadlines, and the server's acknowledgements.
+//
+// With --ack each revocation is acknowledged once its line is written
+// (Acknowledge::OnReturn): for a script that applies each line before it
+// reads the next. Without it nothing is acknowledged: the server keeps
+// revoked work held until its own deadline, and on a stop watch leaves only
+// if it held nothing (the server expires it otherwise), since it cannot know
+// when the script stopped.
+//
+// Stops on SIGTERM/SIGINT/SIGHUP or when stdout is closed.
 
 #include <signal.h>
 #include <unistd.h>
@@ -35,8 +44,10 @@ bool write_line(const std::string &line) {
 
 class Watcher final : public LoopHandler {
  public:
-  explicit Watcher(const MemberOptions &options)
-      : registrar_(options_for(options)) {
+  explicit Watcher(const WatchOptions &options)
+      : ack_(options.ack),
+        no_leave_(options.no_leave),
+        registrar_(options_for(options)) {
     log(Level::Info, "member " + registrar_.member() + " of cluster " +
                          registrar_.cluster());
   }
@@ -68,32 +79,60 @@ class Watcher final : public LoopHandler {
       log(Level::Info, "stdout closed: leaving");
       stopping_ = true;
     }
-    if (stopping_) registrar_.stop();
+    if (!stopping_ || stop_begun_) return;
+    stop_begun_ = true;
+    if (ack_ || no_leave_ ||
+        (registrar_.grant().empty() && registrar_.releases().empty())) {
+      registrar_.stop();
+    } else {
+      log(Level::Info,
+          "holding work nobody acknowledged (no --ack): not leaving; the "
+          "server hands it on when the member's lease ends");
+      registrar_.abandon();
+    }
   }
 
  private:
-  client::Options options_for(const MemberOptions &options) {
+  client::Options options_for(const WatchOptions &options) {
     client::Options reg_options = registrar_options(options, repeats_);
+    reg_options.acknowledge = options.ack ? client::Acknowledge::OnReturn
+                                          : client::Acknowledge::Explicit;
     reg_options.on_assignment = [this](const client::Assignment &a) {
-      if (output_closed_) return;
-      if (!write_line(
-              assignment_json(registrar_.cluster(), registrar_.member(), a) +
-              "\n"))
-        output_closed_ = true;
+      print(assignment_json(registrar_.cluster(), registrar_.member(), a));
+    };
+    reg_options.on_granted = [this](const client::Grant &g) {
+      print(grant_json(registrar_.cluster(), registrar_.member(), g));
+    };
+    reg_options.on_revoked = [this](const client::Revocation &r) {
+      print(revocation_json(registrar_.cluster(), registrar_.member(), r,
+                            client::Clock::now(),
+                            std::chrono::system_clock::now()));
+    };
+    reg_options.on_acknowledged = [this](std::int64_t epoch) {
+      print(
+          acknowledged_json(registrar_.cluster(), registrar_.member(), epoch));
     };
     return reg_options;
   }
 
+  void print(const std::string &line) {
+    if (output_closed_) return;
+    if (!write_line(line + "\n")) output_closed_ = true;
+  }
+
+  bool ack_;
+  bool no_leave_;
   RepeatFilter repeats_{std::chrono::seconds(30)};
   bool output_closed_ = false;
   client::Registrar registrar_;  // after what its callbacks use
   bool stopping_ = false;
+  bool stop_begun_ = false;
   bool poll_failed_ = false;
 };
 
 }  // namespace
 
-int watch_command(const MemberOptions &options) {
+int watch_command(const WatchOptions &options) {
   SignalPipe signals({SIGTERM, SIGINT, SIGHUP});
   Watcher watcher(options);
   run_event_loop(watcher.registrar(), signals, watcher);

@@ -14,6 +14,8 @@ Lease::Duration Lease::safety_margin(Duration remaining, Duration interval) {
 void Lease::renew(TimePoint sent_at, Duration remaining, Duration interval) {
   if (remaining < Duration::zero()) remaining = Duration::zero();
   granted_ = true;
+  renewed_at_ = sent_at;
+  interval_ = interval;
   end_ = sent_at + remaining;
   fence_at_ = end_ - safety_margin(remaining, interval);
 }

@@ -1,13 +1,15 @@
 // The self-fencing lease: how long the member may keep using its assignment
 // after a successful heartbeat, measured on the local monotonic clock only.
 //
-// The server expires a member at expires_at = last heartbeat + heartbeat
-// interval + grace period (server clock). The heartbeat query also returns
-// remaining = expires_at - clock_timestamp(), read on the server after the
-// heartbeat was stamped. Locally, sent_at is read just before the query is
-// sent, so it precedes the server's stamp. Hence sent_at + remaining is never
-// later than the moment the server can expire the member (up to the two
-// clocks' rate difference, a few parts per million): that is the lease end.
+// The server expires a member at its promise's end: last heartbeat +
+// heartbeat interval + grace period (server clock). The heartbeat row's
+// lease_remaining is what is left of that promise, measured by the server
+// after the heartbeat was stamped. Locally, sent_at is read (Clock,
+// CLOCK_BOOTTIME) just before the query is sent, so it precedes the server's
+// stamp. Hence sent_at + remaining is never later than the moment the
+// server can expire the member (up to the two clocks' rate difference, a few
+// parts per million): that is the lease end. No timestamp of the server is
+// compared with the local clock.
 //
 // The assignment is reported Lost a safety margin before the lease end, so
 // the application has time to stop using its shard:
@@ -25,12 +27,14 @@
 #include <chrono>
 #include <optional>
 
+#include "shard_coordinator/client.hpp"
+
 namespace shard_coordinator::client {
 
 class Lease {
  public:
-  using TimePoint = std::chrono::steady_clock::time_point;
-  using Duration = std::chrono::steady_clock::duration;
+  using TimePoint = Clock::time_point;
+  using Duration = Clock::duration;
 
   static Duration safety_margin(Duration remaining, Duration interval);
 
@@ -44,6 +48,8 @@ class Lease {
   // Only meaningful when granted().
   TimePoint end() const { return end_; }
   TimePoint fence_at() const { return fence_at_; }
+  TimePoint renewed_at() const { return renewed_at_; }  // sent_at
+  Duration interval() const { return interval_; }
   Duration margin() const { return end_ - fence_at_; }
   // True from fence_at() on (and when no lease was ever granted).
   bool ran_out(TimePoint now) const { return !granted_ || now >= fence_at_; }
@@ -52,6 +58,8 @@ class Lease {
   bool granted_ = false;
   TimePoint end_{};
   TimePoint fence_at_{};
+  TimePoint renewed_at_{};
+  Duration interval_{};
 };
 
 }  // namespace shard_coordinator::client

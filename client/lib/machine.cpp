@@ -11,10 +11,10 @@
 namespace shard_coordinator::client {
 
 Machine::Machine(const Options &options, Session &session,
-                 std::function<double()> uniform01)
+                 std::function<double()> uniform01, std::int64_t incarnation)
     : options_(options),
       session_(session),
-      protocol_(options.cluster, options.member),
+      protocol_(options.cluster, options.member, incarnation),
       tracker_(options.clock),
       backoff_(options.min_backoff, options.max_backoff, std::move(uniform01)) {
 }
@@ -22,7 +22,8 @@ Machine::Machine(const Options &options, Session &session,
 std::optional<LeaseTimes> Machine::lease() const {
   const Lease &lease = tracker_.lease();
   if (!lease.granted()) return std::nullopt;
-  return LeaseTimes{lease.fence_at(), lease.end()};
+  return LeaseTimes{lease.fence_at(), lease.end(), lease.renewed_at(),
+                    lease.interval()};
 }
 
 void Machine::log(LogLevel level, const std::string &message) const {
@@ -34,10 +35,50 @@ void Machine::error(const std::string &message, const std::string &sqlstate,
   if (options_.on_error) options_.on_error(Error{message, sqlstate, fatal});
 }
 
-void Machine::report() const {
-  const Assignment &a = tracker_.reported();
-  log(LogLevel::Info, "assignment: " + describe(a));
-  if (options_.on_assignment) options_.on_assignment(a);
+void Machine::dispatch(const TrackerEvents &events) {
+  if (events.reported) {
+    const Assignment &a = tracker_.reported();
+    log(LogLevel::Info, "assignment: " + describe(a));
+    if (options_.on_assignment) options_.on_assignment(a);
+  }
+  for (const Revocation &r : events.revoked) {
+    log(LogLevel::Info,
+        "revoked: " + describe(r, now()) +
+            (options_.acknowledge == Acknowledge::Explicit
+                 ? "; waiting for the application's acknowledgement"
+                 : ""));
+    if (options_.on_revoked) options_.on_revoked(r);
+    if (options_.acknowledge == Acknowledge::OnReturn) acknowledge(r.epoch);
+  }
+  if (events.granted) {
+    log(LogLevel::Info, "granted: " + describe(tracker_.grant()));
+    if (options_.on_granted) options_.on_granted(tracker_.grant());
+  }
+  if (events.acknowledged) {
+    log(LogLevel::Debug, "the server counts epoch " +
+                             std::to_string(*events.acknowledged) +
+                             " as acknowledged");
+    if (options_.on_acknowledged)
+      options_.on_acknowledged(*events.acknowledged);
+  }
+}
+
+void Machine::heartbeat_now() {
+  next_heartbeat_at_.reset();
+  // The one in flight carries the old applied epoch.
+  if (query_ == QueryKind::Heartbeat) heartbeat_again_ = true;
+}
+
+void Machine::acknowledge(std::int64_t epoch) {
+  if (finished()) return;
+  if (tracker_.acknowledge(epoch)) {
+    log(LogLevel::Debug,
+        "acknowledged epoch " + std::to_string(epoch) + "; applied epoch now " +
+            std::to_string(tracker_.applied_epoch().value_or(0)));
+    // Tell the server at once: the work it holds for this member can go on.
+    if (phase_ == Phase::Connected) heartbeat_now();
+  }
+  maybe_leave();
 }
 
 Clock::duration Machine::query_timeout() const {
@@ -53,6 +94,8 @@ void Machine::finish() {
 
 void Machine::give_up(const std::string &message, const std::string &sqlstate) {
   failed_ = true;
+  // Nothing will renew the lease: the work must stop by its end.
+  dispatch(tracker_.begin_stop());
   finish();
   error(message, sqlstate, true);
 }
@@ -68,7 +111,7 @@ void Machine::drop_connection() {
 
 void Machine::schedule_reconnect() {
   drop_connection();
-  if (phase_ == Phase::Stopping) {
+  if (phase_ == Phase::Leaving) {
     log(LogLevel::Info,
         "not connected, so not leaving: the server will expire the member");
     finish();
@@ -116,16 +159,44 @@ void Machine::finish_connect() {
 
 void Machine::begin_stop() {
   stop_pending_ = false;
-  if (phase_ == Phase::Stopping || phase_ == Phase::Finished) return;
+  if (tracker_.stopping() || phase_ == Phase::Finished) return;
+  bool held = tracker_.holds_work();
+  dispatch(tracker_.begin_stop());
+  if (!options_.leave_on_stop) {
+    // The server expires the member after the promise, by which the work
+    // has stopped (the revocation's deadline).
+    finish();
+    return;
+  }
+  if (held && tracker_.releases_pending())
+    log(LogLevel::Info,
+        "stopping: waiting for the application to stop its work before "
+        "leaving");
+  maybe_leave();
+}
+
+void Machine::maybe_leave() {
+  if (!tracker_.stopping() || tracker_.releases_pending()) return;
+  if (phase_ == Phase::Leaving || phase_ == Phase::Finished) return;
   if (options_.leave_on_stop && phase_ == Phase::Connected) {
     // next_action() sends leave() once nothing is in flight.
-    phase_ = Phase::Stopping;
+    phase_ = Phase::Leaving;
     stop_deadline_ = now() + options_.leave_timeout;
     return;
   }
   if (options_.leave_on_stop)
     log(LogLevel::Info,
         "not connected, so not leaving: the server will expire the member");
+  finish();
+}
+
+void Machine::abandon() {
+  stop_pending_ = false;
+  if (phase_ == Phase::Finished) return;
+  if (tracker_.holds_work())
+    log(LogLevel::Info,
+        "finishing with work held: not leaving, the server will expire the "
+        "member");
   finish();
 }
 
@@ -150,7 +221,7 @@ void Machine::flush() {
 // What to send next when nothing is in flight.
 void Machine::next_action() {
   if (!connected() || query_) return;
-  if (phase_ == Phase::Stopping) {
+  if (phase_ == Phase::Leaving) {
     send(protocol_.leave_query());
   } else if (channels_.member.empty()) {
     send(protocol_.channels_query(member_channel_only_));
@@ -168,7 +239,7 @@ void Machine::next_action() {
     }
     send(Protocol::listen_query(quoted));
   } else if (!next_heartbeat_at_ || now() >= *next_heartbeat_at_) {
-    send(protocol_.heartbeat_query());
+    send(protocol_.heartbeat_query(tracker_.applied_epoch()));
   }
 }
 
@@ -248,9 +319,13 @@ void Machine::heartbeat_done(const QueryResult &result) {
     heartbeat_again_ = false;
     next_heartbeat_at_.reset();
   }
-  log(LogLevel::Debug, "heartbeat: " + describe(row.assignment) + ", lease " +
-                           format_duration(row.lease_remaining));
-  if (tracker_.on_heartbeat(row, query_sent_at_)) report();
+  log(LogLevel::Debug,
+      "heartbeat: " + describe(row.assignment) + ", lease " +
+          format_duration(row.lease_remaining) +
+          (row.release_within
+               ? ", release within " + format_duration(*row.release_within)
+               : ""));
+  dispatch(tracker_.on_heartbeat(row, query_sent_at_));
 }
 
 void Machine::failed_query(QueryKind kind, const QueryResult &result) {
@@ -263,6 +338,14 @@ void Machine::failed_query(QueryKind kind, const QueryResult &result) {
     member_channel_only_ = true;
     member_channel_only_why_ = message;
     return;  // next_action() sends the member-only query
+  }
+  if (kind == QueryKind::Heartbeat && Protocol::lacks_heartbeat_1_1(result)) {
+    give_up("heartbeat failed on " + session_.server() + ": " + message +
+                " [SQLSTATE " + sqlstate +
+                "]; the extension is older than this client: run ALTER "
+                "EXTENSION shard_coordinator UPDATE (version 1.1 or later)",
+            sqlstate);
+    return;
   }
   if (kind == QueryKind::Leave) {
     error("could not leave: " + message +
@@ -324,7 +407,7 @@ void Machine::member_notice(const Notice &notice) {
     next_heartbeat_at_.reset();
     return;
   }
-  if (tracker_.on_notice(notice.assignment)) report();
+  dispatch(tracker_.on_notice(notice.assignment));
   // The server dropped the member: register again at once.
   if (tracker_.reported().state == State::Removed) next_heartbeat_at_.reset();
 }
@@ -333,16 +416,13 @@ void Machine::cluster_notice(const ClusterNotice &notice) {
   log(LogLevel::Debug,
       "cluster notification: " + std::to_string(notice.num_shards) +
           " shards, epoch " + std::to_string(notice.epoch));
-  bool heartbeat_now = false;
-  if (tracker_.on_cluster_notice(notice.epoch, notice.num_shards,
-                                 &heartbeat_now))
-    report();
-  if (heartbeat_now) {
+  bool again = false;
+  dispatch(tracker_.on_cluster_notice(notice.epoch, notice.num_shards, &again));
+  if (again) {
     // Nothing sound to amend (see tracker.hpp): a row will say it all.
     log(LogLevel::Debug,
         "cluster notification not applicable here; heartbeating at once");
-    next_heartbeat_at_.reset();
-    if (query_ == QueryKind::Heartbeat) heartbeat_again_ = true;
+    heartbeat_now();
   }
 }
 
@@ -381,19 +461,20 @@ void Machine::step(short revents) {
       if (phase_ == Phase::Connected) next_action();
       break;
     case Phase::Connected:
-    case Phase::Stopping:
+    case Phase::Leaving:
       service_connection(revents);
       break;
     case Phase::Finished:
       return;
   }
-  if (phase_ == Phase::Stopping && now() >= stop_deadline_) {
+  if (phase_ == Phase::Leaving && now() >= stop_deadline_) {
     log(LogLevel::Info, "leave() got no answer within " +
                             format_duration(options_.leave_timeout) +
                             "; the server will expire the member");
     finish();
   }
-  if (tracker_.on_clock()) report();
+  dispatch(tracker_.on_clock());
+  maybe_leave();
 }
 
 Registrar::Wait Machine::next_wait() const {
@@ -416,7 +497,7 @@ Registrar::Wait Machine::next_wait() const {
       wait.events = POLLIN;
       break;
     case Phase::Connected:
-    case Phase::Stopping:
+    case Phase::Leaving:
       wait.fd = session_.fd();
       wait.events =
           static_cast<short>(POLLIN | (session_.want_write() ? POLLOUT : 0));
@@ -430,7 +511,7 @@ Registrar::Wait Machine::next_wait() const {
       }
       break;
   }
-  if (phase_ == Phase::Stopping) at(stop_deadline_);
+  if (phase_ == Phase::Leaving) at(stop_deadline_);
   if (auto fence = tracker_.fence_at()) at(*fence);
   return wait;
 }

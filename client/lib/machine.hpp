@@ -7,27 +7,37 @@
 //
 //   Idle ──▶ Connecting ──▶ Connected ──(lost / timeout / error)──▶ Backoff
 //                ▲              │                                     │
-//                │            stop()                                  │
+//                │   stop(), work released                            │
 //                │              ▼                                     │
-//                │          Stopping ──▶ Finished                     │
+//                │           Leaving ──▶ Finished                     │
 //                └────────────────────────────────────────────────────┘
 //
 // - Idle: nothing yet; the first step() starts connecting.
 // - Connecting: an attempt under way (Session::connect).
 // - Connected: on a new connection, the channel names, then LISTEN, then a
 //   heartbeat at once; then a heartbeat at every interval the server
-//   returns. One query in flight at a time; notifications are read whenever
-//   the socket is readable.
+//   returns, and at once after an acknowledgement that released something.
+//   One query in flight at a time; notifications are read whenever the
+//   socket is readable.
 // - Backoff: waiting to reconnect, with exponential backoff and jitter.
-// - Stopping: still connected, leaving: the query in flight completes (its
-//   answer is used), then leave() is sent. Finished at its answer, its
-//   failure, a lost connection, or the stop deadline (leave_timeout).
-// - Finished: stopped, or a fatal error (failed()). stop() from any other
-//   phase, or with leave_on_stop false, finishes at once.
+// - Leaving: still connected: the query in flight completes (its answer is
+//   used), then leave() is sent. Finished at its answer, its failure, a lost
+//   connection, or the stop deadline (leave_timeout).
+// - Finished: stopped, or a fatal error (failed()).
+//
+// stop() first revokes the whole grant (Tracker::begin_stop, on_revoked with
+// reason Stop). The phases then go on as before (heartbeats, reconnects)
+// until every revocation is acknowledged: the application's work stops
+// before the server hands it on. Then Leaving if connected, Finished
+// otherwise. With leave_on_stop false, or nothing held, it does not wait.
+//
+// Each tracker event is told in order: on_assignment, on_revoked (and with
+// Acknowledge::OnReturn the acknowledgement when it returns), on_granted,
+// on_acknowledged.
 //
 // Timers: the next heartbeat (Connected), the query deadline (a query in
 // flight: no answer drops the connection), the retry (Backoff), the stop
-// deadline (Stopping), and the self-fencing point (Tracker::fence_at),
+// deadline (Leaving), and the self-fencing point (Tracker::fence_at),
 // honoured in every phase, including while connecting.
 #pragma once
 
@@ -45,13 +55,14 @@ namespace shard_coordinator::client {
 
 class Machine {
  public:
-  enum class Phase { Idle, Connecting, Connected, Backoff, Stopping, Finished };
+  enum class Phase { Idle, Connecting, Connected, Backoff, Leaving, Finished };
 
   // `options` (with clock and member set) and `session` must outlive the
   // machine; the callbacks are read from `options` at each call, so they can
-  // be cleared meanwhile. `uniform01` draws the backoff's jitter.
+  // be cleared meanwhile. `uniform01` draws the backoff's jitter;
+  // `incarnation` is sent with every heartbeat (random_incarnation()).
   Machine(const Options &options, Session &session,
-          std::function<double()> uniform01);
+          std::function<double()> uniform01, std::int64_t incarnation);
   Machine(const Machine &) = delete;
   Machine &operator=(const Machine &) = delete;
 
@@ -60,11 +71,29 @@ class Machine {
   void step(short revents);
   // Begins a graceful stop at the next step().
   void stop() { stop_pending_ = true; }
+  // Finishes at once without leaving (the server expires the member), and
+  // without calling back.
+  void abandon();
+  // The application stopped every revoked work of `epoch` or earlier (see
+  // Tracker::acknowledge); heartbeats at once if that is news for the
+  // server. Call between steps or from a callback.
+  void acknowledge(std::int64_t epoch);
 
   Phase phase() const { return phase_; }
   bool finished() const { return phase_ == Phase::Finished; }
   bool failed() const { return failed_; }
+  bool stopping() const { return tracker_.stopping(); }
   const Assignment &assignment() const { return tracker_.reported(); }
+  const Grant &grant() const { return tracker_.grant(); }
+  std::vector<Revocation> releases() const { return tracker_.releases(); }
+  bool holds_work() const { return tracker_.holds_work(); }
+  std::optional<std::int64_t> applied_epoch() const {
+    return tracker_.applied_epoch();
+  }
+  std::optional<std::int64_t> acknowledged_epoch() const {
+    return tracker_.server_acknowledged();
+  }
+  std::int64_t incarnation() const { return protocol_.incarnation(); }
   std::optional<LeaseTimes> lease() const;
 
  private:
@@ -72,10 +101,12 @@ class Machine {
   void log(LogLevel level, const std::string &message) const;
   void error(const std::string &message, const std::string &sqlstate,
              bool fatal) const;
-  void report() const;
+  // Tells the application what the tracker saw.
+  void dispatch(const TrackerEvents &events);
+  void heartbeat_now();
   Clock::duration query_timeout() const;
   bool connected() const {
-    return phase_ == Phase::Connected || phase_ == Phase::Stopping;
+    return phase_ == Phase::Connected || phase_ == Phase::Leaving;
   }
 
   // Phases.
@@ -88,6 +119,8 @@ class Machine {
   void start_connect();
   void finish_connect();
   void begin_stop();
+  // Stopping and nothing left to release: leave (or finish).
+  void maybe_leave();
 
   // Queries.
   void send(const Statement &statement);

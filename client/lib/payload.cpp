@@ -64,6 +64,34 @@ struct Reader {
     return true;
   }
 
+  // Like seconds(), but null (or missing) gives nullopt.
+  bool optional_seconds(const char *key,
+                        std::optional<std::chrono::nanoseconds> *out) {
+    auto it = object.find(key);
+    if (it == object.end() || it->is_null()) {
+      out->reset();
+      return true;
+    }
+    std::chrono::nanoseconds value{};
+    if (!seconds(key, &value)) return false;
+    *out = value;
+    return true;
+  }
+
+  // Like integer(), but null (or missing) gives nullopt.
+  template <typename Int>
+  bool optional_integer(const char *key, Int min, std::optional<Int> *out) {
+    auto it = object.find(key);
+    if (it == object.end() || it->is_null()) {
+      out->reset();
+      return true;
+    }
+    Int value{};
+    if (!integer<Int>(key, min, &value)) return false;
+    *out = value;
+    return true;
+  }
+
   // shard, num_shards, epoch, state, slots.
   bool assignment(bool allow_removed, Assignment *out) {
     std::string state;
@@ -87,8 +115,7 @@ struct Reader {
       if (!integer<std::int32_t>("shard", 0, &value)) return false;
       out->shard = value;
     }
-    if (out->state == State::Active && !out->shard)
-      return fail("state is active but \"shard\" is null");
+    // Active with a null shard: placed, waiting for its grant.
     if (out->state != State::Active && out->shard)
       return fail("state is " + state + " but \"shard\" is not null");
     if (!integer<std::int32_t>("num_shards", 0, &out->num_shards)) return false;
@@ -173,7 +200,10 @@ std::optional<HeartbeatRow> parse_heartbeat_row(std::string_view json_text,
   HeartbeatRow row;
   if (!reader.assignment(false, &row.assignment) ||
       !reader.seconds("sc_interval_s", &row.heartbeat_interval) ||
-      !reader.seconds("sc_lease_s", &row.lease_remaining))
+      !reader.seconds("sc_lease_s", &row.lease_remaining) ||
+      !reader.optional_seconds("sc_release_s", &row.release_within) ||
+      !reader.optional_integer<std::int64_t>("acknowledged_epoch", 0,
+                                             &row.acknowledged_epoch))
     return std::nullopt;
   if (row.heartbeat_interval <= std::chrono::nanoseconds::zero()) {
     reader.fail("heartbeat_interval is not positive");

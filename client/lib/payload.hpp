@@ -4,7 +4,8 @@
 //
 // Member notification (on the member's channel): {"cluster","member","shard"
 // (int|null),"num_shards","epoch","state" (active|standby|removed), optional
-// "slots" (int array)}.
+// "slots" (int array)}. "active" with a null shard: placed, but still waiting
+// for its grant (plain mode: the previous holder has not released it yet).
 // Cluster notification (on the cluster's channel, when a reshard changed
 // num_shards): {"cluster","num_shards","epoch"}.
 // Unknown keys are ignored, so the server may add keys without breaking
@@ -41,8 +42,15 @@ struct ClusterNotice {
 struct HeartbeatRow {
   Assignment assignment;
   std::chrono::nanoseconds heartbeat_interval{};
-  // expires_at minus the server's clock_timestamp() after the heartbeat.
+  // The row's promise left, measured by the server after the heartbeat was
+  // stamped (lease_remaining; see lease.hpp).
   std::chrono::nanoseconds lease_remaining{};
+  // Revoked work the server waits for: its own deadline for the release
+  // (release_within); nullopt: nothing to release.
+  std::optional<std::chrono::nanoseconds> release_within;
+  // The epoch the server counts as acknowledged (acknowledged_epoch);
+  // nullopt: none.
+  std::optional<std::int64_t> acknowledged_epoch;
 };
 
 // On failure returns nullopt and sets *error to a one-line reason.
@@ -57,10 +65,11 @@ std::optional<ClusterNotice> parse_cluster_notice(std::string_view payload,
 // The row of
 //   SELECT to_jsonb(h) || jsonb_build_object(
 //            'sc_interval_s', extract(epoch FROM h.heartbeat_interval),
-//            'sc_lease_s', extract(epoch FROM h.expires_at -
-//            clock_timestamp()))
-//     FROM shard_coordinator.heartbeat($1, $2) h
-// (the heartbeat query of protocol.cpp).
+//            'sc_lease_s', extract(epoch FROM h.lease_remaining),
+//            'sc_release_s', extract(epoch FROM h.release_within))
+//     FROM shard_coordinator.heartbeat($1, $2, $3, $4) h
+// (the heartbeat query of protocol.cpp): the columns of
+// shard_coordinator.assignment (extension 1.1) and the intervals in seconds.
 std::optional<HeartbeatRow> parse_heartbeat_row(std::string_view json,
                                                 std::string *error);
 

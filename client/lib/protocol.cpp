@@ -1,5 +1,7 @@
 #include "protocol.hpp"
 
+#include <random>
+
 #include "text.hpp"
 
 namespace shard_coordinator::client {
@@ -7,13 +9,15 @@ namespace shard_coordinator::client {
 namespace {
 
 // Returns the heartbeat row as one JSON object (see parse_heartbeat_row):
-// the assignment, the heartbeat interval, and the lease left on the
-// server's clock, read after the heartbeat was stamped (see lease.hpp).
+// the columns of shard_coordinator.assignment, with the heartbeat interval,
+// the lease left (measured by the server after the heartbeat was stamped,
+// see lease.hpp) and the release deadline in seconds.
 const char *const kHeartbeatQuery =
     "SELECT to_jsonb(h) || jsonb_build_object("
     "'sc_interval_s', extract(epoch FROM h.heartbeat_interval), "
-    "'sc_lease_s', extract(epoch FROM h.expires_at - clock_timestamp())) "
-    "FROM shard_coordinator.heartbeat($1, $2) h";
+    "'sc_lease_s', extract(epoch FROM h.lease_remaining), "
+    "'sc_release_s', extract(epoch FROM h.release_within)) "
+    "FROM shard_coordinator.heartbeat($1, $2, $3::bigint, $4::bigint) h";
 
 // The value in the first column of the only row, if there is exactly one row
 // of `columns` columns and that value is not NULL.
@@ -27,6 +31,16 @@ const std::optional<std::string> *only_value(const QueryResult &result,
 }
 
 }  // namespace
+
+std::int64_t random_incarnation() {
+  std::random_device random;
+  std::uint64_t bits = 0;
+  while (bits == 0) {
+    bits = (static_cast<std::uint64_t>(random()) << 32) ^ random();
+    bits >>= 1;  // positive as a bigint
+  }
+  return static_cast<std::int64_t>(bits);
+}
 
 const char *query_name(QueryKind kind) {
   switch (kind) {
@@ -42,8 +56,11 @@ const char *query_name(QueryKind kind) {
   return "query";
 }
 
-Protocol::Protocol(std::string cluster, std::string member)
-    : cluster_(std::move(cluster)), member_(std::move(member)) {}
+Protocol::Protocol(std::string cluster, std::string member,
+                   std::int64_t incarnation)
+    : cluster_(std::move(cluster)),
+      member_(std::move(member)),
+      incarnation_(incarnation) {}
 
 Statement Protocol::channels_query(bool member_only) const {
   return {QueryKind::Channels,
@@ -60,17 +77,26 @@ Statement Protocol::listen_query(const std::vector<std::string> &quoted) {
   return {QueryKind::Listen, sql, {}};
 }
 
-Statement Protocol::heartbeat_query() const {
-  return {QueryKind::Heartbeat, kHeartbeatQuery, {cluster_, member_}};
+Statement Protocol::heartbeat_query(
+    std::optional<std::int64_t> applied_epoch) const {
+  std::optional<std::string> applied;
+  if (applied_epoch) applied = std::to_string(*applied_epoch);
+  return {QueryKind::Heartbeat,
+          kHeartbeatQuery,
+          {cluster_, member_, applied, std::to_string(incarnation_)}};
 }
 
 Statement Protocol::leave_query() const {
   return {QueryKind::Leave,
-          "SELECT shard_coordinator.leave($1, $2)",
-          {cluster_, member_}};
+          "SELECT shard_coordinator.leave($1, $2, $3::bigint)",
+          {cluster_, member_, std::to_string(incarnation_)}};
 }
 
 bool Protocol::lacks_cluster_channel(const QueryResult &failed) {
+  return !failed.ok && failed.sqlstate == "42883";
+}
+
+bool Protocol::lacks_heartbeat_1_1(const QueryResult &failed) {
   return !failed.ok && failed.sqlstate == "42883";
 }
 

@@ -10,10 +10,16 @@
 //   LISTEN "<member's>"; LISTEN "<cluster's>";
 // then, at the interval the server returns, the heartbeat query below, whose
 // one row is parsed by parse_heartbeat_row() (payload.hpp); and on a
-// graceful stop SELECT shard_coordinator.leave($1, $2). $1 is the cluster,
-// $2 the member.
+// graceful stop SELECT shard_coordinator.leave($1, $2, $3). $1 is the
+// cluster, $2 the member; the heartbeat's $3 is the applied epoch (NULL
+// before there is one) and $4 the incarnation, leave()'s $3 the incarnation.
+//
+// The heartbeat needs extension 1.1 (heartbeat(cluster, member,
+// applied_epoch, incarnation) returning lease_remaining): against 1.0 it
+// fails with 42883, which lacks_heartbeat_1_1() recognises.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <variant>
@@ -33,7 +39,7 @@ const char *query_name(QueryKind kind);
 struct Statement {
   QueryKind kind;
   std::string sql;
-  std::vector<std::string> params;
+  QueryParams params;
 };
 
 // The channels of one connection.
@@ -60,12 +66,19 @@ using NotificationEvent =
 // A successful heartbeat query's answer.
 using HeartbeatReply = std::variant<HeartbeatRow, NotUnderstood>;
 
+// A new incarnation: a random positive 64-bit id (never 0, which the server
+// reads as none), made once per registrar.
+std::int64_t random_incarnation();
+
 class Protocol {
  public:
-  Protocol(std::string cluster, std::string member);
+  // `incarnation`: this registrar's random id, sent with every heartbeat
+  // and with leave().
+  Protocol(std::string cluster, std::string member, std::int64_t incarnation);
 
   const std::string &cluster() const { return cluster_; }
   const std::string &member() const { return member_; }
+  std::int64_t incarnation() const { return incarnation_; }
 
   // ----- what to send -----
   // Both channel names, or the member's alone (member_only) from a server
@@ -74,7 +87,9 @@ class Protocol {
   // LISTEN on each of `quoted` (names already quoted as identifiers, by
   // Session::quote_identifier), in one query.
   static Statement listen_query(const std::vector<std::string> &quoted);
-  Statement heartbeat_query() const;
+  // heartbeat(cluster, member, applied_epoch, incarnation): `applied_epoch`
+  // nullopt sends NULL (nothing to acknowledge yet).
+  Statement heartbeat_query(std::optional<std::int64_t> applied_epoch) const;
   Statement leave_query() const;
 
   // ----- what the answers mean -----
@@ -88,6 +103,9 @@ class Protocol {
   // holds none.
   static std::optional<Channels> read_channels(const QueryResult &result,
                                                bool member_only);
+  // Whether a failed heartbeat says that the server's extension is older
+  // than 1.1 (42883: no heartbeat with applied_epoch and incarnation).
+  static bool lacks_heartbeat_1_1(const QueryResult &failed);
   static HeartbeatReply read_heartbeat(const QueryResult &result);
   // Whether leave() removed the member (false: it was no longer one).
   static bool read_leave(const QueryResult &result);
@@ -98,6 +116,7 @@ class Protocol {
  private:
   std::string cluster_;
   std::string member_;
+  std::int64_t incarnation_;
 };
 
 }  // namespace shard_coordinator::client

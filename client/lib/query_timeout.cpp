@@ -6,12 +6,12 @@ namespace shard_coordinator::client {
 
 using namespace std::chrono_literals;
 
-std::chrono::steady_clock::duration query_timeout(
+Clock::duration query_timeout(
     std::chrono::milliseconds configured,
-    std::optional<std::chrono::steady_clock::duration> heartbeat_interval) {
+    std::optional<Clock::duration> heartbeat_interval) {
   if (configured > 0ms) return configured;
-  return std::max<std::chrono::steady_clock::duration>(
-      kMinDefaultQueryTimeout, heartbeat_interval.value_or(0ms));
+  return std::max<Clock::duration>(kMinDefaultQueryTimeout,
+                                   heartbeat_interval.value_or(0ms));
 }
 
 }  // namespace shard_coordinator::client

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <optional>
 
+#include "shard_coordinator/client.hpp"
+
 namespace shard_coordinator::client {
 
 // The least default query timeout. The server's heartbeat() and leave() may
@@ -22,8 +24,8 @@ inline constexpr std::chrono::milliseconds kMinDefaultQueryTimeout{15000};
 // Options::query_timeout when set (positive); otherwise the default: the
 // heartbeat interval once a heartbeat returned it, and at least
 // kMinDefaultQueryTimeout.
-std::chrono::steady_clock::duration query_timeout(
+Clock::duration query_timeout(
     std::chrono::milliseconds configured,
-    std::optional<std::chrono::steady_clock::duration> heartbeat_interval);
+    std::optional<Clock::duration> heartbeat_interval);
 
 }  // namespace shard_coordinator::client

@@ -12,7 +12,9 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <system_error>
+#include <thread>
 
 #include "backoff.hpp"
 #include "deadline.hpp"
@@ -48,7 +50,7 @@ struct Registrar::Impl {
   explicit Impl(Options opts)
       : options(std::move(opts)),
         session(make_pg_session(options.conninfo, &options.on_log)),
-        machine(options, *session, random_uniform01()) {
+        machine(options, *session, random_uniform01(), random_incarnation()) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0)
       throw std::system_error(errno, std::generic_category(), "pipe2");
@@ -65,6 +67,13 @@ struct Registrar::Impl {
   Machine machine;  // uses options and session
 
   std::atomic<bool> stop_requested{false};
+  // The greatest epoch acknowledge() was called with since the last step;
+  // kNoAck: none.
+  static constexpr std::int64_t kNoAck = INT64_MIN;
+  std::atomic<std::int64_t> ack_requested{kNoAck};
+  // The thread that steps the machine (set by step()): acknowledge() from
+  // it takes effect at once.
+  std::atomic<std::thread::id> loop_thread{};
   int wake_read = -1;
   int wake_write = -1;
 
@@ -83,6 +92,19 @@ Registrar::~Registrar() {
   impl_->options.on_assignment = nullptr;
   impl_->options.on_error = nullptr;
   impl_->options.on_log = nullptr;
+  impl_->options.on_revoked = nullptr;
+  impl_->options.on_granted = nullptr;
+  impl_->options.on_acknowledged = nullptr;
+  // Acknowledgements asked for before this still count.
+  std::int64_t acked = impl_->ack_requested.exchange(Impl::kNoAck);
+  if (acked != Impl::kNoAck) impl_->machine.acknowledge(acked);
+  // Work the application may still be doing: nobody can tell the registrar
+  // it stopped, so it must not leave; the server expires the member after
+  // the promise, by which the work must have stopped.
+  if (impl_->machine.holds_work()) {
+    impl_->machine.abandon();
+    return;
+  }
   request_stop();
   try {
     run();
@@ -95,6 +117,39 @@ const std::string &Registrar::cluster() const { return impl_->options.cluster; }
 const std::string &Registrar::member() const { return impl_->options.member; }
 const Assignment &Registrar::assignment() const {
   return impl_->machine.assignment();
+}
+
+const Grant &Registrar::grant() const { return impl_->machine.grant(); }
+
+std::vector<Revocation> Registrar::releases() const {
+  return impl_->machine.releases();
+}
+
+std::optional<std::int64_t> Registrar::applied_epoch() const {
+  return impl_->machine.applied_epoch();
+}
+
+std::optional<std::int64_t> Registrar::acknowledged_epoch() const {
+  return impl_->machine.acknowledged_epoch();
+}
+
+void Registrar::acknowledge(std::int64_t epoch) {
+  if (impl_->loop_thread.load() == std::this_thread::get_id()) {
+    impl_->machine.acknowledge(epoch);
+    return;
+  }
+  std::int64_t current = impl_->ack_requested.load();
+  while (epoch > current &&
+         !impl_->ack_requested.compare_exchange_weak(current, epoch)) {
+  }
+  int saved = errno;
+  ssize_t ignored = write(impl_->wake_write, "a", 1);
+  (void)ignored;  // a full pipe already wakes the loop
+  errno = saved;
+}
+
+std::int64_t Registrar::incarnation() const {
+  return impl_->machine.incarnation();
 }
 
 std::optional<LeaseTimes> Registrar::lease() const {
@@ -129,7 +184,8 @@ void Registrar::request_stop() {
 
 Registrar::Wait Registrar::next_wait() const {
   Wait wait = impl_->machine.next_wait();
-  if (impl_->stop_requested.load()) {
+  if (impl_->stop_requested.load() ||
+      impl_->ack_requested.load() != Impl::kNoAck) {
     Clock::time_point now = impl_->now();
     if (!wait.deadline || now < *wait.deadline) wait.deadline = now;
   }
@@ -137,11 +193,15 @@ Registrar::Wait Registrar::next_wait() const {
 }
 
 void Registrar::step(short revents) {
+  impl_->loop_thread.store(std::this_thread::get_id());
+  std::int64_t acked = impl_->ack_requested.exchange(Impl::kNoAck);
+  if (acked != Impl::kNoAck) impl_->machine.acknowledge(acked);
   if (impl_->stop_requested.exchange(false)) impl_->machine.stop();
   impl_->machine.step(revents);
 }
 
 void Registrar::stop() { impl_->machine.stop(); }
+void Registrar::abandon() { impl_->machine.abandon(); }
 bool Registrar::finished() const { return impl_->machine.finished(); }
 bool Registrar::failed() const { return impl_->machine.failed(); }
 

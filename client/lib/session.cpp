@@ -98,10 +98,10 @@ class PgSession final : public Session {
     return text;
   }
 
-  bool send(const std::string &sql,
-            const std::vector<std::string> &params) override {
+  bool send(const std::string &sql, const QueryParams &params) override {
     std::vector<const char *> values;
-    for (const std::string &param : params) values.push_back(param.c_str());
+    for (const auto &param : params)
+      values.push_back(param ? param->c_str() : nullptr);
     int ok = params.empty()
                  ? PQsendQuery(conn_.get(), sql.c_str())
                  : PQsendQueryParams(conn_.get(), sql.c_str(),

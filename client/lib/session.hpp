@@ -31,6 +31,9 @@ struct QueryResult {
   std::vector<std::vector<std::optional<std::string>>> rows;
 };
 
+// A query's parameters ($1, $2, ...) as text; nullopt sends NULL.
+using QueryParams = std::vector<std::optional<std::string>>;
+
 // A NOTIFY received on a channel the session listens on.
 struct Notification {
   std::string channel;
@@ -72,8 +75,7 @@ class Session {
   // one statement; without, by the simple protocol, which allows several
   // statements (run in one implicit transaction). Only one query may be in
   // flight. False when it could not be sent (error_message()).
-  virtual bool send(const std::string &sql,
-                    const std::vector<std::string> &params) = 0;
+  virtual bool send(const std::string &sql, const QueryParams &params) = 0;
   // Writes what send() left buffered. False when the connection is lost.
   virtual bool flush() = 0;
   // Whether output is still buffered: poll for POLLOUT, then flush().

@@ -1,5 +1,6 @@
 #include "text.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 
@@ -60,10 +61,50 @@ std::string describe(const Assignment &assignment) {
   if (assignment.shard) {
     text += " shard " + std::to_string(*assignment.shard) + " of " +
             std::to_string(assignment.num_shards);
+  } else if (assignment.state == State::Active) {
+    // Placed, but its work is still held by its previous holder.
+    text += ", waiting for its grant, " +
+            std::to_string(assignment.num_shards) + " shards";
   } else {
     text += ", " + std::to_string(assignment.num_shards) + " shards";
   }
   text += ", epoch " + std::to_string(assignment.epoch);
+  return text;
+}
+
+namespace {
+
+std::string key_list(const std::vector<std::int32_t> &keys) {
+  constexpr size_t kShown = 8;
+  std::string text = "[";
+  for (size_t i = 0; i < keys.size() && i < kShown; ++i)
+    text += (i ? "," : "") + std::to_string(keys[i]);
+  if (keys.size() > kShown)
+    text += ",... " + std::to_string(keys.size()) + " keys";
+  return text + "]";
+}
+
+std::string work(const Grant &grant) {
+  if (grant.empty()) return "nothing";
+  if (grant.slots) return "slots " + key_list(*grant.slots);
+  return "shard " + std::to_string(*grant.shard) + " of " +
+         std::to_string(grant.num_shards);
+}
+
+}  // namespace
+
+std::string describe(const Grant &grant) {
+  return work(grant) + ", epoch " + std::to_string(grant.epoch);
+}
+
+std::string describe(const Revocation &revocation, Clock::time_point now) {
+  std::string text = std::string(reason_name(revocation.reason)) + ": ";
+  text += revocation.keys.empty() ? work(revocation.from)
+                                  : "slots " + key_list(revocation.keys);
+  text += " (now " + work(revocation.to) + "), epoch " +
+          std::to_string(revocation.epoch) + ", stop within " +
+          format_duration(
+              std::max(Clock::duration::zero(), revocation.deadline - now));
   return text;
 }
 

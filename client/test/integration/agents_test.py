@@ -29,6 +29,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "child.sh")
+# child.sh behind a grandchild that leaves its session and ignores SIGTERM.
+DAEMON_CHILD = os.path.join(HERE, "child_daemon.sh")
 TIMEOUT = 20.0  # seconds; generous, for a loaded 2-core machine
 POLL = 0.01
 
@@ -135,6 +137,33 @@ class Fleet:
                 and all(self.agents[c[1]].poll() is None for c in children)):
             return {c[1]: c[2] for c in children}
         return None
+
+    def daemons(self):
+        """{(member, epoch): pid} of the grandchildren child_daemon.sh
+        left, alive or not."""
+        found = {}
+        for name in os.listdir(self.dir):
+            parts = name.split(".")
+            if parts[0] != "daemon" or name.endswith(".tmp"):
+                continue
+            try:
+                with open(os.path.join(self.dir, name)) as f:
+                    found[(parts[1], int(parts[2]))] = int(f.read())
+            except (OSError, ValueError, IndexError):
+                continue
+        return found
+
+    def kill_daemons(self):
+        """SIGKILLs what child_daemon.sh left (an agent killed by SIGKILL
+        cannot: its orphans go to init)."""
+        for pid in self.daemons().values():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"sleep" not in f.read():
+                        continue  # gone, and the pid taken by another
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
 
     def child_of(self, member):
         pids = [c[0] for c in self.children() if c[1] == member]
@@ -342,10 +371,24 @@ def test_server_restart(ctx):
             raise Failure(f"agent {m} exited:\n" + fleet.log(m))
 
 
+# The keys every line of `watch` has, by event.
+WATCH_KEYS = {
+    "assignment": {"shard", "num_shards", "epoch", "state"},
+    "granted": {"shard", "num_shards", "epoch"},
+    "revoked": {"epoch", "reason", "revoked", "grant", "deadline_ms",
+                "deadline"},
+    "acknowledged": {"epoch"},
+}
+
+
 def test_watch_prints_json_lines(ctx):
-    """`watch` prints valid JSON lines, one per assignment change"""
-    configure("it_watch", heartbeat="200ms", grace="300ms")
-    args = [ctx.agent, "watch", "--cluster", "it_watch"]
+    """`watch --ack` prints valid JSON lines: assignments, grants, a
+    revocation with its deadline when a second member joins, and the
+    server's acknowledgement of it"""
+    # A grace period of 5 s: without the acknowledgement w2 would wait that
+    # long for its grant.
+    configure("it_watch", heartbeat="200ms", grace="5s")
+    args = [ctx.agent, "watch", "--cluster", "it_watch", "--ack"]
     w1 = subprocess.Popen(args + ["--member", "w1"], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
     ctx.cleanup.append(w1)
@@ -357,8 +400,11 @@ def test_watch_prints_json_lines(ctx):
             if not line:
                 raise Failure("watch ended early: " + w1.stderr.read())
             record = json.loads(line)  # raises on invalid JSON
-            missing = {"cluster", "member", "shard", "num_shards", "epoch",
-                       "state"} - record.keys()
+            event = record.get("event")
+            if event not in WATCH_KEYS:
+                raise Failure(f"line of an unknown event: {line!r}")
+            missing = ({"cluster", "member"} | WATCH_KEYS[event]) \
+                - record.keys()
             if missing:
                 raise Failure(f"line without {missing}: {line!r}")
             lines.append(record)
@@ -367,28 +413,50 @@ def test_watch_prints_json_lines(ctx):
 
     def reader(result):
         try:
-            result.append(read_until(lambda r: r["state"] == "active"))
-            result.append(read_until(lambda r: r["num_shards"] == 2))
+            result.append(read_until(lambda r: r["event"] == "granted"))
+            revoked = read_until(lambda r: r["event"] == "revoked")
+            result.append(revoked)
+            result.append(read_until(
+                lambda r: r["event"] == "acknowledged"
+                and r["epoch"] >= revoked["epoch"]))
         except Exception as e:  # surfaces in the main thread below
             result.append(e)
 
     result = []
     thread = threading.Thread(target=reader, args=(result,), daemon=True)
     thread.start()
-    wait_until("w1 active", lambda: len(result) >= 1)
+    wait_until("w1 granted", lambda: len(result) >= 1)
     if isinstance(result[0], Exception):
         raise result[0]
+    joined_at = time.monotonic()
     w2 = subprocess.Popen(args + ["--member", "w2"], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
     ctx.cleanup.append(w2)
-    wait_until("w1 to print num_shards 2", lambda: len(result) >= 2)
+    wait_until("w1 to print the revocation and its acknowledgement",
+               lambda: len(result) >= 3)
     thread.join()
-    if isinstance(result[1], Exception):
-        raise result[1]
-    epochs = [r["epoch"] for r in lines]
+    for r in result:
+        if isinstance(r, Exception):
+            raise r
+    revoked = result[1]
+    if revoked["revoked"] != {"shard": 0, "num_shards": 1} \
+            or revoked["grant"]["num_shards"] != 2 \
+            or not 0 < revoked["deadline_ms"] <= 5200:
+        raise Failure(f"unexpected revocation: {revoked}")
+
+    def w2_granted():
+        return psql("SELECT shard FROM shard_coordinator.members "
+                    "WHERE cluster = 'it_watch' AND member = 'w2'") == "1"
+    wait_until("w2's grant", w2_granted)
+    handover = time.monotonic() - joined_at
+    epochs = [r["epoch"] for r in lines if r["event"] == "assignment"]
     if epochs != sorted(epochs):
         raise Failure(f"epochs went backwards: {epochs}")
     ctx.note("lines: " + "; ".join(json.dumps(r) for r in lines))
+    ctx.note(f"w2 granted {handover:.3f}s after it started (grace 5s)")
+    if handover > 2.5:
+        raise Failure(f"the handover took {handover:.3f}s: the "
+                      "acknowledgement did not work")
     for proc in (w1, w2):
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=TIMEOUT)
@@ -398,7 +466,9 @@ def test_watch_prints_json_lines(ctx):
 
 def test_count_change_from_the_cluster_notice(ctx):
     """a change of num_shards alone reaches the agents by the cluster
-    notification, long before their next heartbeat"""
+    notification, long before their next heartbeat; they stop their
+    children, acknowledge at once, and the joining member gets its shard
+    long before their leases end"""
     fleet = ctx.fleet("it_count")
     # Heartbeats a minute apart: within the test only a notification can tell
     # the agents anything after their first heartbeat.
@@ -421,20 +491,67 @@ def test_count_change_from_the_cluster_notice(ctx):
         return None
     children = wait_until("n1 and n2 to run with SHARD_COUNT=3", counted_three)
     delay = time.monotonic() - joined_at
-    epoch = int(psql("SELECT epoch FROM shard_coordinator.clusters "
-                     "WHERE cluster = 'it_count'"))
     shards = {m: children[m][2] for m in before}
-    ctx.note(f"before {before}; after the join {shards} of 3 at epoch "
-             f"{epoch}, {delay:.3f}s after it (heartbeat interval 60s)")
+    # The count grew: each of n1 and n2 lost keys to shard 2 (a revocation);
+    # n3 gets shard 2 once both acknowledged, not when their leases (2 min)
+    # end.
+    def n3_granted():
+        return psql("SELECT shard FROM shard_coordinator.members "
+                    "WHERE cluster = 'it_count' AND member = 'n3'") == "2"
+    wait_until("n3's grant of shard 2", n3_granted, timeout=10)
+    granted = time.monotonic() - joined_at
+    epochs = {m: int(psql("SELECT epoch FROM shard_coordinator.members "
+                          f"WHERE cluster = 'it_count' AND member = '{m}'"))
+              for m in before}
+    ctx.note(f"before {before}; after the join {shards} of 3 at epochs "
+             f"{epochs}, {delay:.3f}s after it (heartbeat interval 60s); "
+             f"n3 granted shard 2 after {granted:.3f}s")
     if shards != before:
         raise Failure(f"n1 or n2 moved: {before} -> {shards}")
     for m in before:
-        if children[m][4] != epoch:
+        # SHARD_EPOCH is the epoch of the child's grant: the count's.
+        if children[m][4] != epochs[m]:
             raise Failure(f"{m}'s child has SHARD_EPOCH={children[m][4]}, "
-                          f"the cluster's epoch is {epoch}")
+                          f"the member's epoch is {epochs[m]}")
         if "cluster notification: 3 shards" not in fleet.log(m):
             raise Failure(f"{m} did not log the cluster notification:\n"
                           + fleet.log(m))
+        if "acknowledging epoch" not in fleet.log(m):
+            raise Failure(f"{m} did not acknowledge:\n" + fleet.log(m))
+    no_duplicates(fleet)
+
+
+def test_revocation_waits_for_the_whole_process_tree(ctx):
+    """on a revocation the agent stops its child and a grandchild that left
+    the child's session (setsid) and ignores SIGTERM, and acknowledges only
+    once both are gone: the joining member gets its shard after that, and
+    long before the lease would have ended"""
+    fleet = ctx.fleet("it_tree")
+    configure("it_tree", heartbeat="200ms", grace="10s")
+    ctx.on_close(fleet.kill_daemons)
+    fleet.start("d1", command=[DAEMON_CHILD])
+    wait_until("d1 active", lambda: fleet.assignment(1))
+    first = wait_until("d1's grandchild", fleet.daemons)
+    (daemon,) = first.values()
+    if not alive(daemon):
+        raise Failure("the grandchild did not start")
+    joined_at = time.monotonic()
+    fleet.start("d2")
+    # d1's grant shrinks (count 2): it stops its tree, then acknowledges;
+    # only then is shard 1 granted to d2, whose child starts.
+    wait_until("d2's child", lambda: fleet.child_of("d2"))
+    still_there = alive(daemon)
+    handover = time.monotonic() - joined_at
+    after = wait_until("2 children of 2", lambda: fleet.assignment(2))
+    ctx.note(f"d2 got its shard {handover:.3f}s after it started "
+             f"(grace 10s); {after}; d1's first grandchild (pid {daemon}) "
+             + ("was still alive" if still_there else "was gone"))
+    if still_there:
+        raise Failure("d2 got its shard while d1's grandchild still ran:\n"
+                      + fleet.log("d1"))
+    if handover > 5:
+        raise Failure(f"the handover took {handover:.3f}s: the "
+                      "acknowledgement did not work")
     no_duplicates(fleet)
 
 
@@ -510,21 +627,48 @@ def test_exit_codes(ctx):
 
 
 def test_status(ctx):
-    """`status` shows clusters and members; --json is valid JSON"""
+    """`status` shows clusters and members with the epoch each acknowledged;
+    --json is valid JSON; a member that never acknowledges is warned
+    about"""
     configure("it_status", heartbeat="200ms", grace="300ms")
     fleet = ctx.fleet("it_status")
     fleet.start("t1")
     wait_until("t1 active", lambda: fleet.assignment(1))
-    out = subprocess.run([ctx.agent, "status", "--cluster", "it_status"],
-                         capture_output=True, text=True, check=True).stdout
-    if "CLUSTER" not in out or "t1" not in out or "active" not in out:
+
+    def acknowledged():
+        return psql("SELECT acknowledged_epoch FROM shard_coordinator.members"
+                    " WHERE cluster = 'it_status' AND member = 't1'")
+    epoch = wait_until("t1's acknowledgement", acknowledged)
+    done = subprocess.run([ctx.agent, "status", "--cluster", "it_status"],
+                          capture_output=True, text=True, check=True)
+    out = done.stdout
+    header = out.splitlines()[3].split() if len(out.splitlines()) > 3 else []
+    if "CLUSTER" not in out or "t1" not in out or "active" not in out \
+            or "ACKED" not in header or "RELEASING" not in header:
         raise Failure("unexpected status output:\n" + out)
+    if "never acknowledged" in done.stderr:
+        raise Failure("a warning about t1: " + done.stderr)
     doc = json.loads(subprocess.run(
         [ctx.agent, "status", "--json", "--cluster", "it_status"],
         capture_output=True, text=True, check=True).stdout)
     if [m["member"] for m in doc["members"]] != ["t1"]:
         raise Failure(f"unexpected members: {doc['members']}")
+    if str(doc["members"][0]["acknowledged_epoch"]) != epoch:
+        raise Failure(f"unexpected acknowledged_epoch: {doc['members']}")
     ctx.note(out)
+    # A member that heartbeats as clients before 1.1 did: no applied epoch,
+    # no incarnation.
+    configure("it_status_old", heartbeat="60s", grace="60s")
+    ctx.on_close(lambda: psql(
+        "SELECT shard_coordinator.leave('it_status_old', 'old')"))
+    psql("SELECT shard_coordinator.heartbeat('it_status_old', 'old')")
+    done = subprocess.run([ctx.agent, "status", "--cluster", "it_status_old"],
+                          capture_output=True, text=True, check=True)
+    if "member old of cluster it_status_old has never acknowledged" \
+            not in done.stderr:
+        raise Failure("no warning about a member that never acknowledges: "
+                      + done.stderr)
+    ctx.note(done.stderr.strip())
 
 
 class Context:
@@ -569,6 +713,7 @@ TESTS = [
     test_server_restart,
     test_watch_prints_json_lines,
     test_count_change_from_the_cluster_notice,
+    test_revocation_waits_for_the_whole_process_tree,
     test_standby_promoted_when_slot_frees,
     test_slots_reach_the_child,
     test_exit_codes,

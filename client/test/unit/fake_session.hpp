@@ -17,7 +17,7 @@ class FakeSession final : public Session {
  public:
   struct Sent {
     std::string sql;
-    std::vector<std::string> params;
+    QueryParams params;
   };
 
   // ----- set by the test -----
@@ -84,8 +84,7 @@ class FakeSession final : public Session {
     if (cannot_quote) return std::nullopt;
     return "\"" + name + "\"";
   }
-  bool send(const std::string &sql,
-            const std::vector<std::string> &params) override {
+  bool send(const std::string &sql, const QueryParams &params) override {
     if (lost || !connected || in_flight_) return false;
     sent.push_back({sql, params});
     in_flight_ = true;

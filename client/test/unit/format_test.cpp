@@ -16,10 +16,14 @@ client::Assignment active(int shard, int count, std::int64_t epoch) {
   return a;
 }
 
+client::Grant grant(int shard, int count, std::int64_t epoch) {
+  return client::Grant{shard, count, std::nullopt, epoch};
+}
+
 TEST(ChildEnvironment, AddsOursAndDropsInheritedOnes) {
   const char *base[] = {"PATH=/bin", "SHARD_INDEX=9", "SHARD_SLOTS=1,2",
                         "SHARD_INDEXER=keep", nullptr};
-  auto env = child_environment(base, active(2, 3, 11), "orders", "web-1");
+  auto env = child_environment(base, grant(2, 3, 11), "orders", "web-1");
   std::vector<std::string> expected = {
       "PATH=/bin",         "SHARD_INDEXER=keep", "SHARD_INDEX=2",
       "SHARD_COUNT=3",     "SHARD_EPOCH=11",     "SHARD_CLUSTER=orders",
@@ -28,27 +32,17 @@ TEST(ChildEnvironment, AddsOursAndDropsInheritedOnes) {
 }
 
 TEST(ChildEnvironment, SlotsCommaSeparated) {
-  auto a = active(0, 2, 1);
-  a.slots = std::vector<std::int32_t>{0, 2, 4};
-  auto env = child_environment(nullptr, a, "c", "m");
+  auto g = grant(0, 2, 1);
+  g.slots = std::vector<std::int32_t>{0, 2, 4};
+  auto env = child_environment(nullptr, g, "c", "m");
   EXPECT_EQ(env.back(), "SHARD_SLOTS=0,2,4");
-}
-
-TEST(SameWork, AnyChangeRestarts) {
-  EXPECT_TRUE(same_work(active(1, 3, 4), active(1, 3, 4)));
-  // fence() needs the current epoch in SHARD_EPOCH.
-  EXPECT_FALSE(same_work(active(1, 3, 4), active(1, 3, 9)));
-  EXPECT_FALSE(same_work(active(1, 3, 4), active(2, 3, 5)));
-  EXPECT_FALSE(same_work(active(1, 3, 4), active(1, 2, 5)));
-  auto with_slots = active(1, 3, 4);
-  with_slots.slots = std::vector<std::int32_t>{1};
-  EXPECT_FALSE(same_work(active(1, 3, 4), with_slots));
 }
 
 TEST(AssignmentJson, OneParsableLine) {
   auto line = assignment_json("orders", "web \"1\"", active(2, 3, 11));
   EXPECT_EQ(line.find('\n'), std::string::npos);
   auto j = nlohmann::json::parse(line);
+  EXPECT_EQ(j["event"], "assignment");
   EXPECT_EQ(j["cluster"], "orders");
   EXPECT_EQ(j["member"], "web \"1\"");
   EXPECT_EQ(j["shard"], 2);
@@ -71,6 +65,64 @@ TEST(AssignmentJson, NullShardAndSlots) {
   a.slots = std::vector<std::int32_t>{0, 5};
   j = nlohmann::json::parse(assignment_json("c", "m", a));
   EXPECT_EQ(j["slots"], nlohmann::json::array({0, 5}));
+}
+
+TEST(GrantJson, TheWholeGrant) {
+  auto j = nlohmann::json::parse(grant_json("c", "m", grant(1, 3, 8)));
+  EXPECT_EQ(j["event"], "granted");
+  EXPECT_EQ(j["cluster"], "c");
+  EXPECT_EQ(j["member"], "m");
+  EXPECT_EQ(j["epoch"], 8);
+  EXPECT_EQ(j["shard"], 1);
+  EXPECT_EQ(j["num_shards"], 3);
+  EXPECT_FALSE(j.contains("slots"));
+}
+
+TEST(RevocationJson, PlainModeWithItsDeadline) {
+  using namespace std::chrono_literals;
+  client::Revocation r;
+  r.epoch = 9;
+  r.from = grant(1, 3, 8);
+  r.to = grant(1, 4, 9);
+  client::Clock::time_point now{std::chrono::seconds(500)};
+  r.deadline = now + 1500ms;
+  r.fence_at = now + 1s;
+  // 2026-12-06T20:00:00Z.
+  std::chrono::system_clock::time_point wall{std::chrono::seconds(1796587200)};
+  auto j = nlohmann::json::parse(revocation_json("c", "m", r, now, wall));
+  EXPECT_EQ(j["event"], "revoked");
+  EXPECT_EQ(j["epoch"], 9);
+  EXPECT_EQ(j["reason"], "server");
+  EXPECT_EQ(j["revoked"],
+            nlohmann::json::parse(R"({"shard":1,"num_shards":3})"));
+  EXPECT_EQ(j["grant"],
+            nlohmann::json::parse(R"({"shard":1,"num_shards":4,"epoch":9})"));
+  EXPECT_EQ(j["deadline_ms"], 1500);
+  EXPECT_EQ(j["deadline"], "2026-12-06T20:00:01.500Z");
+  // Past: 0, never negative.
+  j = nlohmann::json::parse(revocation_json("c", "m", r, now + 2s, wall));
+  EXPECT_EQ(j["deadline_ms"], 0);
+}
+
+TEST(RevocationJson, SlotModeListsTheKeys) {
+  client::Revocation r;
+  r.reason = client::RevokeReason::Stop;
+  r.from = grant(0, 2, 4);
+  r.from.slots = std::vector<std::int32_t>{1, 2};
+  r.keys = {1, 2};
+  r.to.slots = std::vector<std::int32_t>{};
+  auto j = nlohmann::json::parse(
+      revocation_json("c", "m", r, client::Clock::time_point{},
+                      std::chrono::system_clock::time_point{}));
+  EXPECT_EQ(j["reason"], "stop");
+  EXPECT_EQ(j["revoked"], nlohmann::json::parse(R"({"slots":[1,2]})"));
+  EXPECT_EQ(j["grant"]["slots"], nlohmann::json::array());
+}
+
+TEST(AcknowledgedJson, Epoch) {
+  EXPECT_EQ(
+      acknowledged_json("c", "m", 12),
+      R"({"event":"acknowledged","cluster":"c","member":"m","epoch":12})");
 }
 
 TEST(RenderTable, AlignsColumns) {

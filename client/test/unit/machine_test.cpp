@@ -77,12 +77,24 @@ class MachineTest : public ::testing::Test {
     options_.on_log = [this](LogLevel, const std::string &m) {
       logs_.push_back(m);
     };
+    options_.on_revoked = [this](const Revocation &r) {
+      revocations_.push_back(r);
+      events_.push_back("revoked " + std::to_string(r.epoch));
+    };
+    options_.on_granted = [this](const Grant &g) {
+      grants_.push_back(g);
+      events_.push_back("granted " + std::to_string(g.epoch));
+    };
+    options_.on_acknowledged = [this](std::int64_t epoch) {
+      server_acks_.push_back(epoch);
+    };
   }
 
   // Built on first use, so that a test can change options_ before.
   Machine &machine() {
     if (!machine_)
-      machine_ = std::make_unique<Machine>(options_, session_, last_jitter);
+      machine_ = std::make_unique<Machine>(options_, session_, last_jitter,
+                                           kIncarnation);
     return *machine_;
   }
   void step(short revents = POLLIN) { machine().step(revents); }
@@ -97,7 +109,9 @@ class MachineTest : public ::testing::Test {
   }
 
   // Statements as the protocol writes them.
-  std::string heartbeat_sql() const { return protocol_.heartbeat_query().sql; }
+  std::string heartbeat_sql() const {
+    return protocol_.heartbeat_query(std::nullopt).sql;
+  }
   std::string leave_sql() const { return protocol_.leave_query().sql; }
   std::string channels_sql(bool member_only = false) const {
     return protocol_.channels_query(member_only).sql;
@@ -158,19 +172,48 @@ class MachineTest : public ::testing::Test {
   Clock::time_point now_{std::chrono::seconds(1000)};
   Options options_;
   FakeSession session_;
-  Protocol protocol_{"orders", "web-1"};
+  static constexpr std::int64_t kIncarnation = 4242;
+  Protocol protocol_{"orders", "web-1", kIncarnation};
   std::unique_ptr<Machine> machine_;
   std::vector<Assignment> reported_;
   std::vector<Error> errors_;
   std::vector<std::string> logs_;
+  std::vector<Revocation> revocations_;
+  std::vector<Grant> grants_;
+  std::vector<std::string> events_;  // revocations and grants, in order
+  std::vector<std::int64_t> server_acks_;
 };
+
+Assignment with_slots(Assignment a, std::vector<std::int32_t> slots) {
+  a.slots = std::move(slots);
+  return a;
+}
+
+Assignment waiting(int num_shards, std::int64_t epoch) {
+  Assignment a;
+  a.state = State::Active;  // placed, its grant still held by another
+  a.num_shards = num_shards;
+  a.epoch = epoch;
+  return a;
+}
+
+Grant plain_grant(int shard, int num_shards, std::int64_t epoch) {
+  return Grant{shard, num_shards, std::nullopt, epoch};
+}
+
+// The applied epoch a heartbeat sent ($3), "NULL" for none.
+std::string applied_param(const FakeSession::Sent &sent) {
+  return sent.params.size() > 2 && sent.params[2] ? *sent.params[2] : "NULL";
+}
 
 TEST_F(MachineTest, NewConnectionNamesChannelsListensAndHeartbeatsAtOnce) {
   EXPECT_EQ(machine().phase(), Phase::Idle);
   EXPECT_EQ(machine().next_wait().deadline, now_);  // start at once
   join(active(0, 2, 5));
-  EXPECT_EQ(session_.sent[0].params,
-            (std::vector<std::string>{"orders", "web-1"}));
+  EXPECT_EQ(session_.sent[0].params, (QueryParams{"orders", "web-1"}));
+  // The heartbeat: nothing to acknowledge yet, and the incarnation.
+  EXPECT_EQ(session_.sent[2].params,
+            (QueryParams{"orders", "web-1", std::nullopt, "4242"}));
   ASSERT_EQ(reported_.size(), 1u);
   EXPECT_EQ(reported_[0], active(0, 2, 5));
   // The next heartbeat one interval after the last was sent.
@@ -276,14 +319,14 @@ TEST_F(MachineTest, StopWithAQueryInFlightLeavesOnlyAfterIt) {
   machine().stop();
   EXPECT_EQ(machine().next_wait().deadline, now_);
   step(0);
-  EXPECT_EQ(machine().phase(), Phase::Stopping);
+  EXPECT_EQ(machine().phase(), Phase::Leaving);
   EXPECT_EQ(session_.last_sql(), heartbeat_sql());  // nothing else yet
   // The heartbeat's answer still counts, then leave() goes out.
   answer(row(active(1, 2, 6)));
   EXPECT_EQ(reported_.back(), active(1, 2, 6));
   EXPECT_EQ(session_.last_sql(), leave_sql());
   EXPECT_EQ(session_.sent.back().params,
-            (std::vector<std::string>{"orders", "web-1"}));
+            (QueryParams{"orders", "web-1", "4242"}));
   answer(ok_rows(1, {"t"}));
   EXPECT_TRUE(machine().finished());
   EXPECT_FALSE(machine().failed());
@@ -300,12 +343,12 @@ TEST_F(MachineTest, LeaveTimeout) {
   join(active(0, 2, 5));
   machine().stop();
   step(0);
-  ASSERT_EQ(machine().phase(), Phase::Stopping);
+  ASSERT_EQ(machine().phase(), Phase::Leaving);
   EXPECT_EQ(session_.last_sql(), leave_sql());
   EXPECT_EQ(machine().next_wait().deadline, now_ + 1s);
   advance(999ms);
   step(0);
-  EXPECT_EQ(machine().phase(), Phase::Stopping);
+  EXPECT_EQ(machine().phase(), Phase::Leaving);
   advance(1ms);
   step(0);
   EXPECT_TRUE(machine().finished());
@@ -411,14 +454,25 @@ TEST_F(MachineTest, ClusterNoticeDuringAHeartbeatAsksForAnother) {
   EXPECT_EQ(count_sent(heartbeat_sql()), 3u);
   answer(row(active(1, 2, 6), 10s, 30s));
   EXPECT_EQ(machine().assignment(), active(1, 2, 6));
-  EXPECT_EQ(count_sent(heartbeat_sql()), 3u);
+  // Shard 2 of 3 was revoked; the callback's return acknowledged it, and
+  // the acknowledgement goes out at once.
+  EXPECT_EQ(count_sent(heartbeat_sql()), 4u);
+  EXPECT_EQ(session_.sent.back().params[2], "6");
 }
 
+// Plain mode: a greater count takes keys from every shard (a revocation,
+// acknowledged at once); a smaller one only adds keys.
 TEST_F(MachineTest, ClusterNoticeChangesTheCount) {
   join(active(0, 2, 5), 10s, 30s);
   notify("scc_1", cluster_notice(3, 6));
   EXPECT_EQ(reported_.back(), active(0, 3, 6));
-  EXPECT_EQ(count_sent(heartbeat_sql()), 1u);
+  EXPECT_EQ(count_sent(heartbeat_sql()), 2u);
+  EXPECT_EQ(session_.sent.back().params[2], "6");
+  answer(row(active(0, 3, 6), 10s, 30s));
+  notify("scc_1", cluster_notice(2, 7));
+  EXPECT_EQ(reported_.back(), active(0, 2, 7));
+  EXPECT_EQ(count_sent(heartbeat_sql()), 2u);  // nothing to acknowledge
+  EXPECT_EQ(machine().grant(), (Grant{0, 2, std::nullopt, 7}));
 }
 
 TEST_F(MachineTest, SelfFencingEvenWhileConnecting) {
@@ -525,6 +579,20 @@ TEST_F(MachineTest, NoChannelFromTheServerIsFatal) {
             "extension");
 }
 
+TEST_F(MachineTest, AnOlderExtensionsHeartbeatIsFatalWithAdvice) {
+  connect();
+  answer(ok_rows(2, {"sc_1", "scc_1"}));
+  answer(command_ok());
+  answer(failure("42883",
+                 "function shard_coordinator.heartbeat(unknown, unknown, "
+                 "bigint, bigint) does not exist"));
+  EXPECT_TRUE(machine().failed());
+  EXPECT_NE(errors_.back().message.find("ALTER EXTENSION shard_coordinator "
+                                        "UPDATE"),
+            std::string::npos)
+      << errors_.back().message;
+}
+
 TEST_F(MachineTest, ReadOnlyServerReconnects) {
   join(active(0, 2, 5));
   advance(500ms);
@@ -540,6 +608,313 @@ TEST_F(MachineTest, FailedStartOfAnAttemptBacksOff) {
   EXPECT_EQ(machine().phase(), Phase::Backoff);
   EXPECT_EQ(errors_.back().message,
             "cannot start connecting: pipe2: Too many open files");
+}
+
+// ----- grants, revocations and acknowledgements (extension 1.1) -----
+
+// The notice of epoch 6 (key 3 revoked) is lost; the next heartbeat's row
+// shows it. The row promises only the new grant: key 3 must stop by the end
+// of the lease held before that row, and no later heartbeat moves that.
+TEST_F(MachineTest, LostNoticeAndLateHeartbeatNeverExtendTheDeadline) {
+  options_.acknowledge = Acknowledge::Explicit;
+  Clock::time_point t0 = now_;
+  join(with_slots(active(0, 1, 5), {1, 2, 3}), 500ms, 1500ms);
+  ASSERT_EQ(grants_.size(), 1u);
+  advance(500ms);
+  step(0);
+  ASSERT_EQ(session_.last_sql(), heartbeat_sql());
+  EXPECT_EQ(applied_param(session_.sent.back()), "5");
+  answer(row(with_slots(active(0, 1, 6), {1, 2}), 500ms, 1500ms));
+  ASSERT_EQ(revocations_.size(), 1u);
+  const Revocation &r = revocations_[0];
+  EXPECT_EQ(r.reason, RevokeReason::Server);
+  EXPECT_EQ(r.epoch, 6);
+  EXPECT_EQ(r.keys, (std::vector<std::int32_t>{3}));
+  EXPECT_EQ(r.deadline, t0 + 1500ms);  // not t0 + 500 ms + 1500 ms
+  EXPECT_EQ(r.fence_at, t0 + 1000ms);
+  EXPECT_EQ(grants_.size(), 1u);  // nothing gained
+  // More heartbeats succeed; the deadline stays, the applied epoch too.
+  for (int i = 0; i < 3; ++i) {
+    advance(500ms);
+    step(0);
+    ASSERT_EQ(session_.last_sql(), heartbeat_sql());
+    EXPECT_EQ(applied_param(session_.sent.back()), "5");
+    answer(row(with_slots(active(0, 1, 6), {1, 2}), 500ms, 1500ms));
+  }
+  ASSERT_EQ(machine().releases().size(), 1u);
+  EXPECT_EQ(machine().releases()[0].deadline, t0 + 1500ms);
+  EXPECT_EQ(revocations_.size(), 1u);
+  // Acknowledged: the server hears of it at once.
+  size_t heartbeats = count_sent(heartbeat_sql());
+  machine().acknowledge(6);
+  step(0);
+  EXPECT_EQ(count_sent(heartbeat_sql()), heartbeats + 1);
+  EXPECT_EQ(applied_param(session_.sent.back()), "6");
+  EXPECT_TRUE(machine().releases().empty());
+}
+
+// A notice's revocation has the lease held when the notice arrived.
+TEST_F(MachineTest, ANoticesRevocationHasTheLeaseHeldThen) {
+  options_.acknowledge = Acknowledge::Explicit;
+  Clock::time_point t0 = now_;
+  join(active(0, 2, 5), 500ms, 1500ms);
+  advance(200ms);
+  notify("sc_1", member_notice(waiting(2, 6)));
+  ASSERT_EQ(revocations_.size(), 1u);
+  EXPECT_EQ(revocations_[0].from, plain_grant(0, 2, 5));
+  EXPECT_TRUE(revocations_[0].to.empty());
+  EXPECT_TRUE(revocations_[0].keys.empty());  // plain mode: the shards say it
+  EXPECT_EQ(revocations_[0].deadline, t0 + 1500ms);
+  EXPECT_TRUE(machine().grant().empty());
+  EXPECT_EQ(machine().assignment(), waiting(2, 6));
+}
+
+// stop() revokes everything first; leave() goes out only once the
+// application acknowledged, and heartbeats go on meanwhile.
+TEST_F(MachineTest, StopWhileWorkRunsSendsNoLeaveUntilAcknowledged) {
+  options_.acknowledge = Acknowledge::Explicit;
+  join(active(0, 2, 5));
+  machine().stop();
+  step(0);
+  ASSERT_EQ(revocations_.size(), 1u);
+  EXPECT_EQ(revocations_[0].reason, RevokeReason::Stop);
+  EXPECT_EQ(revocations_[0].from, plain_grant(0, 2, 5));
+  EXPECT_EQ(revocations_[0].epoch, 5);
+  EXPECT_TRUE(machine().grant().empty());
+  EXPECT_EQ(machine().phase(), Phase::Connected);
+  EXPECT_EQ(count_sent(leave_sql()), 0u);
+  for (int i = 0; i < 3; ++i) {
+    advance(500ms);
+    step(0);
+    ASSERT_EQ(session_.last_sql(), heartbeat_sql());
+    answer(row(active(0, 2, 5)));
+  }
+  EXPECT_EQ(count_sent(leave_sql()), 0u);
+  EXPECT_TRUE(grants_.size() == 1u);  // nothing granted while stopping
+  machine().acknowledge(5);
+  step(0);
+  EXPECT_EQ(machine().phase(), Phase::Leaving);
+  EXPECT_EQ(session_.last_sql(), leave_sql());
+  answer(ok_rows(1, {"t"}));
+  EXPECT_TRUE(machine().finished());
+}
+
+// With Acknowledge::OnReturn the callback's return is the acknowledgement.
+TEST_F(MachineTest, StopWithOnReturnLeavesOnceTheCallbackReturned) {
+  join(active(0, 2, 5));
+  machine().stop();
+  step(0);
+  ASSERT_EQ(revocations_.size(), 1u);
+  EXPECT_EQ(session_.last_sql(), leave_sql());
+}
+
+TEST_F(MachineTest, StopWithoutLeaveRevokesAndFinishes) {
+  options_.acknowledge = Acknowledge::Explicit;
+  options_.leave_on_stop = false;
+  join(active(0, 2, 5));
+  machine().stop();
+  step(0);
+  ASSERT_EQ(revocations_.size(), 1u);
+  EXPECT_TRUE(machine().finished());
+  EXPECT_EQ(count_sent(leave_sql()), 0u);
+}
+
+// Not connected when stopping: it waits for the application all the same,
+// then finishes without leaving (the server expires the member).
+TEST_F(MachineTest, StopWhileDisconnectedWaitsForTheApplication) {
+  options_.acknowledge = Acknowledge::Explicit;
+  join(active(0, 2, 5));
+  session_.lost = true;
+  step();
+  ASSERT_EQ(machine().phase(), Phase::Backoff);
+  machine().stop();
+  step(0);
+  EXPECT_FALSE(machine().finished());
+  machine().acknowledge(5);
+  EXPECT_TRUE(machine().finished());
+  EXPECT_EQ(count_sent(leave_sql()), 0u);
+}
+
+// The applied epoch and the incarnation go with the first heartbeat of every
+// new connection.
+TEST_F(MachineTest, AcknowledgementsSurviveReconnects) {
+  options_.acknowledge = Acknowledge::Explicit;
+  join(active(0, 2, 5), 500ms, 60s);
+  notify("scc_1", cluster_notice(3, 6));  // plain mode: keys taken away
+  ASSERT_EQ(revocations_.size(), 1u);
+  machine().acknowledge(6);
+  step(0);
+  ASSERT_EQ(session_.last_sql(), heartbeat_sql());
+  EXPECT_EQ(applied_param(session_.sent.back()), "6");
+  // Lost before the answer.
+  session_.lost = true;
+  step();
+  ASSERT_EQ(machine().phase(), Phase::Backoff);
+  advance(100ms);
+  step(0);
+  session_.attempt_done = true;
+  step();
+  ASSERT_EQ(machine().phase(), Phase::Connected);
+  answer(ok_rows(2, {"sc_1", "scc_1"}));
+  answer(command_ok());
+  ASSERT_EQ(session_.last_sql(), heartbeat_sql());
+  EXPECT_EQ(session_.sent.back().params,
+            (QueryParams{"orders", "web-1", "6", "4242"}));
+  EXPECT_TRUE(machine().releases().empty());
+}
+
+// After acknowledging epoch 9, a row of epoch 8 (a server behind, on a new
+// connection) that would give the released work back is ignored.
+TEST_F(MachineTest, AnOlderRowAfterAnAcknowledgementIsIgnored) {
+  options_.acknowledge = Acknowledge::Explicit;
+  join(active(1, 3, 8), 500ms, 60s);
+  notify("sc_1", member_notice(waiting(3, 9)));
+  ASSERT_EQ(revocations_.size(), 1u);
+  machine().acknowledge(9);
+  session_.lost = true;
+  step();
+  advance(100ms);
+  step(0);
+  session_.attempt_done = true;
+  step();
+  answer(ok_rows(2, {"sc_1", "scc_1"}));
+  answer(command_ok());
+  EXPECT_EQ(applied_param(session_.sent.back()), "9");
+  answer(row(active(1, 3, 8), 500ms, 60s));
+  EXPECT_EQ(machine().assignment(), waiting(3, 9));
+  EXPECT_TRUE(machine().grant().empty());
+  EXPECT_EQ(grants_.size(), 1u);  // the first one only
+}
+
+// Plain mode: one row revokes the shard (placed, waiting for its new grant);
+// the acknowledgement's heartbeat brings the grant.
+TEST_F(MachineTest, AGrantAfterARevocationInTheSameRowPair) {
+  options_.acknowledge = Acknowledge::Explicit;
+  join(active(2, 3, 5), 500ms, 60s);
+  advance(500ms);
+  step(0);
+  answer(row(waiting(2, 6), 500ms, 60s));
+  ASSERT_EQ(revocations_.size(), 1u);
+  EXPECT_EQ(revocations_[0].from, plain_grant(2, 3, 5));
+  EXPECT_TRUE(revocations_[0].to.empty());
+  EXPECT_EQ(events_, (std::vector<std::string>{"granted 5", "revoked 6"}));
+  machine().acknowledge(6);
+  step(0);
+  ASSERT_EQ(session_.last_sql(), heartbeat_sql());
+  EXPECT_EQ(applied_param(session_.sent.back()), "6");
+  answer(row(active(1, 2, 7), 500ms, 60s));
+  EXPECT_EQ(events_,
+            (std::vector<std::string>{"granted 5", "revoked 6", "granted 7"}));
+  EXPECT_EQ(machine().grant(), plain_grant(1, 2, 7));
+  EXPECT_EQ(revocations_.size(), 1u);
+  // Nothing pending: the next heartbeat applies epoch 7.
+  advance(500ms);
+  step(0);
+  EXPECT_EQ(applied_param(session_.sent.back()), "7");
+}
+
+// Slot mode: keys gone are revoked, keys added granted, in that order; a
+// change of the count or index alone is no change of work.
+TEST_F(MachineTest, SlotModeKeyDiffs) {
+  options_.acknowledge = Acknowledge::Explicit;
+  join(with_slots(active(0, 2, 5), {1, 2, 3}), 500ms, 60s);
+  notify("sc_1", member_notice(with_slots(active(0, 2, 6), {2, 3, 4})));
+  ASSERT_EQ(revocations_.size(), 1u);
+  EXPECT_EQ(revocations_[0].keys, (std::vector<std::int32_t>{1}));
+  EXPECT_EQ(revocations_[0].to.slots, (std::vector<std::int32_t>{2, 3, 4}));
+  EXPECT_EQ(events_,
+            (std::vector<std::string>{"granted 5", "revoked 6", "granted 6"}));
+  EXPECT_EQ(grants_.back().slots, (std::vector<std::int32_t>{2, 3, 4}));
+  // A third member: the count (and this member's index) change, its keys
+  // do not.
+  notify("scc_1", cluster_notice(3, 7));
+  notify("sc_1", member_notice(with_slots(active(1, 3, 8), {2, 3, 4})));
+  EXPECT_EQ(events_.size(), 3u);
+  EXPECT_EQ(machine().grant().epoch, 6);
+  EXPECT_EQ(machine().grant().shard, 1);
+  // Keys gone only: a revocation and no grant.
+  notify("sc_1", member_notice(with_slots(active(1, 3, 9), {3})));
+  EXPECT_EQ(revocations_.back().keys, (std::vector<std::int32_t>{2, 4}));
+  EXPECT_EQ(events_.size(), 4u);
+  // Both revocations are pending until acknowledged; the heartbeats apply
+  // epoch 5 meanwhile (the one before the first revocation).
+  EXPECT_EQ(machine().releases().size(), 2u);
+  EXPECT_EQ(machine().applied_epoch(), 5);
+  machine().acknowledge(6);
+  EXPECT_EQ(machine().applied_epoch(), 8);
+  machine().acknowledge(9);
+  EXPECT_EQ(machine().applied_epoch(), 9);
+}
+
+// The lease ran out: everything is revoked by its end; a heartbeat that
+// succeeds again grants the work anew.
+TEST_F(MachineTest, LostRevokesEverythingByTheLeaseEnd) {
+  options_.acknowledge = Acknowledge::Explicit;
+  Clock::time_point t0 = now_;
+  join(active(0, 2, 5), 200ms, 1000ms);
+  session_.lost = true;
+  step();
+  now_ = t0 + 800ms;  // the fence point
+  step(0);
+  ASSERT_EQ(revocations_.size(), 1u);
+  EXPECT_EQ(revocations_[0].reason, RevokeReason::Lost);
+  EXPECT_EQ(revocations_[0].deadline, t0 + 1000ms);
+  EXPECT_EQ(revocations_[0].fence_at, t0 + 800ms);
+  EXPECT_EQ(machine().assignment().state, State::Lost);
+  EXPECT_TRUE(machine().grant().empty());
+  // Back: granted again, while the Lost revocation waits for its
+  // acknowledgement.
+  session_.connect_error.clear();
+  connect();
+  answer(ok_rows(2, {"sc_1", "scc_1"}));
+  answer(command_ok());
+  answer(row(active(0, 2, 5), 200ms, 1000ms));
+  EXPECT_EQ(machine().grant(), plain_grant(0, 2, 5));
+  EXPECT_EQ(events_,
+            (std::vector<std::string>{"granted 5", "revoked 5", "granted 5"}));
+  EXPECT_EQ(machine().releases().size(), 1u);
+}
+
+// The server dropped the member: nothing is held any more, at once.
+TEST_F(MachineTest, RemovedRevokesAtOnce) {
+  options_.acknowledge = Acknowledge::Explicit;
+  join(active(0, 2, 5), 10s, 30s);
+  Assignment removed;
+  removed.state = State::Removed;
+  removed.num_shards = 1;
+  removed.epoch = 6;
+  notify("sc_1", member_notice(removed));
+  ASSERT_EQ(revocations_.size(), 1u);
+  EXPECT_EQ(revocations_[0].reason, RevokeReason::Removed);
+  EXPECT_EQ(revocations_[0].deadline, now_);
+}
+
+TEST_F(MachineTest, TheServersAcknowledgementIsTold) {
+  join(active(0, 2, 5));
+  advance(500ms);
+  step(0);
+  QueryResult acked = ok_rows(
+      1, {"{" + state_json(active(0, 2, 5)) +
+          R"(,"sc_interval_s":0.5,"sc_lease_s":60,"acknowledged_epoch":5})"});
+  answer(acked);
+  EXPECT_EQ(server_acks_, (std::vector<std::int64_t>{5}));
+  EXPECT_EQ(machine().acknowledged_epoch(), 5);
+  advance(500ms);
+  step(0);
+  answer(acked);
+  EXPECT_EQ(server_acks_.size(), 1u);  // told once
+}
+
+// A fatal error: nothing will renew the lease, so the work is revoked with
+// its end as the deadline.
+TEST_F(MachineTest, AFatalErrorRevokesTheWork) {
+  join(active(0, 2, 5));
+  advance(500ms);
+  step(0);
+  answer(failure("42501", "permission denied"));
+  EXPECT_TRUE(machine().failed());
+  ASSERT_EQ(revocations_.size(), 1u);
+  EXPECT_EQ(revocations_[0].reason, RevokeReason::Stop);
 }
 
 }  // namespace

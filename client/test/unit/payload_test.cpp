@@ -60,6 +60,17 @@ TEST(ParseNotice, StandbyAndRemovedHaveNullShard) {
   EXPECT_EQ(r->assignment.state, State::Removed);
 }
 
+// Extension 1.1: placed, but its grant is still held by its previous
+// holder.
+TEST(ParseNotice, ActiveWaitingForItsGrantHasNullShard) {
+  auto n = notice(R"({"cluster":"c","member":"m","shard":null,"num_shards":2,)"
+                  R"("epoch":5,"state":"active"})");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->assignment.state, State::Active);
+  EXPECT_FALSE(n->assignment.shard);
+  EXPECT_FALSE(n->assignment.active());
+}
+
 TEST(ParseNotice, SlotsArePassedThrough) {
   auto n = notice(R"({"cluster":"c","member":"m","shard":1,"num_shards":2,)"
                   R"("epoch":9,"state":"active","slots":[1,3,5]})");
@@ -122,9 +133,6 @@ INSTANTIATE_TEST_SUITE_P(
         BadPayload{
             R"({"cluster":"c","member":"m","shard":0,"num_shards":1,"epoch":1,"state":"sleeping"})",
             "unknown state"},
-        BadPayload{
-            R"({"cluster":"c","member":"m","shard":null,"num_shards":1,"epoch":1,"state":"active"})",
-            "shard\" is null"},
         BadPayload{
             R"({"cluster":"c","member":"m","shard":0,"num_shards":1,"epoch":1,"state":"standby"})",
             "is not null"},
@@ -232,12 +240,16 @@ INSTANTIATE_TEST_SUITE_P(
             "\"member\""}));
 
 TEST(ParseHeartbeatRow, AsTheServerSendsIt) {
-  // What to_jsonb(h) || jsonb_build_object(...) gives for an active member.
+  // What to_jsonb(h) || jsonb_build_object(...) gives for an active member
+  // (extension 1.1).
   std::string why;
   auto row = parse_heartbeat_row(
-      R"({"epoch": 12, "shard": 1, "state": "active", "channel": "sc_c_m_0123456789abcdef", )"
+      R"({"epoch": 12, "shard": 1, "slots": null, "state": "active", )"
+      R"("channel": "sc_c_m_0123456789abcdef", )"
       R"("expires_at": "2025-01-01T00:00:00.5+00:00", "num_shards": 3, )"
-      R"("sc_lease_s": 0.487123, "sc_interval_s": 0.200000, )"
+      R"("sc_lease_s": 0.487123, "sc_release_s": null, )"
+      R"("sc_interval_s": 0.200000, "release_within": null, )"
+      R"("lease_remaining": "00:00:00.487123", "acknowledged_epoch": 11, )"
       R"("heartbeat_interval": "00:00:00.2"})",
       &why);
   ASSERT_TRUE(row) << why;
@@ -247,6 +259,32 @@ TEST(ParseHeartbeatRow, AsTheServerSendsIt) {
   EXPECT_EQ(row->assignment.epoch, 12);
   EXPECT_EQ(row->heartbeat_interval, 200ms);
   EXPECT_EQ(row->lease_remaining, 487123us);
+  EXPECT_FALSE(row->release_within);
+  EXPECT_EQ(row->acknowledged_epoch, 11);
+}
+
+TEST(ParseHeartbeatRow, ReleaseWithinAndNoAcknowledgement) {
+  std::string why;
+  auto row = parse_heartbeat_row(
+      R"({"epoch": 7, "shard": null, "state": "active", "num_shards": 2, )"
+      R"("sc_lease_s": 1.5, "sc_release_s": 0.25, "sc_interval_s": 0.5, )"
+      R"("acknowledged_epoch": null})",
+      &why);
+  ASSERT_TRUE(row) << why;
+  EXPECT_EQ(row->assignment.state, State::Active);
+  EXPECT_FALSE(row->assignment.shard);
+  EXPECT_EQ(row->release_within, 250ms);
+  EXPECT_FALSE(row->acknowledged_epoch);
+  EXPECT_FALSE(parse_heartbeat_row(
+      R"({"epoch":7,"shard":null,"state":"active","num_shards":2,)"
+      R"("sc_lease_s":1.5,"sc_release_s":"soon","sc_interval_s":0.5})",
+      &why));
+  EXPECT_NE(why.find("sc_release_s"), std::string::npos);
+  EXPECT_FALSE(parse_heartbeat_row(
+      R"({"epoch":7,"shard":null,"state":"active","num_shards":2,)"
+      R"("sc_lease_s":1.5,"sc_interval_s":0.5,"acknowledged_epoch":-1})",
+      &why));
+  EXPECT_NE(why.find("acknowledged_epoch"), std::string::npos);
 }
 
 TEST(ParseHeartbeatRow, PendingWithWholeSeconds) {

@@ -24,11 +24,11 @@ QueryResult failure(const std::string &sqlstate) {
   return result;
 }
 
-const Protocol kProtocol("orders", "web-1");
+const Protocol kProtocol("orders", "web-1", 4242);
 const Channels kChannels{"sc_1", "scc_2"};
 
 TEST(Protocol, StatementsTakeClusterAndMember) {
-  std::vector<std::string> names = {"orders", "web-1"};
+  QueryParams names = {"orders", "web-1"};
   Statement both = kProtocol.channels_query(false);
   EXPECT_EQ(both.kind, QueryKind::Channels);
   EXPECT_EQ(both.sql,
@@ -37,15 +37,40 @@ TEST(Protocol, StatementsTakeClusterAndMember) {
   EXPECT_EQ(both.params, names);
   EXPECT_EQ(kProtocol.channels_query(true).sql,
             "SELECT shard_coordinator.channel($1, $2)");
-  Statement heartbeat = kProtocol.heartbeat_query();
-  EXPECT_EQ(heartbeat.kind, QueryKind::Heartbeat);
-  EXPECT_NE(heartbeat.sql.find("shard_coordinator.heartbeat($1, $2)"),
-            std::string::npos);
-  EXPECT_EQ(heartbeat.params, names);
   Statement leave = kProtocol.leave_query();
   EXPECT_EQ(leave.kind, QueryKind::Leave);
-  EXPECT_EQ(leave.sql, "SELECT shard_coordinator.leave($1, $2)");
-  EXPECT_EQ(leave.params, names);
+  EXPECT_EQ(leave.sql, "SELECT shard_coordinator.leave($1, $2, $3::bigint)");
+  EXPECT_EQ(leave.params, (QueryParams{"orders", "web-1", "4242"}));
+}
+
+// Extension 1.1: the applied epoch (NULL before there is one) and the
+// incarnation on every heartbeat; the lease from lease_remaining.
+TEST(Protocol, HeartbeatSendsAppliedEpochAndIncarnation) {
+  Statement first = kProtocol.heartbeat_query(std::nullopt);
+  EXPECT_EQ(first.kind, QueryKind::Heartbeat);
+  EXPECT_NE(first.sql.find("shard_coordinator.heartbeat($1, $2, $3::bigint, "
+                           "$4::bigint)"),
+            std::string::npos);
+  EXPECT_NE(first.sql.find("extract(epoch FROM h.lease_remaining)"),
+            std::string::npos);
+  EXPECT_EQ(first.sql.find("clock_timestamp()"), std::string::npos);
+  EXPECT_EQ(first.params,
+            (QueryParams{"orders", "web-1", std::nullopt, "4242"}));
+  EXPECT_EQ(kProtocol.heartbeat_query(17).params,
+            (QueryParams{"orders", "web-1", "17", "4242"}));
+}
+
+TEST(Protocol, RandomIncarnationsArePositiveAndDiffer) {
+  std::int64_t a = random_incarnation();
+  std::int64_t b = random_incarnation();
+  EXPECT_GT(a, 0);
+  EXPECT_GT(b, 0);
+  EXPECT_NE(a, b);
+}
+
+TEST(Protocol, OnlyUndefinedFunctionMeansAnOlderHeartbeat) {
+  EXPECT_TRUE(Protocol::lacks_heartbeat_1_1(failure("42883")));
+  EXPECT_FALSE(Protocol::lacks_heartbeat_1_1(failure("55000")));
 }
 
 TEST(Protocol, ListenIsOneSimpleQuery) {

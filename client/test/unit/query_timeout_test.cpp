@@ -10,7 +10,7 @@ using namespace std::chrono_literals;
 
 // In milliseconds, so that a failure prints a number.
 long long Ms(std::optional<std::chrono::milliseconds> configured,
-             std::optional<std::chrono::steady_clock::duration> interval) {
+             std::optional<Clock::duration> interval) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              query_timeout(configured.value_or(0ms), interval))
       .count();

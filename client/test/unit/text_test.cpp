@@ -38,8 +38,9 @@ TEST(Describe, StateShardCountEpoch) {
   a.num_shards = 5;
   a.epoch = 41;
   EXPECT_EQ(describe(a), "active shard 2 of 5, epoch 41");
-  a.state = State::Lost;
   a.shard.reset();
+  EXPECT_EQ(describe(a), "active, waiting for its grant, 5 shards, epoch 41");
+  a.state = State::Lost;
   EXPECT_EQ(describe(a), "lost, 5 shards, epoch 41");
   EXPECT_EQ(describe(Assignment{}), "pending, 0 shards, epoch 0");
 }
