@@ -1,0 +1,4 @@
+// shard-coordinator: the Node.js client of the shard_coordinator PostgreSQL
+// extension.
+
+export { jumpHash } from './jump-hash.js';
