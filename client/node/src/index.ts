@@ -2,3 +2,5 @@
 // extension.
 
 export { jumpHash } from './jump-hash.js';
+export { parseConnectionString } from './conninfo.js';
+export type { ParsedConnectionString } from './conninfo.js';
