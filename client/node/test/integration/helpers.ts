@@ -45,13 +45,16 @@ export function db(): pg.Pool {
   if (sharedPool === null) {
     sharedPool = new pg.Pool({ max: 4 });
     sharedPool.on('error', () => undefined);
-    const p = sharedPool;
-    after(async () => {
-      await p.end();
-    });
   }
   return sharedPool;
 }
+
+const registrars: ShardRegistrar[] = [];
+// Registered when this module loads, so that they run after the whole file.
+after(async () => {
+  await Promise.all(registrars.map((r) => r.stop()));
+  if (sharedPool !== null) await sharedPool.end();
+});
 
 export async function members(cluster: string): Promise<Record<string, unknown>[]> {
   const res = await db().query(
@@ -65,6 +68,11 @@ export async function members(cluster: string): Promise<Record<string, unknown>[
 /** A logger that keeps what it is given (and prints errors when TEST_VERBOSE is set). */
 export class TestLogger implements Logger {
   readonly lines: { level: string; text: string }[] = [];
+  /** Heartbeats answered so far (from the registrar's debug lines). */
+  heartbeats = 0;
+  debug(message: string): void {
+    if (message.includes('heartbeat:')) this.heartbeats++;
+  }
   error(message: string, ...rest: unknown[]): void {
     this.add('error', message, rest);
   }
@@ -97,11 +105,6 @@ export function record(r: ShardRegistrar): Recorded[] {
   }
   return out;
 }
-
-const registrars: ShardRegistrar[] = [];
-after(async () => {
-  await Promise.all(registrars.map((r) => r.stop()));
-});
 
 /** A registrar stopped after the file's tests (if the test did not). */
 export function registrar(options: ShardRegistrarOptions): ShardRegistrar {
@@ -139,6 +142,8 @@ export class TcpProxy {
   private readonly pairs = new Set<{ client: net.Socket; upstream: net.Socket }>();
   private frozen = false;
   dropNotifications = false;
+  /** Notifications dropped so far. */
+  dropped = 0;
   port = 0;
 
   async start(): Promise<this> {
@@ -174,6 +179,7 @@ export class TcpProxy {
           const len = pending.readUInt32BE(1);
           if (pending.length < 1 + len) break;
           if (type !== 'A') keep.push(pending.subarray(0, 1 + len));
+          else this.dropped++;
           pending = pending.subarray(1 + len);
         }
         if (keep.length > 0) client.write(Buffer.concat(keep));

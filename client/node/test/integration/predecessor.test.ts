@@ -22,15 +22,8 @@ after(async () => {
   await pool.end();
 });
 
-class CountingLogger extends TestLogger {
-  heartbeats = 0;
-  debug(message: string): void {
-    if (message.includes('heartbeat:')) this.heartbeats++;
-  }
-}
-
-function create(cluster: string): { registrar: ShardRegistrar; logger: CountingLogger } {
-  const logger = new CountingLogger();
+function create(cluster: string): { registrar: ShardRegistrar; logger: TestLogger } {
+  const logger = new TestLogger();
   const options: ShardRegistrarOptions = {
     pool,
     ipc,
