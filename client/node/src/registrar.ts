@@ -423,15 +423,15 @@ export class ShardRegistrar extends EventEmitter {
       throw new Error('no shard has been reserved');
     }
     let client: Queryable;
-    let release: (broken: boolean) => void;
+    let release: (broken: boolean) => Promise<void>;
     if (this.pool !== null) {
       const c = await this.pool.connect();
       client = c;
-      release = (broken) => c.release(broken);
+      release = async (broken) => c.release(broken);
     } else {
       const { client: c } = await connectWritable(this.targets, () => undefined).done;
       client = c as unknown as Queryable;
-      release = () => void discard(c, 1000);
+      release = () => discard(c, 1000);
     }
     let broken = false;
     try {
@@ -448,7 +448,7 @@ export class ShardRegistrar extends EventEmitter {
       }
       throw err;
     } finally {
-      release(broken);
+      await release(broken);
     }
   }
 

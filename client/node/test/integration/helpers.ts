@@ -68,10 +68,13 @@ export async function members(cluster: string): Promise<Record<string, unknown>[
 /** A logger that keeps what it is given (and prints errors when TEST_VERBOSE is set). */
 export class TestLogger implements Logger {
   readonly lines: { level: string; text: string }[] = [];
-  /** Heartbeats answered so far (from the registrar's debug lines). */
-  heartbeats = 0;
+  /** When each heartbeat was answered (from the registrar's debug lines). */
+  readonly heartbeatTimes: number[] = [];
+  get heartbeats(): number {
+    return this.heartbeatTimes.length;
+  }
   debug(message: string): void {
-    if (message.includes('heartbeat:')) this.heartbeats++;
+    if (message.includes('heartbeat:')) this.heartbeatTimes.push(Date.now());
   }
   error(message: string, ...rest: unknown[]): void {
     this.add('error', message, rest);
