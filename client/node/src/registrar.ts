@@ -604,7 +604,13 @@ export class ShardRegistrar extends EventEmitter {
       this.member,
       applied === null ? null : String(applied),
       this.incarnation,
-    ]);
+    ]).catch((err: unknown) => {
+      if (sqlstate(err) !== SQLSTATE.undefinedFunction) throw err;
+      throw new Error(
+        `${asError(err).message}: this client needs the shard_coordinator extension at version 1.1 or later ` +
+          '(ALTER EXTENSION shard_coordinator UPDATE), and EXECUTE on heartbeat(text, text, bigint, bigint)',
+      );
+    });
     const row = readHeartbeatRow(res.rows[0] as Record<string, unknown> | undefined);
     run.sentApplied = applied;
     if (!run.active) return;
