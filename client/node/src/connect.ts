@@ -77,6 +77,13 @@ export interface Connecting {
 export function connectWritable(targets: readonly Target[], onError: (err: Error) => void): Connecting {
   let cancelled = false;
   let current: pg.Client | null = null;
+  // Ending a client while it connects can leave its connect() unsettled
+  // (node-postgres then reports nothing), so a cancel ends the wait itself.
+  let abort: (err: Error) => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    abort = reject;
+  });
+  aborted.catch(() => undefined);
   const done = (async () => {
     const failures: { label: string; error: Error }[] = [];
     for (const target of targets) {
@@ -84,9 +91,8 @@ export function connectWritable(targets: readonly Target[], onError: (err: Error
       const client = newClient(target.config, onError);
       current = client;
       try {
-        await client.connect();
-        if (cancelled) throw new Error('cancelled');
-        const res = await client.query(IS_STANDBY_SQL);
+        await Promise.race([client.connect(), aborted]);
+        const res = await Promise.race([client.query(IS_STANDBY_SQL), aborted]);
         const row = res.rows[0] as { standby?: boolean } | undefined;
         if (row?.standby !== false) throw new Error('the server is a standby (in recovery)');
         current = null;
@@ -104,6 +110,7 @@ export function connectWritable(targets: readonly Target[], onError: (err: Error
   return {
     cancel() {
       cancelled = true;
+      abort(new Error('connecting was cancelled'));
       if (current !== null) void discard(current);
     },
     done,

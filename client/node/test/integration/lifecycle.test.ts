@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { TestLogger, closedPort, db, registrar, uniqueName, waitFor } from './helpers.js';
+import { TcpProxy, TestLogger, closedPort, db, registrar, uniqueName, waitFor } from './helpers.js';
 
 interface Child {
   out: string;
@@ -100,4 +100,17 @@ test('interval options: applied with configure() when the role may; else a warni
   assert.ok(t2 - t1 >= 1900, `heartbeats ${t2 - t1} ms apart, the server's interval is 2 s`);
   await w.stop();
   await db().query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+});
+
+test('stop() while connecting to a silent server returns at once', { timeout: 30000 }, async () => {
+  const proxy = await new TcpProxy().start();
+  proxy.cut();
+  const r = registrar({ cluster: uniqueName('silent'), pool: proxy.config() });
+  const started = r.start();
+  await waitFor('a connection attempt', () => proxy.connections > 0);
+  const t0 = Date.now();
+  await r.stop();
+  await started;
+  assert.ok(Date.now() - t0 < 2000, `stop() took ${Date.now() - t0} ms`);
+  await proxy.close();
 });
