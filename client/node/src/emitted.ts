@@ -1,9 +1,9 @@
 // emitted(): a promise for the next emission of an event, as the
 // predecessor's registrar offered (the `emitted` method of its event
-// emitter, after the p-event package): the first argument of the first
-// emission that passes the filter; rejected by an `error` emission
-// (`rejectionEvents`) or after `timeout` milliseconds. The promise has a
-// cancel() method that removes its listeners.
+// emitter): the first argument of the first emission that passes the
+// filter; rejected by an `error` emission (`rejectionEvents`) or after
+// `timeout` milliseconds. The promise has a cancel() method that removes its
+// listeners.
 
 import type { EventEmitter } from 'node:events';
 

@@ -13,7 +13,7 @@ import { TestLogger, uniqueName, waitFor } from './helpers.js';
 
 const pool = new pg.Pool({ max: 4 });
 pool.on('error', () => undefined);
-// The predecessor needed a @jcoreio/pg-ipc instance; this one is ignored.
+// The predecessor needed an ipc instance for LISTEN; this one is ignored.
 const ipc = { listen: async () => undefined, unlisten: async () => undefined, notify: async () => undefined };
 
 const started: ShardRegistrar[] = [];

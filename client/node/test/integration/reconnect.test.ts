@@ -79,7 +79,7 @@ test('every host down: start() resolves, errors name each host, the loop keeps t
 });
 
 // A standby of the test server, made with pg_basebackup, on a port of its own.
-function startStandby(): { port: number; stop: () => void } | string {
+function startStandby(): { port: number; stop: () => void; promote: () => void } | string {
   const bindir = process.env['PG_CONFIG'] ? execFileSync(process.env['PG_CONFIG'], ['--bindir']).toString().trim() : '';
   if (bindir === '') return 'PG_CONFIG is not set (run under scripts/with-pg.sh)';
   const { host, port } = serverAddress();
@@ -120,6 +120,7 @@ function startStandby(): { port: number; stop: () => void } | string {
   run(join(bindir, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', 'start']);
   return {
     port: standbyPort,
+    promote: () => run(join(bindir, 'pg_ctl'), ['-D', data, '-w', 'promote']),
     stop: () => {
       try {
         run(join(bindir, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
@@ -165,5 +166,94 @@ test('a host list whose first host is a standby', { timeout: 90000 }, async (t) 
     await r.stop();
   } finally {
     standby.stop();
+  }
+});
+
+test('failover: the primary stops, the standby is promoted, the registrar follows and keeps its shard', { timeout: 120000 }, async (t) => {
+  const stopPrimary = process.env['SC_PG_STOP'];
+  const startPrimary = process.env['SC_PG_START'];
+  if (stopPrimary === undefined || startPrimary === undefined) {
+    t.skip('SC_PG_STOP / SC_PG_START are not set (run under scripts/with-pg.sh)');
+    return;
+  }
+  let standby: ReturnType<typeof startStandby>;
+  try {
+    standby = startStandby();
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string };
+    t.skip(`could not make a standby: ${e.stderr?.toString().trim() || e.message}`);
+    return;
+  }
+  if (typeof standby === 'string') {
+    t.skip(standby);
+    return;
+  }
+  const { host, port } = serverAddress();
+  let primaryStopped = false;
+  const v = (m: string) => process.env['TEST_VERBOSE'] && console.error(new Date().toISOString(), m);
+  try {
+    const cluster = uniqueName('failover');
+    const r = registrar({
+      cluster,
+      pool: `host=${host},127.0.0.1 port=${port},${standby.port} target_session_attrs=read-write`,
+      heartbeatInterval: 1,
+      gracePeriod: 10,
+      reshardInterval: 0,
+    });
+    const events = record(r);
+    await r.start();
+    await waitFor('r active', () => r.currentAssignment()?.shard === 0);
+    const before = r.currentAssignment();
+    // The standby has replayed the reshard that placed r.
+    const primary = new pg.Client();
+    await primary.connect();
+    const { rows } = await primary.query('SELECT pg_current_wal_lsn()::text AS lsn');
+    await primary.end();
+    const lsn = (rows[0] as { lsn: string }).lsn;
+    const onStandby = async (sql: string, params: unknown[]): Promise<Record<string, unknown> | undefined> => {
+      const c = new pg.Client({ host: '127.0.0.1', port: standby.port, connectionTimeoutMillis: 2000 });
+      c.on('error', () => undefined);
+      // (Not inside the try: end() after a failed connect() never resolves.)
+      await c.connect();
+      try {
+        return (await c.query(sql, params)).rows[0] as Record<string, unknown> | undefined;
+      } finally {
+        await c.end();
+      }
+    };
+    await waitFor(
+      'the standby caught up',
+      async () => (await onStandby('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok', [lsn]))?.['ok'] === true,
+    );
+
+    v('stopping the primary');
+    execSync(stopPrimary, { stdio: 'ignore' });
+    primaryStopped = true;
+    v('promoting');
+    standby.promote();
+    v('promoted');
+    // r reconnects to the promoted server, whose worker loads the stored
+    // assignment and gives every member a full lease: same shard, same epoch.
+    await waitFor('an error for the lost primary', () => events.some((e) => e.event === 'error'), 30000);
+    v('error seen');
+    await waitFor(
+      'r heartbeating on the promoted server',
+      async () =>
+        (
+          await onStandby(
+            "SELECT count(*)::int AS n FROM shard_coordinator.members WHERE cluster = $1 AND last_heartbeat > now() - interval '2 s'",
+            [cluster],
+          )
+        )?.['n'] === 1,
+      40000,
+      200,
+    );
+    const told = JSON.stringify(events.map((e) => [e.event, e.value instanceof Error ? e.value.message : e.value]));
+    assert.deepEqual(r.currentAssignment(), before, told);
+    assert.equal(events.filter((e) => e.event === 'lost').length, 0, told);
+    await r.stop();
+  } finally {
+    standby.stop();
+    if (primaryStopped) execSync(startPrimary, { stdio: 'ignore' });
   }
 });
