@@ -67,5 +67,5 @@ failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$log" | awk '{s += $1} END {print 
 skipped=$(sed -n 's/^# skipped \([0-9]*\)$/\1/p' "$log" | awk '{s += $1} END {print s + 0}')
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # a runner that died
 if [ "$passed" -eq 0 ]; then status=1; fi
-echo "node client: $passed passed, $failed failed, $skipped skipped"
+echo "node: $passed passed, $failed failed, $skipped skipped"
 exit "$status"
