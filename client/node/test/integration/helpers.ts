@@ -11,6 +11,10 @@ import pg from 'pg';
 import { ShardRegistrar, type ShardRegistrarOptions } from '../../src/index.js';
 import type { Logger } from '../../src/log.js';
 
+// The test runner turns an uncaught exception into a cancelled test with
+// little to go on: say what it was.
+process.on('uncaughtException', (err) => console.error('uncaught exception:', err));
+
 /** Polls `check` until it returns a value that is not false/null/undefined; fails after `timeoutMs`. */
 export async function waitFor<T>(
   what: string,

@@ -118,16 +118,22 @@ function startStandby(): { port: number; stop: () => void; promote: () => void }
   write('postgresql.conf', conf);
   write('pg_hba.conf', hba);
   run(join(bindir, 'pg_ctl'), ['-D', data, '-l', join(dir, 'log'), '-w', 'start']);
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    try {
+      run(join(bindir, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+  // Also if the test is cut short: no server is left behind.
+  process.once('exit', stop);
   return {
     port: standbyPort,
     promote: () => run(join(bindir, 'pg_ctl'), ['-D', data, '-w', 'promote']),
-    stop: () => {
-      try {
-        run(join(bindir, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
-      }
-    },
+    stop,
   };
 }
 
