@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian 12's own packages, everything shard_coordinator needs to
 # build, test and demo: compilers, CMake, PostgreSQL 15 with headers, pgTAP,
-# and the client's libraries. Skips what is already there. Needs root (or sudo).
+# the client's libraries, and Node.js with npm (the Node package; its own
+# dependencies come from npm with `npm ci`). Skips what is already there. Needs root (or sudo).
 set -euo pipefail
 
 packages=(
@@ -11,10 +12,17 @@ packages=(
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl pgbouncer
   nlohmann-json3-dev libcli11-dev libgtest-dev
   clang-format clang-tidy python3 procps perl libfaketime
+  nodejs npm
 )
+
+# Node.js and npm count as there when their commands are (a Node.js from
+# elsewhere, e.g. one that bundles npm, is not replaced).
+command -v node >/dev/null 2>&1 && packages=("${packages[@]/nodejs}")
+command -v npm >/dev/null 2>&1 && packages=("${packages[@]/npm}")
 
 missing=()
 for p in "${packages[@]}"; do
+  [ -n "$p" ] || continue
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi

@@ -8,8 +8,8 @@
 # Suites: lint (clang-format, clang-tidy), unit (pure C++, GoogleTest), regress (pg_regress), isolation
 # (isolation specs), pgtap (pg_prove), tap (PostgreSQL::Test::Cluster: restarts,
 # crashes, standby, promotion, PgBouncer, failover), chaos (54 agents under
-# random faults, with an invariant checker), client (the client's own tests, when
-# client/ has a Makefile). The server suites run on throwaway PostgreSQL
+# random faults, with an invariant checker), client (the C++ client's own tests),
+# node (the Node.js package: its unit tests and integration tests). The server suites run on throwaway PostgreSQL
 # servers (scripts/with-pg.sh); the extension is installed first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ top=$(pwd)
 
 # chaos runs for SC_CHAOS_DURATION seconds (default 90); scripts/soak.sh runs
 # it for longer.
-suites=${SC_SUITES:-"lint unit regress isolation pgtap tap client chaos"}
+suites=${SC_SUITES:-"lint unit regress isolation pgtap tap client node chaos"}
 logs=$(mktemp -d)
 total_passed=0
 total_failed=0
@@ -40,6 +40,11 @@ count() {  # suite log -> "passed failed"
     pgtap)
       p=$(grep -Ec '^ok [0-9]+' "$log")
       f=$(grep -Ec '^not ok [0-9]+' "$log")
+      ;;
+    node)
+      read -r p f < <(sed -n 's/^node: \([0-9]*\) passed, \([0-9]*\) failed.*/\1 \2/p' "$log" | tail -1)
+      p=${p:-0}
+      f=${f:-0}
       ;;
     *)
       p=$(grep -Ec '^ok [0-9]+' "$log")
@@ -106,6 +111,10 @@ for suite in $suites; do
       if [ -f client/Makefile ]; then
         run_suite client-unit make -s -C client unit-test
         run_suite client scripts/with-pg.sh make -s -C client integration-test
+      fi ;;
+    node)
+      if [ -f client/node/package.json ]; then
+        run_suite node client/node/scripts/test.sh
       fi ;;
     *)
       echo "unknown suite $suite" >&2
