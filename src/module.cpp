@@ -90,8 +90,8 @@ void define_settings() {
       "exclusive: work goes to a member only after its holder released it; "
       "barrier: the same for key mappings other than jump hash; immediate: "
       "at once.",
-      &guc_handover, static_cast<int>(HandoverMode::Exclusive),
-      handover_modes, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+      &guc_handover, static_cast<int>(HandoverMode::Exclusive), handover_modes,
+      PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("shard_coordinator");
 }
 

@@ -51,7 +51,7 @@ struct BridgeMemberResult {
 
 // Room the caller allocates for the output, given the input.
 struct BridgeRoom {
-  std::int32_t keys;   // for keys, slots and target_slots
+  std::int32_t keys;  // for keys, slots and target_slots
   std::int32_t holds;
 };
 BridgeRoom bridge_room(const BridgeInput &input) noexcept;
@@ -71,9 +71,9 @@ struct BridgeOutput {
   std::int32_t nnext;
   std::int32_t *next_keys;  // input.nnext
   std::int32_t nholds;
-  PolicyHold *holds;          // room.holds
-  std::int32_t *slots;        // room.keys
-  std::int32_t *target_slots; // room.keys
+  PolicyHold *holds;           // room.holds
+  std::int32_t *slots;         // room.keys
+  std::int32_t *target_slots;  // room.keys
 };
 
 // Runs decide_reshard() and checks its result with decision_problem().

@@ -162,15 +162,15 @@ class Step {
         assign_slots(*eventual, previous, active_in_shard_order());
     for (PolicyKey &key : d_.keys) {
       auto at = std::lower_bound(eventual->begin(), eventual->end(), key.key);
-      key.target = at != eventual->end() && *at == key.key
-                       ? owners[static_cast<std::size_t>(at - eventual->begin())]
-                       : 0;
+      key.target =
+          at != eventual->end() && *at == key.key
+              ? owners[static_cast<std::size_t>(at - eventual->begin())]
+              : 0;
     }
   }
 
   bool granted_before(std::size_t i) const {
-    return c_.members[i].granted &&
-           c_.members[i].state == MemberState::Active;
+    return c_.members[i].granted && c_.members[i].state == MemberState::Active;
   }
 
   void add_hold(std::uint64_t id, PlainGrant grant) {
@@ -181,8 +181,7 @@ class Step {
 
   // The member's work goes with it (no hold) or is held.
   bool hold_needed(std::size_t i) const {
-    return !(d_.members[i].removed &&
-             c_.members[i].released_on_departure);
+    return !(d_.members[i].removed && c_.members[i].released_on_departure);
   }
 
   void revoke() {
@@ -296,8 +295,7 @@ class Step {
     for (std::size_t i = 0; i < c_.members.size(); ++i) {
       const MemberDecision &m = d_.members[i];
       if (c_.members[i].id == id || !m.granted) continue;
-      if (!grants_disjoint(grant, PlainGrant{m.shard, d_.grant_count},
-                           c_.mode))
+      if (!grants_disjoint(grant, PlainGrant{m.shard, d_.grant_count}, c_.mode))
         return true;
     }
     return false;
@@ -348,9 +346,9 @@ class Step {
       bool own = false;
       if (it != index_.end()) {
         const MemberDecision &m = d_.members[it->second];
-        own = !m.removed && m.granted && m.state == MemberState::Active &&
-              grant_inside(h.grant, PlainGrant{m.shard, d_.grant_count},
-                           c_.mode);
+        own =
+            !m.removed && m.granted && m.state == MemberState::Active &&
+            grant_inside(h.grant, PlainGrant{m.shard, d_.grant_count}, c_.mode);
       }
       if (own)
         stored_changed_ = true;
@@ -434,8 +432,7 @@ class Step {
       const bool active = m.state == MemberState::Active;
       m.changed = m.state != before.state ||
                   (active && m.shard != before.shard) ||
-                  m.granted != granted_before(i) ||
-                  m.slots != had[before.id] ||
+                  m.granted != granted_before(i) || m.slots != had[before.id] ||
                   (active && slots_before != slots_after);
       const bool targets_changed = m.target_slots != old_targets[before.id];
       stored_row_changed[i] = m.changed || targets_changed;
@@ -508,8 +505,7 @@ class Step {
     if (!d_.keys.empty()) return false;
     for (std::size_t i = 0; i < c_.members.size(); ++i) {
       const MemberDecision &m = d_.members[i];
-      if (m.removed || m.state != MemberState::Active ||
-          !c_.members[i].alive)
+      if (m.removed || m.state != MemberState::Active || !c_.members[i].alive)
         continue;
       if (!m.granted || d_.grant_count != d_.num_shards) return true;
     }
@@ -529,8 +525,7 @@ ReshardDecision decide_reshard(const PolicyCluster &cluster) {
   return Step(cluster).run();
 }
 
-const char *decision_problem(const ReshardDecision &d,
-                             const PolicyCluster &c) {
+const char *decision_problem(const ReshardDecision &d, const PolicyCluster &c) {
   // Targets: shards 0 .. num_shards-1, one member each.
   if (d.num_shards < 0) return "negative num_shards";
   std::vector<int> holders(static_cast<std::size_t>(d.num_shards), 0);

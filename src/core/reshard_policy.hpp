@@ -56,9 +56,9 @@ struct PolicyMember {
   bool released_on_departure = true;
   MemberState state = MemberState::Pending;  // target
   std::int32_t shard = kNoShard;             // target shard, when Active
-  bool granted = false;     // plain mode: holds (shard, grant_count)
-  std::int64_t epoch = 0;   // the epoch of its assignment
-  std::int64_t acked = 0;   // the epoch it acknowledged (0: none)
+  bool granted = false;    // plain mode: holds (shard, grant_count)
+  std::int64_t epoch = 0;  // the epoch of its assignment
+  std::int64_t acked = 0;  // the epoch it acknowledged (0: none)
 };
 
 // A plain-mode grant revoked from a member and not released yet.

@@ -101,11 +101,11 @@ struct ClusterEntry {
   // The leases of heartbeats stamped before recent shortenings of the lease
   // (lease_history.hpp): a promise made is kept.
   LeaseHistory leases;
-  int32 max_shards;          // 0: no cap
-  int32 num_shards;          // active targets, as of the last publication
+  int32 max_shards;  // 0: no cap
+  int32 num_shards;  // active targets, as of the last publication
   // Plain mode: the count of every grant (core/reshard_policy.hpp).
   int32 grant_count;
-  int64 epoch;               // as of the last published reshard
+  int64 epoch;  // as of the last published reshard
   // The last change of the count members see (plain: grant_count; slot
   // mode: num_shards): a member's epoch is at least this (member_epoch()).
   int64 count_epoch;
@@ -119,8 +119,8 @@ struct ClusterEntry {
   HandoverMode handover;
   TimestampTz exclusive_since;  // when it last switched to a mode that
                                 // grants exclusively (display); 0: created so
-  bool reshard_wanted;       // join, leave, expiry or max_shards change
-  bool reshard_fenced;       // the worker found the cluster held by fence()
+  bool reshard_wanted;          // join, leave, expiry or max_shards change
+  bool reshard_fenced;          // the worker found the cluster held by fence()
   // Something is held or withheld (as of the last publication).
   bool handover_pending;
   // An acknowledgement released a hold: a grant step is due (not gated).
@@ -256,8 +256,7 @@ int32 count_cluster_holds(const ClusterEntry *cluster);
 // if it is the highest so far and names an epoch this member was given or
 // one of this server's timeline (not yet published). Returns true when it
 // releases one of the member's holds (a grant step is then due).
-bool acknowledge(const ClusterEntry *cluster, MemberEntry *member,
-                 int64 epoch);
+bool acknowledge(const ClusterEntry *cluster, MemberEntry *member, int64 epoch);
 
 void install_shmem_hooks();
 

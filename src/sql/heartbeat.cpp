@@ -40,11 +40,11 @@ struct HeartbeatResult {
   int32 num_shards;  // the count it sees
   int64 epoch;
   int64 heartbeat_interval_us;
-  int64 lease_us;          // the promise: from the stamp, this long
-  int64 release_within;    // revoked work to stop within this; -1: none
-  int64 acknowledged;      // 0: none
-  bool wake_worker;        // the acknowledgement released a hold
-  int32 *slots;            // NULL unless active in a cluster with a slot set
+  int64 lease_us;        // the promise: from the stamp, this long
+  int64 release_within;  // revoked work to stop within this; -1: none
+  int64 acknowledged;    // 0: none
+  bool wake_worker;      // the acknowledgement released a hold
+  int32 *slots;          // NULL unless active in a cluster with a slot set
   int32 nslots;
 };
 
@@ -78,18 +78,19 @@ void stamp_and_fill(ClusterEntry *cluster, MemberEntry *member, int64 now,
   const bool slot_mode =
       cluster->slot_set >= 0 && slot_sets[cluster->slot_set].count > 0;
   out->state = member->state;
-  out->shows_shard = member->state == MemberState::Active &&
-                     (slot_mode || member->granted);
+  out->shows_shard =
+      member->state == MemberState::Active && (slot_mode || member->granted);
   out->shard = member->shard;
   out->num_shards = slot_mode ? cluster->num_shards : cluster->grant_count;
   out->epoch = member_epoch(cluster, member);
   out->heartbeat_interval_us = cluster->heartbeat_interval_us;
   out->lease_us = lease_at(cluster, now);
-  out->release_within =
-      member->release_deadline == 0 ? -1 : Max(0, member->release_deadline - now);
+  out->release_within = member->release_deadline == 0
+                            ? -1
+                            : Max(0, member->release_deadline - now);
   const uint64 acked = pg_atomic_read_u64(&member->acked);
-  out->acknowledged = static_cast<int64>(
-      Min(acked, static_cast<uint64>(Max(out->epoch, 0))));
+  out->acknowledged =
+      static_cast<int64>(Min(acked, static_cast<uint64>(Max(out->epoch, 0))));
   out->slots = copy_member_slots(cluster, member, &out->nslots);
 }
 
@@ -137,8 +138,7 @@ bool memo_remember(NameArg cluster_name, NameArg member_name,
 // The hot path: shared lock, the memo (or two hash lookups), one atomic
 // store.
 HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
-                              const HeartbeatArgs &args,
-                              HeartbeatResult *out) {
+                              const HeartbeatArgs &args, HeartbeatResult *out) {
   // A backend that serves several members will touch pages all over the
   // member table, so it maps them all at once (populate_page_tables()),
   // after its first switch of member. A worker's own connection, which

@@ -76,8 +76,8 @@ struct MemberRow {
   uint64 incarnation;
   int64 hold_epoch;
   int64 release_deadline;
-  const KeysCopy *keys;   // slot mode
-  char *releasing;        // plain holds, described; NULL: none
+  const KeysCopy *keys;  // slot mode
+  char *releasing;       // plain holds, described; NULL: none
 };
 
 // The member's plain holds, described ("shard 2 of 3; shard 0 of 4").
@@ -184,15 +184,16 @@ Datum sc_live_members(PG_FUNCTION_ARGS) {
     values[4] = Int64GetDatum(row.epoch);
     nulls[4] = row.state == MemberState::Pending && row.epoch == 0;
     values[5] = CStringGetTextDatum(row.shown_state);
-    values[6] = TimestampTzGetDatum(mono_to_timestamp(row.stamp, now, wall_now));
+    values[6] =
+        TimestampTzGetDatum(mono_to_timestamp(row.stamp, now, wall_now));
     values[7] =
         TimestampTzGetDatum(mono_to_timestamp(row.promise, now, wall_now));
     values[8] = TimestampTzGetDatum(row.joined_at);
     values[9] = static_cast<Datum>(0);
     nulls[9] = true;
     if (row.slot_mode && active)
-      values[9] =
-          keys_datum(*row.keys, row.join_seq, KeyRole::Grantee, false, &nulls[9]);
+      values[9] = keys_datum(*row.keys, row.join_seq, KeyRole::Grantee, false,
+                             &nulls[9]);
     if (natts >= 18) {
       values[10] = Int32GetDatum(row.shard);
       nulls[10] = !active;
@@ -279,9 +280,9 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
   LWLockAcquire(shared->lock, LW_SHARED);
   const int64 now = mono_now_us();
   if (shared->loaded) {
-    rows = static_cast<ClusterRow *>(palloc0(
-        sizeof(ClusterRow) *
-        static_cast<size_t>(Max(shared->cluster_count, 1))));
+    rows = static_cast<ClusterRow *>(
+        palloc0(sizeof(ClusterRow) *
+                static_cast<size_t>(Max(shared->cluster_count, 1))));
     HASH_SEQ_STATUS status;
     hash_seq_init(&status, cluster_table);
     while (auto *cluster =
@@ -331,7 +332,8 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
     values[5] = Int64GetDatum(row.epoch);
     values[6] = Int32GetDatum(row.num_shards);
     values[7] = Int32GetDatum(row.members);
-    values[8] = Int32GetDatum(row.counts[static_cast<int>(MemberState::Active)]);
+    values[8] =
+        Int32GetDatum(row.counts[static_cast<int>(MemberState::Active)]);
     values[9] =
         Int32GetDatum(row.counts[static_cast<int>(MemberState::Standby)]);
     values[10] =

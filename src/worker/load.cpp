@@ -87,12 +87,11 @@ void load_cluster_slots(ClusterEntry *cluster, const char *name, Datum slots,
   if (cluster->slot_set < 0) cluster->slot_set = allocate_slot_set(cluster->id);
   if (cluster->slot_set < 0 || nkeys > guc_max_slots ||
       npending > guc_max_slots) {
-    ereport(WARNING,
-            (errmsg("shard_coordinator: no room for the slot set of "
-                    "cluster \"%s\"",
-                    name),
-             errhint("Raise shard_coordinator.max_slot_clusters or "
-                     "shard_coordinator.max_slots.")));
+    ereport(WARNING, (errmsg("shard_coordinator: no room for the slot set of "
+                             "cluster \"%s\"",
+                             name),
+                      errhint("Raise shard_coordinator.max_slot_clusters or "
+                              "shard_coordinator.max_slots.")));
     if (cluster->slot_set >= 0) free_slot_set(cluster->slot_set);
     cluster->slot_set = -1;
     return;
@@ -180,13 +179,11 @@ void load_cluster_row(HeapTuple tuple, TupleDesc desc, int64 now) {
   }
   cluster->epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull));
   cluster->num_shards = DatumGetInt32(SPI_getbinval(tuple, desc, 7, &isnull));
-  cluster->count_epoch =
-      DatumGetInt64(SPI_getbinval(tuple, desc, 10, &isnull));
+  cluster->count_epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 10, &isnull));
   // Not stored: counted from the last change of the count (fences with
   // keys of older epochs fail for a while, never pass wrongly).
   cluster->shrink_epoch = cluster->count_epoch;
-  cluster->grant_count =
-      DatumGetInt32(SPI_getbinval(tuple, desc, 13, &isnull));
+  cluster->grant_count = DatumGetInt32(SPI_getbinval(tuple, desc, 13, &isnull));
   // Every promise made before this start ends within the longest lease
   // ever promised: members and holds get that long from now.
   const int64 lease = cluster->heartbeat_interval_us + cluster->grace_period_us;
@@ -258,7 +255,8 @@ void load_member_row(HeapTuple tuple, TupleDesc desc, int64 now,
   member->state = active ? MemberState::Active : MemberState::Standby;
   member->shard = active ? DatumGetInt32(shard) : kNoShard;
   member->epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
-  member->granted = active && DatumGetBool(SPI_getbinval(tuple, desc, 9, &isnull));
+  member->granted =
+      active && DatumGetBool(SPI_getbinval(tuple, desc, 9, &isnull));
   Datum incarnation = SPI_getbinval(tuple, desc, 11, &isnull);
   member->incarnation =
       isnull ? 0 : static_cast<uint64>(DatumGetInt64(incarnation));
@@ -318,8 +316,7 @@ void load_pending_releases(SPITupleTable *rows, uint64 nrows, int64 now,
   TupleDesc desc = rows->tupdesc;
   const size_t room = static_cast<size_t>(Max(nrows, 1)) +
                       (append ? static_cast<size_t>(hold_pool_size()) : 0);
-  auto *holds =
-      static_cast<PolicyHold *>(palloc(sizeof(PolicyHold) * room));
+  auto *holds = static_cast<PolicyHold *>(palloc(sizeof(PolicyHold) * room));
   int32 nholds = 0;
   ClusterEntry *current = nullptr;
   auto flush = [&]() {
@@ -469,8 +466,7 @@ void delete_dropped_members(const DroppedMembers *dropped, int64 now) {
     ClusterEntry *cluster = find_cluster(cname, strlen(cname));
     if (cluster == nullptr) continue;
     const int64 deadline = now + cluster->max_lease_us;
-    if (cluster->release_check_at == 0 ||
-        deadline < cluster->release_check_at)
+    if (cluster->release_check_at == 0 || deadline < cluster->release_check_at)
       cluster->release_check_at = deadline;
   }
   LWLockRelease(shared->lock);

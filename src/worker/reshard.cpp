@@ -59,8 +59,8 @@ void snapshot_keys(const ClusterEntry *cluster, Snapshot *snap) {
   if (set.pending_count >= 0) {
     snap->slots_pending = true;
     snap->pending_serial = set.pending_serial;
-    auto *next = static_cast<int32 *>(palloc(
-        sizeof(int32) * static_cast<size_t>(Max(set.pending_count, 1))));
+    auto *next = static_cast<int32 *>(
+        palloc(sizeof(int32) * static_cast<size_t>(Max(set.pending_count, 1))));
     memcpy(next, slot_pending_keys(cluster->slot_set),
            sizeof(int32) * static_cast<size_t>(set.pending_count));
     in.keys_pending = true;
@@ -105,8 +105,8 @@ bool take_snapshot(const char *name, int64 now, bool settings_only,
   in.grants_allowed = now >= cluster->grants_held_until;
   in.now = now;
   in.nmembers = settings_only ? 0 : cluster->member_count;
-  auto *members = static_cast<PolicyMember *>(palloc0(
-      sizeof(PolicyMember) * static_cast<size_t>(Max(in.nmembers, 1))));
+  auto *members = static_cast<PolicyMember *>(
+      palloc0(sizeof(PolicyMember) * static_cast<size_t>(Max(in.nmembers, 1))));
   snap->names = static_cast<SnapMember *>(
       palloc0(sizeof(SnapMember) * static_cast<size_t>(Max(in.nmembers, 1))));
   int i = 0;
@@ -165,7 +165,8 @@ void allocate_output(const Snapshot *snap, BridgeOutput *out) {
   out->keys = static_cast<PolicyKey *>(
       palloc0(sizeof(PolicyKey) * static_cast<size_t>(room.keys)));
   if (in.nkeys > 0)
-    memcpy(out->keys, in.keys, sizeof(PolicyKey) * static_cast<size_t>(in.nkeys));
+    memcpy(out->keys, in.keys,
+           sizeof(PolicyKey) * static_cast<size_t>(in.nkeys));
   out->keys_pending = in.keys_pending;
   out->nnext = in.nnext;
   out->next_keys = static_cast<int32 *>(
@@ -272,8 +273,7 @@ void publish(const Snapshot *snap, BridgeOutput *out, int64 now,
       member->granted = r.granted;
       if (r.changed) member->epoch = out->epoch;
       member->hold_epoch = r.hold_epoch;
-      member->release_deadline =
-          release_deadline_of(out, in.members[i].id);
+      member->release_deadline = release_deadline_of(out, in.members[i].id);
     }
     if (!set_cluster_holds(cluster, out->holds, out->nholds))
       ereport(WARNING,
@@ -301,8 +301,8 @@ void publish(const Snapshot *snap, BridgeOutput *out, int64 now,
           (cluster->release_check_at == 0 ||
            out->keys[k].hold_deadline < cluster->release_check_at))
         cluster->release_check_at = out->keys[k].hold_deadline;
-    const bool handover_ended = cluster->handover_pending &&
-                                !out->handover_pending;
+    const bool handover_ended =
+        cluster->handover_pending && !out->handover_pending;
     cluster->handover_pending = out->handover_pending;
     if (out->epoch_moves) cluster->resharded_at = wall_now;
     // The gate counts from the end of the last change, or of the handover
@@ -345,8 +345,7 @@ void take_back(const Snapshot *snap, int64 retry_at) {
 bool set_reshard_fenced(const char *name, bool fenced) {
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = find_cluster(name, strlen(name));
-  if (cluster != nullptr && fenced)
-    fenced = step_due(cluster, mono_now_us());
+  if (cluster != nullptr && fenced) fenced = step_due(cluster, mono_now_us());
   if (cluster != nullptr) cluster->reshard_fenced = fenced;
   LWLockRelease(shared->lock);
   if (!fenced) ConditionVariableBroadcast(&shared->changed_cv);

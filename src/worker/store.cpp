@@ -33,8 +33,7 @@ namespace shard_coordinator::worker {
 namespace {
 
 // Prepares `sql` once (kept for the worker's life) and returns the plan.
-SPIPlanPtr prepared(SPIPlanPtr *plan, const char *sql, int nargs,
-                    Oid *types) {
+SPIPlanPtr prepared(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types) {
   if (*plan != nullptr) return *plan;
   SPIPlanPtr fresh = SPI_prepare(sql, nargs, types);
   if (fresh == nullptr)
@@ -81,10 +80,10 @@ SPIPlanPtr add_releases_plan = nullptr;
 
 void store_cluster_row(const Snapshot *snap, const BridgeOutput *out,
                        TimestampTz wall_now) {
-  Oid types[16] = {TEXTOID,        INTERVALOID,  INTERVALOID, INTERVALOID,
-                   INT4OID,        INT8OID,      INT4OID,     TIMESTAMPTZOID,
-                   INT4ARRAYOID,   INT4ARRAYOID, TEXTOID,     INT4OID,
-                   INTERVALOID,    INT4OID,      BOOLOID,     BOOLOID};
+  Oid types[16] = {TEXTOID,      INTERVALOID,  INTERVALOID, INTERVALOID,
+                   INT4OID,      INT8OID,      INT4OID,     TIMESTAMPTZOID,
+                   INT4ARRAYOID, INT4ARRAYOID, TEXTOID,     INT4OID,
+                   INTERVALOID,  INT4OID,      BOOLOID,     BOOLOID};
   SPIPlanPtr plan = prepared(
       &cluster_plan,
       "INSERT INTO shard_coordinator.cluster_state AS c (cluster, "
@@ -162,11 +161,10 @@ void delete_removed_members(const Snapshot *snap, const BridgeOutput *out) {
   }
   if (count == 0) return;
   Oid types[2] = {TEXTOID, TEXTARRAYOID};
-  SPIPlanPtr plan =
-      prepared(&delete_plan,
-               "DELETE FROM shard_coordinator.member_state "
-               "WHERE cluster = $1 AND member = ANY ($2)",
-               2, types);
+  SPIPlanPtr plan = prepared(&delete_plan,
+                             "DELETE FROM shard_coordinator.member_state "
+                             "WHERE cluster = $1 AND member = ANY ($2)",
+                             2, types);
   Datum values[2] = {CStringGetTextDatum(snap->name),
                      PointerGetDatum(construct_array(names, count, TEXTOID, -1,
                                                      false, TYPALIGN_INT))};
@@ -204,8 +202,7 @@ void write_changed_members(const Snapshot *snap, const BridgeOutput *out) {
     states[count] = CStringGetTextDatum(state_name(r.state));
     shards[count] = Int32GetDatum(r.shard);
     shard_nulls[count] = !active;
-    epochs[count] =
-        Int64GetDatum(r.changed ? out->epoch : in.members[i].epoch);
+    epochs[count] = Int64GetDatum(r.changed ? out->epoch : in.members[i].epoch);
     join_seqs[count] = Int64GetDatum(static_cast<int64>(in.members[i].id));
     joined_ats[count] = TimestampTzGetDatum(snap->names[i].joined_at);
     granted[count] = BoolGetDatum(r.granted);
@@ -225,9 +222,10 @@ void write_changed_members(const Snapshot *snap, const BridgeOutput *out) {
     count++;
   }
   if (count == 0) return;
-  Oid types[11] = {TEXTOID,      TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
-                   INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
-                   BOOLARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+  Oid types[11] = {
+      TEXTOID,      TEXTARRAYOID, TEXTARRAYOID,        INT4ARRAYOID,
+      INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID, BOOLARRAYOID,
+      INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
   SPIPlanPtr plan = prepared(
       &members_plan,
       "INSERT INTO shard_coordinator.member_state AS m (cluster, member, "
@@ -258,14 +256,13 @@ void write_changed_members(const Snapshot *snap, const BridgeOutput *out) {
       epochs, count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
   values[5] = PointerGetDatum(construct_array(
       join_seqs, count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-  values[6] =
-      PointerGetDatum(construct_array(joined_ats, count, TIMESTAMPTZOID, 8,
-                                      FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+  values[6] = PointerGetDatum(construct_array(
+      joined_ats, count, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
   values[7] = PointerGetDatum(
       construct_array(granted, count, BOOLOID, 1, true, TYPALIGN_CHAR));
   values[8] = PointerGetDatum(
-      construct_md_array(incarnations, incarnation_nulls, 1, dims, lbs,
-                         INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+      construct_md_array(incarnations, incarnation_nulls, 1, dims, lbs, INT8OID,
+                         8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
   values[9] = PointerGetDatum(construct_md_array(
       slot_lists, slot_nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
   values[10] = PointerGetDatum(construct_md_array(target_lists, target_nulls, 1,
@@ -380,7 +377,8 @@ void write_pending_releases(const Snapshot *snap, const BridgeOutput *out) {
   for (int32 h = 0; h < out->nholds; ++h) {
     const PolicyHold &hold = out->holds[h];
     join_seqs[count] = Int64GetDatum(static_cast<int64>(hold.member));
-    members[count] = CStringGetTextDatum(holder_name(snap, stored, hold.member));
+    members[count] =
+        CStringGetTextDatum(holder_name(snap, stored, hold.member));
     epochs[count] = Int64GetDatum(hold.epoch);
     shards[count] = Int32GetDatum(hold.grant.shard);
     counts[count] = Int32GetDatum(hold.grant.count);
@@ -462,12 +460,11 @@ void queue_notices(const Snapshot *snap, const BridgeOutput *out) {
     channel_name(snap->name, cluster_len, name, strlen(name), channel);
     const bool active = !r.removed && r.state == MemberState::Active;
     const bool shows_shard = active && (slots || r.granted);
-    if (!member_notice_into(snap->name, name, shows_shard ? r.shard : kNoShard,
-                            count, out->epoch,
-                            r.removed ? "removed" : state_name(r.state),
-                            slots && active ? out->slots + r.slots_offset
-                                            : nullptr,
-                            slots && active ? r.nslots : 0, payload))
+    if (!member_notice_into(
+            snap->name, name, shows_shard ? r.shard : kNoShard, count,
+            out->epoch, r.removed ? "removed" : state_name(r.state),
+            slots && active ? out->slots + r.slots_offset : nullptr,
+            slots && active ? r.nslots : 0, payload))
       elog(ERROR, "could not build the notification payload of \"%s\"", name);
     Async_Notify(channel, payload);
   }

@@ -72,7 +72,8 @@ TEST(Grants, BarrierIsDisjointOnlyAtTheSameCount) {
   EXPECT_TRUE(grant_inside({0, 3}, {0, 3}, HandoverMode::Barrier));
 }
 
-// ---- Examples ----------------------------------------------------------------
+// ---- Examples
+// ----------------------------------------------------------------
 
 PolicyMember active(std::uint64_t id, std::int32_t shard, bool granted,
                     std::int64_t epoch) {
@@ -250,7 +251,8 @@ TEST(Handover, AnExpiredMembersHoldOutlivesItsRemoval) {
   next.now = 500;
   next.holds = d.holds;
   next.holds[0].deadline = 1000;
-  PolicyMember second = active(2, d.members[1].shard, false, d.members[1].epoch);
+  PolicyMember second =
+      active(2, d.members[1].shard, false, d.members[1].epoch);
   next.members = {second};
   ReshardDecision d2 = decide_reshard(next);
   ASSERT_STREQ(decision_problem(d2, next), "");
@@ -346,7 +348,8 @@ TEST(Handover, NoGrantsWhileGrantsAreHeld) {
   EXPECT_TRUE(d.handover_pending);
 }
 
-// ---- The simulation ------------------------------------------------------------
+// ---- The simulation
+// ------------------------------------------------------------
 
 constexpr std::int64_t kLease = 1000;  // ms: heartbeat 300 + grace 700
 constexpr std::int64_t kInterval = 300;
@@ -376,7 +379,7 @@ struct Fading {
 
 struct Client {
   std::uint64_t id = 0;
-  bool acks = true;        // sends applied_epoch
+  bool acks = true;  // sends applied_epoch
   // The server expires it this long after its last heartbeat; shorter than
   // the lease it was promised when the cluster's lease was shortened since
   // (the promise still stands: it may work on until stamp + kLease).
@@ -483,7 +486,8 @@ struct World {
       if (m.id != c.id) continue;
       std::int64_t ack = 0;
       if (c.acks && c.ack_pending > 0 && now >= c.stop_at) ack = c.ack_pending;
-      if (c.acks && uniform(0, 20) == 0) ack = std::max<std::int64_t>(0, ack - 3);
+      if (c.acks && uniform(0, 20) == 0)
+        ack = std::max<std::int64_t>(0, ack - 3);
       if (ack > 0) m.acked = std::max(m.acked, ack);
       c.acked_sent = m.acked;
     }
@@ -502,11 +506,10 @@ struct World {
     std::vector<const Client *> working;
     for (auto &entry : clients) {
       Client &c = entry.second;
-      c.fading.erase(std::remove_if(c.fading.begin(), c.fading.end(),
-                                    [this](const Fading &f) {
-                                      return f.until <= now;
-                                    }),
-                     c.fading.end());
+      c.fading.erase(
+          std::remove_if(c.fading.begin(), c.fading.end(),
+                         [this](const Fading &f) { return f.until <= now; }),
+          c.fading.end());
       self_fence(c);
       if (c.left) {
         c.told = Work{};
@@ -523,9 +526,9 @@ struct World {
         if (owner != nullptr && owner != c) {
           ++violations;
           if (first_violation.empty())
-            first_violation = "item " + std::to_string(item) + " worked on by " +
-                              std::to_string(owner->id) + " and " +
-                              std::to_string(c->id) + " at " +
+            first_violation = "item " + std::to_string(item) +
+                              " worked on by " + std::to_string(owner->id) +
+                              " and " + std::to_string(c->id) + " at " +
                               std::to_string(now);
         }
         owner = c;
@@ -587,8 +590,8 @@ struct World {
   }
 };
 
-void run_history(std::uint64_t seed, HandoverMode mode, bool slots,
-                 int steps, World *out_world) {
+void run_history(std::uint64_t seed, HandoverMode mode, bool slots, int steps,
+                 World *out_world) {
   World w(seed);
   w.server.mode = mode;
   if (slots) {
@@ -747,17 +750,16 @@ TEST(HandoverPlain, AMemberThatStaysKeepsWorking) {
       // Who works now, and on which shard.
       std::map<std::uint64_t, std::int32_t> before;
       for (const PolicyMember &m : w.server.members)
-        if (m.granted && m.state == MemberState::Active)
-          before[m.id] = m.shard;
+        if (m.granted && m.state == MemberState::Active) before[m.id] = m.shard;
       w.step(true);
       if (::testing::Test::HasFatalFailure()) return;
       for (const PolicyMember &m : w.server.members) {
         auto it = before.find(m.id);
         if (it == before.end() || m.state != MemberState::Active) continue;
         if (m.shard == it->second) {
-          EXPECT_TRUE(m.granted) << "seed " << seed << ": member " << m.id
-                                 << " stays on shard " << m.shard
-                                 << " but was revoked to nothing";
+          EXPECT_TRUE(m.granted)
+              << "seed " << seed << ": member " << m.id << " stays on shard "
+              << m.shard << " but was revoked to nothing";
         }
       }
     }
