@@ -210,7 +210,7 @@ sub start_agent
 		$ENV{SC_TEST_DIR} = $dir;
 		delete $ENV{PGAPPNAME};    # the agent's own name, as in production
 		exec($agent, '-vv', 'run', '--cluster', 'pb', '--member', $member,
-			'--dsn', $dsn, '--kill-timeout', '2s', '--', $child)
+			'--dsn', $dsn, '--kill-timeout', '500ms', '--', $child)
 		  or POSIX::_exit(127);
 	}
 	$agents{$member} = $pid;
