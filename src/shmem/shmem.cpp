@@ -329,7 +329,9 @@ MemberEntry *create_member(ClusterEntry *cluster, const char *name, size_t len,
   pg_atomic_init_u64(&member->last_seen, static_cast<uint64>(now));
   member->joined_at = wall_now;
   member->join_seq = shared->next_join_seq++;
-  member->epoch = 0;
+  // A registration is the member's own change: its epoch is the cluster's
+  // (so the epochs a name sees never go back, not across registrations).
+  member->epoch = cluster->epoch;
   pg_atomic_init_u64(&member->acked, 0);
   member->incarnation = 0;
   member->hold_epoch = 0;

@@ -148,10 +148,11 @@ SELECT shard_coordinator.fence('fence_c', 'a', test_fence.e('a1'));
 SELECT shard_coordinator.fence('fence_c', 'nobody', test_fence.e('c3'));
 SELECT code, message, hint FROM test_fence.fence_error('fence_c', 'c', test_fence.e('c3'));
 
--- A pending member cannot fence, not even at the cluster's epoch: close
--- the gate so that p stays pending.
+-- A pending member cannot fence, not even at the cluster's epoch (the
+-- epoch of its heartbeat row): close the gate so that p stays pending.
 SELECT shard_coordinator.configure('fence_c', reshard_interval => '1 day');
-SELECT state FROM shard_coordinator.heartbeat('fence_c', 'p');
+SELECT state, epoch = test_fence.cluster_epoch('fence_c') AS row_epoch_is_cluster_epoch
+  FROM shard_coordinator.heartbeat('fence_c', 'p');
 SELECT test_fence.try_fence('fence_c', 'p', test_fence.cluster_epoch('fence_c')) AS pending;
 INSERT INTO test_fence.details
   SELECT 'pending', detail FROM test_fence.fence_error('fence_c', 'p', test_fence.cluster_epoch('fence_c'));

@@ -255,12 +255,10 @@ ok( $node->poll_query_until('postgres', q{
 my $cluster_epoch = $node->safe_psql('postgres',
 	"SELECT epoch FROM shard_coordinator.cluster_state WHERE cluster = 'n'");
 ok($cluster_epoch > $epoch_before, 'the epoch moved on while m3 was away');
-my $count_epoch = $node->safe_psql('postgres',
-	"SELECT num_shards_epoch FROM shard_coordinator.cluster_state WHERE cluster = 'n'");
 $member_conn = listener('sc_m3');
 $row = session_query($member_conn, $heartbeat_query);
-is($row, "-/1/$count_epoch/pending",
-	"m3's next heartbeat registers it anew (pending, at the epoch of num_shards), not its old shard");
+is($row, "-/1/$cluster_epoch/pending",
+	"m3's next heartbeat registers it anew (pending, the cluster's epoch), not its old shard");
 # It gets a shard at the next reshard, by notification and by heartbeat.
 my $back = next_settled_notification($member_conn);
 is(payload_string($back // {}), '1/2/' . ($back // {})->{epoch} . '/active',
