@@ -199,12 +199,14 @@ bool set_cluster_holds(ClusterEntry *cluster, const PolicyHold *holds,
 
 bool acknowledge(const ClusterEntry *cluster, MemberEntry *member,
                  int64 epoch) {
-  // Another timeline's epoch that this server never gave this member: the
-  // promoted server cannot know what it acknowledges.
-  const uint64 timeline_of_epoch = (static_cast<uint64>(epoch) >> 32) + 1;
-  if (epoch > member_epoch(cluster, member) &&
-      timeline_of_epoch != shared->timeline)
-    return false;
+  // An epoch this member cannot have been given yet (a stale client, one of
+  // another timeline, a bogus value) counts only as far as what it has
+  // been given: its published epoch, or the step being stored (whose
+  // notices may arrive before it is published).
+  const int64 given =
+      Max(member_epoch(cluster, member), cluster->epoch_in_flight);
+  if (epoch > given) epoch = given;
+  if (epoch <= 0) return false;
   uint64 current = pg_atomic_read_u64(&member->acked);
   while (static_cast<uint64>(epoch) > current) {
     if (pg_atomic_compare_exchange_u64(&member->acked, &current,
@@ -295,6 +297,7 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   cluster->reshard_wanted = false;
   cluster->reshard_fenced = false;
   cluster->handover_pending = false;
+  cluster->epoch_in_flight = 0;
   pg_atomic_init_u32(&cluster->grant_check_wanted, 0);
   cluster->release_check_at = 0;
   cluster->grants_held_until = 0;

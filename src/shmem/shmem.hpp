@@ -128,6 +128,10 @@ struct ClusterEntry {
   pg_atomic_uint32 grant_check_wanted;
   // The earliest release deadline of its holds (monotonic); 0: none.
   int64 release_check_at;
+  // The epoch of the step the worker is storing (0: none): its notices may
+  // reach members before shared memory shows it, so an acknowledgement of
+  // it is not early. Anything later is (acknowledge()).
+  int64 epoch_in_flight;
   // No new grants before this (monotonic): a promoted server whose last
   // store was not synchronously replicated holds them one full lease.
   int64 grants_held_until;

@@ -143,6 +143,7 @@ bool take_snapshot(const char *name, int64 now, bool settings_only,
   if (!settings_only) {
     if (reshard) cluster->reshard_wanted = false;
     pg_atomic_write_u32(&cluster->grant_check_wanted, 0);
+    cluster->epoch_in_flight = cluster->epoch + 1;
   }
   LWLockRelease(shared->lock);
   return true;
@@ -287,6 +288,7 @@ void publish(const Snapshot *snap, BridgeOutput *out, int64 now,
     if (plain && out->grant_count < in.grant_count && out->epoch_moves)
       cluster->shrink_epoch = out->epoch;
     cluster->epoch = out->epoch;
+    cluster->epoch_in_flight = 0;
     cluster->num_shards = out->num_shards;
     cluster->grant_count = out->grant_count;
     cluster->expiry_check_at = 0;
@@ -333,6 +335,7 @@ void take_back(const Snapshot *snap, int64 retry_at) {
     }
     if (snap->input.reshard) cluster->reshard_wanted = true;
     pg_atomic_write_u32(&cluster->grant_check_wanted, 1);
+    cluster->epoch_in_flight = 0;
     cluster->expiry_check_at = 0;
     cluster->retry_at = retry_at;
   }
