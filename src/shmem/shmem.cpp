@@ -197,25 +197,56 @@ bool set_cluster_holds(ClusterEntry *cluster, const PolicyHold *holds,
   return true;
 }
 
+namespace {
+
+// Raises an atomic to at least `value`; returns the value it had.
+uint64 raise_atomic(pg_atomic_uint64 *target, uint64 value) {
+  uint64 current = pg_atomic_read_u64(target);
+  while (value > current) {
+    if (pg_atomic_compare_exchange_u64(target, &current, value)) break;
+  }
+  return current;
+}
+
+}  // namespace
+
 bool acknowledge(const ClusterEntry *cluster, MemberEntry *member,
                  int64 epoch) {
-  // An epoch this member cannot have been given yet (a stale client, one of
-  // another timeline, a bogus value) counts only as far as what it has
-  // been given: its published epoch, or the step being stored (whose
-  // notices may arrive before it is published).
-  const int64 given =
-      Max(member_epoch(cluster, member), cluster->epoch_in_flight);
+  // What this member has been given: its published epoch. The step being
+  // stored may have told it more already (its notices go at commit, shared
+  // memory follows): that acknowledgement is kept aside until the step is
+  // published (apply_acks_ahead()). Anything later (a stale client, one of
+  // another timeline, a bogus value) counts only as far as it has been
+  // given.
+  const int64 given = member_epoch(cluster, member);
+  if (epoch > given && epoch <= cluster->epoch_in_flight)
+    raise_atomic(&member->ack_ahead, static_cast<uint64>(epoch));
   if (epoch > given) epoch = given;
   if (epoch <= 0) return false;
-  uint64 current = pg_atomic_read_u64(&member->acked);
-  while (static_cast<uint64>(epoch) > current) {
-    if (pg_atomic_compare_exchange_u64(&member->acked, &current,
-                                       static_cast<uint64>(epoch))) {
-      return member->hold_epoch > 0 && epoch >= member->hold_epoch &&
-             static_cast<int64>(current) < member->hold_epoch;
-    }
+  const uint64 before =
+      raise_atomic(&member->acked, static_cast<uint64>(epoch));
+  return static_cast<int64>(before) < epoch && member->hold_epoch > 0 &&
+         epoch >= member->hold_epoch &&
+         static_cast<int64>(before) < member->hold_epoch;
+}
+
+bool apply_acks_ahead(ClusterEntry *cluster, bool published) {
+  bool released = false;
+  dlist_iter iter;
+  dlist_foreach(iter, &cluster->members) {
+    auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
+    const uint64 ahead = pg_atomic_exchange_u64(&member->ack_ahead, 0);
+    if (!published || ahead == 0) continue;
+    const int64 epoch =
+        Min(static_cast<int64>(ahead), member_epoch(cluster, member));
+    if (epoch <= 0) continue;
+    const uint64 before =
+        raise_atomic(&member->acked, static_cast<uint64>(epoch));
+    if (member->hold_epoch > 0 && epoch >= member->hold_epoch &&
+        static_cast<int64>(before) < member->hold_epoch)
+      released = true;
   }
-  return false;
+  return released;
 }
 
 int32 allocate_slot_set(uint32 cluster_id) {
@@ -336,6 +367,7 @@ MemberEntry *create_member(ClusterEntry *cluster, const char *name, size_t len,
   // (so the epochs a name sees never go back, not across registrations).
   member->epoch = cluster->epoch;
   pg_atomic_init_u64(&member->acked, 0);
+  pg_atomic_init_u64(&member->ack_ahead, 0);
   member->incarnation = 0;
   member->hold_epoch = 0;
   member->release_deadline = 0;

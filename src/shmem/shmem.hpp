@@ -176,6 +176,10 @@ struct MemberEntry {
   // The highest epoch it acknowledged (applied_epoch): set by heartbeats
   // under the shared lock, hence atomic; read by the worker.
   pg_atomic_uint64 acked;
+  // An acknowledgement of the step being stored (its notice came before
+  // shared memory shows it): it counts once that step is published, not
+  // before, and not at all if the step fails (acknowledge()).
+  pg_atomic_uint64 ack_ahead;
   uint64 incarnation;  // 0: none sent yet
   // Its oldest hold's epoch (0: none): an acknowledgement at or after it
   // releases something; and the earliest release deadline (monotonic).
@@ -256,11 +260,16 @@ bool set_cluster_holds(ClusterEntry *cluster, const PolicyHold *holds,
 int32 copy_cluster_holds(const ClusterEntry *cluster, PolicyHold *out);
 int32 count_cluster_holds(const ClusterEntry *cluster);
 
-// A member's acknowledgement of `epoch` (heartbeat, shared lock held): kept
-// if it is the highest so far and names an epoch this member was given or
-// one of this server's timeline (not yet published). Returns true when it
-// releases one of the member's holds (a grant step is then due).
+// A member's acknowledgement of `epoch` (heartbeat, shared lock held):
+// counts up to the epoch the member has been given (published); one of the
+// step being stored is kept aside until that step is published. Never an
+// error. Returns true when it releases one of the member's holds (a grant
+// step is then due).
 bool acknowledge(const ClusterEntry *cluster, MemberEntry *member, int64 epoch);
+// The worker, after a step (exclusive lock held): the acknowledgements kept
+// aside count now if the step was `published`, else they are dropped.
+// Returns true when they release a hold.
+bool apply_acks_ahead(ClusterEntry *cluster, bool published);
 
 void install_shmem_hooks();
 

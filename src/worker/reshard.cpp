@@ -289,6 +289,8 @@ void publish(const Snapshot *snap, BridgeOutput *out, int64 now,
       cluster->shrink_epoch = out->epoch;
     cluster->epoch = out->epoch;
     cluster->epoch_in_flight = 0;
+    if (apply_acks_ahead(cluster, true))
+      pg_atomic_write_u32(&cluster->grant_check_wanted, 1);
     cluster->num_shards = out->num_shards;
     cluster->grant_count = out->grant_count;
     cluster->expiry_check_at = 0;
@@ -336,6 +338,7 @@ void take_back(const Snapshot *snap, int64 retry_at) {
     if (snap->input.reshard) cluster->reshard_wanted = true;
     pg_atomic_write_u32(&cluster->grant_check_wanted, 1);
     cluster->epoch_in_flight = 0;
+    apply_acks_ahead(cluster, false);
     cluster->expiry_check_at = 0;
     cluster->retry_at = retry_at;
   }

@@ -220,17 +220,18 @@ SELECT shard_coordinator.configure('fence_exp', reshard_interval => '0',
 SELECT count(*) AS registered
   FROM unnest(ARRAY['x', 'y']) AS m, shard_coordinator.heartbeat('fence_exp', m);
 SELECT test_helpers.wait_alive('fence_exp', '{x,y}', $$
-  SELECT count(*) = 2 AND bool_and(state = 'active')
-    FROM shard_coordinator.members WHERE cluster = 'fence_exp' $$);
+  SELECT test_helpers.settled('fence_exp', 2) $$);
 SELECT shard_coordinator.configure('fence_exp', reshard_interval => '1 day');
 SELECT test_fence.remember('x1', epoch) IS NOT NULL AS remembered,
+       test_fence.remember('exp_cluster', test_fence.cluster_epoch('fence_exp')) IS NOT NULL
+         AS remembered_cluster,
        test_fence.try_fence('fence_exp', 'x', epoch) AS while_valid
   FROM shard_coordinator.heartbeat('fence_exp', 'x');
 SELECT test_helpers.wait_alive('fence_exp', '{y}', $$
   SELECT state = 'expired' FROM shard_coordinator.members
    WHERE cluster = 'fence_exp' AND member = 'x' $$);
 SELECT test_fence.try_fence('fence_exp', 'x', test_fence.e('x1')) AS expired,
-       test_fence.cluster_epoch('fence_exp') = test_fence.e('x1') AS not_resharded_yet;
+       test_fence.cluster_epoch('fence_exp') = test_fence.e('exp_cluster') AS not_resharded_yet;
 INSERT INTO test_fence.details
   SELECT 'expired', detail FROM test_fence.fence_error('fence_exp', 'x', test_fence.e('x1'));
 SELECT shard_coordinator.configure('fence_exp', reshard_interval => '0');
