@@ -221,6 +221,28 @@ class Step {
       if (!any_granted || (c_.mode == HandoverMode::Exclusive && grows))
         d_.grant_count = d_.num_shards;
     }
+    // Barrier mode trusts no nesting: a grant that shares keys with another
+    // member's hold under its rule (a hold made at another count, under
+    // exclusive mode before a switch) is revoked until that hold is over.
+    if (!to_slots && c_.mode == HandoverMode::Barrier) {
+      std::vector<std::size_t> conflicting;
+      for (std::size_t i = 0; i < c_.members.size(); ++i) {
+        const MemberDecision &m = d_.members[i];
+        if (!m.granted) continue;
+        const PlainGrant grant{m.shard, d_.grant_count};
+        for (const PolicyHold &h : d_.holds)
+          if (h.member != c_.members[i].id &&
+              !grants_disjoint(grant, h.grant, c_.mode)) {
+            conflicting.push_back(i);
+            break;
+          }
+      }
+      for (std::size_t i : conflicting) {
+        add_hold(c_.members[i].id,
+                 PlainGrant{d_.members[i].shard, d_.grant_count});
+        d_.members[i].granted = false;
+      }
+    }
     if (to_slots && d_.grant_count != 0 && !any_plain_grant())
       d_.grant_count = 0;
     // Keys that leave their grantee; a key back with its holder before it

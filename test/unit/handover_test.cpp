@@ -502,6 +502,10 @@ struct World {
     }
   }
 
+  // Until then the history makes no claim of exclusivity: one lease after
+  // a switch back from immediate mode (what it handed over was not held).
+  std::int64_t unchecked_until = 0;
+
   void check_exclusive() {
     std::vector<const Client *> working;
     for (auto &entry : clients) {
@@ -523,13 +527,15 @@ struct World {
         bool works = c->told.covers(item);
         for (const Fading &f : c->fading) works = works || f.work.covers(item);
         if (!works) continue;
-        if (owner != nullptr && owner != c) {
+        if (owner != nullptr && owner != c && now >= unchecked_until &&
+            server.mode != HandoverMode::Immediate) {
           ++violations;
           if (first_violation.empty())
             first_violation = "item " + std::to_string(item) +
                               " worked on by " + std::to_string(owner->id) +
                               " and " + std::to_string(c->id) + " at " +
-                              std::to_string(now);
+                              std::to_string(now) + " (checked from " +
+                              std::to_string(unchecked_until) + ")";
         }
         owner = c;
       }
@@ -598,10 +604,17 @@ void run_history(std::uint64_t seed, HandoverMode mode, bool slots, int steps,
     w.server.keys_pending = true;
     for (int k = 0; k < 24; ++k) w.server.next_keys.push_back(k * 2);
   }
+  int immediate_until = -1;  // the step at which an immediate spell ends
   for (int s = 0; s < steps; ++s) {
     w.now += w.uniform(0, 250);
     const int event = w.uniform(0, 19);
     bool membership = false;
+    if (s == immediate_until) {
+      // Back from immediate: exclusive again one lease later.
+      w.server.mode = mode;
+      w.unchecked_until = w.now + kLease;
+      immediate_until = -1;
+    }
     if (event <= 2 || w.clients.size() < 2) {
       Client c;
       c.id = w.next_id++;
@@ -641,6 +654,15 @@ void run_history(std::uint64_t seed, HandoverMode mode, bool slots, int steps,
         w.server.next_keys.assign(keys.begin(), keys.end());
       }
       membership = true;
+    } else if (event == 7 && immediate_until < 0) {
+      // Switching between the two exclusive modes keeps every hold.
+      w.server.mode = w.server.mode == HandoverMode::Exclusive
+                          ? HandoverMode::Barrier
+                          : HandoverMode::Exclusive;
+    } else if (event == 8 && immediate_until < 0 && w.uniform(0, 3) == 0) {
+      // A spell of immediate mode: withheld work is granted at once.
+      w.server.mode = HandoverMode::Immediate;
+      immediate_until = s + w.uniform(1, 6);
     }
     // Heartbeats of the live clients that are due.
     for (auto &e : w.clients) {
@@ -651,6 +673,10 @@ void run_history(std::uint64_t seed, HandoverMode mode, bool slots, int steps,
     w.step(membership || w.uniform(0, 3) == 0);
     if (::testing::Test::HasFatalFailure()) return;
     w.check_exclusive();
+  }
+  if (immediate_until >= 0) {
+    w.server.mode = mode;
+    w.unchecked_until = w.now + kLease;
   }
   // Liveness: stable membership, everybody heartbeats and acknowledges:
   // every target ends up granted.
