@@ -56,6 +56,9 @@ Figures per run, in ms from the event:
   missing      children that left no exit line and were not SIGKILLed by
                the harness (taken as gone at the event, or at their start if
                later: that can only lengthen the gaps).
+  first_exit, last_exit, first_start
+               the split: the first and the last exit of a child after the
+               event (a SIGKILLed one not counted), the first start.
 
 Output in OUT: handover.tsv (one line per run), handover_settings.tsv (key,
 value), handover/ (the children's logs, each agent's -v log, and the server
@@ -388,9 +391,19 @@ class Group:
         moved = 0
         for c in final:
             moved += sum(1 for k in self.keys_of(c) if owner_before.get(k) != c.member)
+        # The split: when the first and the last old child exited (the
+        # revocations reaching the agents, and the slowest of them), and when
+        # the first new child started.
+        exits = [t for t, kind, c in events if kind == 0 and not c.killed]
+        firsts = [t for t, kind, c in events if kind == 1]
+
+        def ms(ts, pick):
+            return (pick(ts) - t0) * 1000 if ts else None
+
         return {"all_running_ms": all_running * 1000, "no_owner_ms": longest * 1000,
                 "restarts": starts, "keys_moved": moved, "overlaps": len(overlaps),
-                "missing": missing}
+                "missing": missing, "first_exit_ms": ms(exits, min),
+                "last_exit_ms": ms(exits, max), "first_start_ms": ms(firsts, min)}
 
     @staticmethod
     def alive(child):
@@ -422,7 +435,8 @@ class Bench:
         self.plain_cache = {}
         self.results = open(os.path.join(args.out, "handover.tsv"), "w")
         self.results.write("scenario\trun\tstatus\tall_running_ms\tno_owner_ms\trestarts"
-                           "\tkeys_moved\toverlaps\tmissing\n")
+                           "\tkeys_moved\toverlaps\tmissing\tfirst_exit_ms\tlast_exit_ms"
+                           "\tfirst_start_ms\n")
         self.settings = open(os.path.join(args.out, "handover_settings.tsv"), "w")
 
     def setting(self, key, value):
@@ -448,6 +462,8 @@ class Bench:
             cols.append(f"{f[k]:.3f}" if k in f else "")
         for k in ("restarts", "keys_moved", "overlaps", "missing"):
             cols.append(str(f[k]) if k in f else "")
+        for k in ("first_exit_ms", "last_exit_ms", "first_start_ms"):
+            cols.append(f"{f[k]:.3f}" if f.get(k) is not None else "")
         self.results.write("\t".join(cols) + "\n")
         self.results.flush()
 

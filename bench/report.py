@@ -263,7 +263,8 @@ for line in ho_lines[1:]:
         ho_failed[f["scenario"]] = ho_failed.get(f["scenario"], 0) + 1
         continue
     ho.setdefault(f["scenario"], []).append(
-        {k: float(v) for k, v in f.items() if k not in ("scenario", "status")})
+        {k: (float(v) if v != "" else None) for k, v in f.items()
+         if k not in ("scenario", "status")})
 
 
 def duration_ms(text):
@@ -562,6 +563,19 @@ if ho or ho_failed:
                   f"| {fmt(moved, 0)}{' of the 10,000 sampled' if name.startswith('plain') else ''} "
                   f"| {int(sum(r['overlaps'] for r in rs))} |")
     md.append("")
+    split = []
+    for name, what, _ in HO_SCENARIOS:
+        rs = ho.get(name, [])
+
+        def med(key):
+            return median([r[key] for r in rs if r.get(key) is not None])
+        if rs and "first_start_ms" in rs[0]:
+            split.append(f"{name}: first old child exits {fmt(med('first_exit_ms'), 1)}, "
+                         f"last {fmt(med('last_exit_ms'), 1)}, first new child "
+                         f"{fmt(med('first_start_ms'), 1)}, all running "
+                         f"{fmt(med('all_running_ms'), 1)}")
+    if split:
+        md.append("Split (medians, ms after the event): " + "; ".join(split) + ".\n")
     missing = sum(r["missing"] for rs in ho.values() for r in rs)
     md.append(
         f"Settings: joins and leaves in clusters with heartbeat_interval {hb}, grace_period "
