@@ -6,7 +6,7 @@
 #
 # Needs root or sudo for the Debian packages it installs when missing
 # (scripts/install-deps.sh, which brings pgbench with postgresql-15, plus
-# gnuplot-nox and linux-perf) and for `make install`. Takes about 11 minutes on 2 cores.
+# gnuplot-nox and linux-perf) and for `make install`. Takes about 12 minutes on 2 cores.
 #
 # Knobs (environment): SC_BENCH_SECONDS (4, seconds per pgbench run),
 # SC_BENCH_ROUNDS (3, alternating rounds), SC_BENCH_CLIENTS ("16 64"),
