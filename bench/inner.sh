@@ -10,7 +10,6 @@
 #   bench/inner.sh OUT
 set -euo pipefail
 out=$1
-bench=$(cd "$(dirname "$0")" && pwd)
 lat=$out/sc_bench_latency
 
 T=${SC_BENCH_SECONDS:-4}         # measured seconds per pgbench run (after warm-up)
@@ -45,7 +44,9 @@ pm=$(head -1 "$datadir/postmaster.pid")
 range=$(awk '/shard_coordinator\.so/ {print $1; exit}' "/proc/$pm/maps")
 if [ -n "$range" ] && cp "/proc/$pm/map_files/$range" "$out/shard_coordinator.so" 2>/dev/null; then
   kv library_md5 "$(md5sum <"$out/shard_coordinator.so" | cut -d' ' -f1)"
-  command -v perf >/dev/null 2>&1 && perf buildid-cache -a "$out/shard_coordinator.so" >/dev/null 2>&1 || true
+  if command -v perf >/dev/null 2>&1; then
+    perf buildid-cache -a "$out/shard_coordinator.so" >/dev/null 2>&1 || true
+  fi
 fi
 kv pgbench_seconds "$T"
 kv pgbench_rounds "$ROUNDS"
@@ -70,8 +71,8 @@ register() {  # first last: members worker-first .. worker-last over c0..c9
 }
 
 wait_assigned() {  # cluster-pattern expected-members
-  local i got
-  for i in $(seq 600); do
+  local got
+  for _ in $(seq 600); do
     got=$(q "SELECT coalesce(sum(active + standby), 0) || ' ' || coalesce(sum(pending), 0)
                FROM shard_coordinator.clusters WHERE cluster LIKE '$1'")
     [ "$got" = "$2 0" ] && return 0

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
-"""Turns the raw results of bench/inner.sh into bench/RESULTS.md and
-bench/results.png (gnuplot). Standard library only.
+"""Turns the raw results of bench/inner.sh and bench/handover.py into
+RESULTS.md and results.png (gnuplot). Standard library only.
 
-    python3 bench/report.py OUT_DIR BENCH_DIR
+    python3 bench/report.py OUT_DIR BENCH_DIR [REPORT_DIR]
+
+REPORT_DIR (default BENCH_DIR) receives RESULTS.md and results.png; run.sh
+names the output directory there for a partial run (SC_BENCH_ONLY).
 """
 import math
 import os
@@ -12,6 +15,7 @@ import subprocess
 import sys
 
 out, bench = sys.argv[1], sys.argv[2]
+report_dir = sys.argv[3] if len(sys.argv) > 3 else bench
 
 
 def read(name, default=""):
@@ -244,13 +248,81 @@ if num("wal.heartbeat.calls"):
                      f"{fmt(num('wal.naive.xids') / nc * 1000, 0)} xids",
                      "—"))
 
+# --- Handovers (issue 13) --------------------------------------------------------------
+ho_settings = {}
+for line in read("handover_settings.tsv").splitlines():
+    if "\t" in line:
+        k, v = line.split("\t", 1)
+        ho_settings[k] = v
+ho = {}      # scenario -> list of dicts (runs that settled)
+ho_failed = {}  # scenario -> runs that did not
+ho_lines = read("handover.tsv").splitlines()
+for line in ho_lines[1:]:
+    f = dict(zip(ho_lines[0].split("\t"), line.split("\t")))
+    if f.get("status") != "ok":
+        ho_failed[f["scenario"]] = ho_failed.get(f["scenario"], 0) + 1
+        continue
+    ho.setdefault(f["scenario"], []).append(
+        {k: (float(v) if v != "" else None) for k, v in f.items()
+         if k not in ("scenario", "status")})
+
+
+def duration_ms(text):
+    m = re.fullmatch(r"\s*([0-9.]+)\s*(ms|s|min)?\s*", text or "")
+    if not m:
+        return None
+    return float(m.group(1)) * {"ms": 1, "s": 1000, None: 1000, "min": 60000}[m.group(2)]
+
+
+ho_members = int(ho_settings.get("members", "10"))
+ho_keys = int(ho_settings.get("slot_keys", "900"))
+short_lease = None
+if duration_ms(ho_settings.get("short_heartbeat_interval")) is not None:
+    short_lease = (duration_ms(ho_settings["short_heartbeat_interval"])
+                   + duration_ms(ho_settings.get("short_grace_period")))
+HO_SCENARIOS = [  # name, what, event
+    ("slots-join", f"{ho_keys} slot keys, {ho_members} agents: one joins",
+     "the new agent process is started"),
+    ("slots-leave", f"{ho_keys} slot keys, {ho_members} agents: one leaves",
+     "SIGTERM to an agent (graceful: it stops its child, leaves)"),
+    ("slots-kill", f"{ho_keys} slot keys, {ho_members} agents: one is SIGKILLed",
+     f"SIGKILL of an agent (its child dies with it); lease "
+     f"{fmt(short_lease, 0)} ms"),
+    ("plain-join", f"plain mode, {ho_members} agents: one joins",
+     "the new agent process is started"),
+    ("plain-leave", f"plain mode, {ho_members} agents: one leaves",
+     "SIGTERM to an agent"),
+]
+HO_TARGET_MS = 100
+for name, what, _ in HO_SCENARIOS:
+    runs = ho.get(name, [])
+    if not runs and not ho_failed.get(name):
+        continue
+    allr = [r["all_running_ms"] for r in runs]
+    gap = [r["no_owner_ms"] for r in runs]
+    failed = ho_failed.get(name, 0)
+    measured = (f"median {fmt(median(allr), 1)} ms, p99 {fmt(pct(allr, 99), 1)} ms; "
+                f"longest time a key had no owner: median {fmt(median(gap), 1)} ms, "
+                f"p99 {fmt(pct(gap, 99), 1)} ms (n={len(runs)}"
+                + (f", {failed} run(s) did not settle" if failed else "") + ")")
+    if name.endswith("kill"):
+        rows.append((f"H. {what} → every affected child running with its new grant",
+                     f"bounded by the lease ({fmt(short_lease, 0)} ms); reported",
+                     measured, "—"))
+    else:
+        ok = (median(allr) <= HO_TARGET_MS and not failed) if runs else False
+        rows.append((f"H. {what} → every affected child running with its new grant, median",
+                     f"≤ {HO_TARGET_MS} ms (KIP-848: 5 s)", measured, verdict(ok)))
+
 # --- Plot ----------------------------------------------------------------------------
-png = os.path.join(bench, "results.png")
+png = os.path.join(report_dir, "results.png")
 with open(os.path.join(out, "plot_tput.dat"), "w") as f:
     for m in member_counts:
         for c in client_counts:
             label = f"{m // 1000}k/{c}c" if m >= 1000 else f"{m}/{c}c"
             f.write(f"{label} {med_tps(m, c, 'select1'):.0f} {med_tps(m, c, 'heartbeat'):.0f} {med_tps(m, c, 'naive'):.0f}\n")
+    if not member_counts:  # a run without figures 1-2: an empty panel
+        f.write("none 0 0 0\n")
 
 
 def write_cdf(name, xs):
@@ -266,14 +338,21 @@ for label in ("1k", "100k"):
     j, fl = lat[label]
     write_cdf(f"plot_join_{label}.dat", [r[0] for r in j])
     write_cdf(f"plot_fail_{label}.dat", [r[0] for r in fl])
+for name, _, _ in HO_SCENARIOS:
+    write_cdf(f"plot_ho_{name}.dat", [r["all_running_ms"] for r in ho.get(name, [])])
+    write_cdf(f"plot_ho_gap_{name}.dat", [r["no_owner_ms"] for r in ho.get(name, [])])
+ho_plot = ", ".join(f"'{out}/plot_ho_{name}.dat' using 1:2 with steps lw 2 title '{name}'"
+                    for name, _, _ in HO_SCENARIOS)
+ho_gap_plot = ", ".join(f"'{out}/plot_ho_gap_{name}.dat' using 1:2 with steps lw 2 title '{name}'"
+                        for name, _, _ in HO_SCENARIOS)
 with open(os.path.join(out, "plot_leave.dat"), "w") as f:
     for i, r in enumerate(leave or [[0, 0, 0, 0, 0]]):
         f.write(f"{i + 1} {r[2]} {r[3]} {r[0]}\n")
 
 gp = f"""
-set terminal pngcairo size 1400,1000 font ',10' noenhanced
+set terminal pngcairo size 1400,1500 font ',10' noenhanced
 set output '{png}'
-set multiplot layout 2,2 title "shard\\_coordinator benchmarks (bench/RESULTS.md)"
+set multiplot layout 3,2 title "shard\\_coordinator benchmarks (bench/RESULTS.md)"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
@@ -308,6 +387,20 @@ set yrange [0:*]
 set xrange [*:*]
 set arrow 2 from graph 0, first 100 to graph 1, first 100 nohead dt 2 lc 'red'
 plot '{out}/plot_leave.dat' using 2:xtic(1) title 'reshard transaction', '' using 3 title 'leave -> commit', '' using 4 title 'leave -> all notified'
+unset arrow 2
+set style data lines
+unset style
+set key inside bottom right vertical
+set xlabel 'ms'
+set ylabel 'fraction of runs'
+set yrange [0:1.02]
+set xrange [0:*]
+set arrow 3 from {HO_TARGET_MS}, graph 0 to {HO_TARGET_MS}, graph 1 nohead dt 2 lc 'red'
+set title 'Handovers: event -> every affected child running (target median <= {HO_TARGET_MS} ms)'
+plot {ho_plot}
+unset arrow 3
+set title 'Handovers: longest time any key had no running child'
+plot {ho_gap_plot}
 unset multiplot
 """
 with open(os.path.join(out, "results.gp"), "w") as f:
@@ -320,6 +413,9 @@ md.append("# shard_coordinator benchmark results\n")
 md.append("Generated by `bench/run.sh` (`make bench`) from one run; do not edit by hand "
           "(the analysis at the end comes from `bench/FINDINGS.md`). How each figure is "
           "measured: `bench/README.md`.\n")
+if os.path.abspath(report_dir) != os.path.abspath(bench):
+    md.append("**Partial run** (`SC_BENCH_ONLY`): only the parts that ran have figures; "
+              "this file is not `bench/RESULTS.md`.\n")
 if plot_ok:
     md.append("![results](results.png)\n")
 md.append("## Figures\n")
@@ -336,33 +432,47 @@ md.append("## Machine and server\n")
 md.append("```")
 md.append(read("machine.txt").strip())
 tree_md5 = read("tree_library_md5.txt").strip()
-lib_md5 = values.get("library_md5", "")
-if lib_md5:
-    md.append(f"library under test: md5 {lib_md5} "
-              + ("(this tree's build)" if lib_md5 == tree_md5 else
-                 f"(NOT this tree's build {tree_md5}: another install replaced it before the server started)"))
-md.append(f"PostgreSQL {values.get('server_version', '?')}; "
-          + ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in values.items() if k.startswith("setting.")))
-md.append(f"pgbench: -M prepared -j 2, {values.get('pgbench_rounds', '?')} alternating rounds, "
-          f"{values.get('pgbench_seconds', '?')} s measured per run after a warm-up; connections over {values.get('pg_host', '?')} (TCP)")
+
+
+def library_line(md5, server):
+    return (f"library under test ({server}): md5 {md5} "
+            + ("(this tree's build)" if md5 == tree_md5 else
+               f"(NOT this tree's build {tree_md5}: another install replaced it, or "
+               "SC_BENCH_INSTALL=0 measured the one installed)"))
+
+
+if values:
+    if values.get("library_md5"):
+        md.append(library_line(values["library_md5"], "figures 1-7"))
+    md.append(f"PostgreSQL {values.get('server_version', '?')}; "
+              + ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in values.items() if k.startswith("setting.")))
+    md.append(f"pgbench: -M prepared -j 2, {values.get('pgbench_rounds', '?')} alternating rounds, "
+              f"{values.get('pgbench_seconds', '?')} s measured per run after a warm-up; connections over {values.get('pg_host', '?')} (TCP)")
+if ho_settings:
+    if ho_settings.get("library_md5"):
+        md.append(library_line(ho_settings["library_md5"], "handovers"))
+    md.append(f"handovers: a server of their own, PostgreSQL {ho_settings.get('server_version', '?')}; "
+              + ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in ho_settings.items()
+                          if k.startswith("setting.")))
 md.append("```\n")
 
-md.append("## Throughput runs (steady-state tps per round)\n")
-md.append("| members | clients | round | SELECT 1 | heartbeat | naive UPDATE | heartbeat ÷ SELECT 1 "
-          "| one member per connection | ÷ SELECT 1 |")
-md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-for m in member_counts:
-    for c in client_counts:
-        rounds = sorted(tput.get((m, c, "select1"), {}))
-        for r in rounds:
-            s1 = tput.get((m, c, "select1"), {}).get(r)
-            hb = tput.get((m, c, "heartbeat"), {}).get(r)
-            nv = tput.get((m, c, "naive"), {}).get(r)
-            ow = tput.get((m, c, "own"), {}).get(r)
-            md.append(f"| {m:,} | {c} | {r} | {fmt(s1, 0)} | {fmt(hb, 0)} | {fmt(nv, 0)} | "
-                      f"{fmt(hb / s1, 2) if hb and s1 else 'n/a'} | {fmt(ow, 0) if ow else 'n/a'} | "
-                      f"{fmt(ow / s1, 2) if ow and s1 else 'n/a'} |")
-md.append("")
+if tput:
+    md.append("## Throughput runs (steady-state tps per round)\n")
+    md.append("| members | clients | round | SELECT 1 | heartbeat | naive UPDATE | heartbeat ÷ SELECT 1 "
+              "| one member per connection | ÷ SELECT 1 |")
+    md.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for m in member_counts:
+        for c in client_counts:
+            rounds = sorted(tput.get((m, c, "select1"), {}))
+            for r in rounds:
+                s1 = tput.get((m, c, "select1"), {}).get(r)
+                hb = tput.get((m, c, "heartbeat"), {}).get(r)
+                nv = tput.get((m, c, "naive"), {}).get(r)
+                ow = tput.get((m, c, "own"), {}).get(r)
+                md.append(f"| {m:,} | {c} | {r} | {fmt(s1, 0)} | {fmt(hb, 0)} | {fmt(nv, 0)} | "
+                          f"{fmt(hb / s1, 2) if hb and s1 else 'n/a'} | {fmt(ow, 0) if ow else 'n/a'} | "
+                          f"{fmt(ow / s1, 2) if ow and s1 else 'n/a'} |")
+    md.append("")
 whole = {}
 for line in read("tput.tsv").splitlines()[1:]:
     f = line.split("\t")
@@ -413,6 +523,77 @@ def section(title, name, limit=40):
     md.append("```\n")
 
 
+if ho or ho_failed:
+    md.append("## Handovers (issue 13)\n")
+    hb, grace = ho_settings.get("heartbeat_interval", "?"), ho_settings.get("grace_period", "?")
+    runs = ho_settings.get("runs", "?")
+    md.append(
+        f"Real agents (`shard-coordinator run`, this tree's `client/build`), {ho_members} per "
+        f"cluster, each supervising a child that starts at once, records its grant and its "
+        f"`CLOCK_MONOTONIC` start, and exits at once on SIGTERM recording the moment. "
+        f"{runs} measured events per scenario, each from a settled cluster of {ho_members} "
+        f"agents (restored after each event, unmeasured). Per event: the time from the event "
+        f"to every affected child running with its new grant (the latest start among the "
+        f"children whose grant changed), and the longest time any key had no running child "
+        f"(over keys: its old child's exit → the start of the next child holding it; plain "
+        f"mode: keys 0..{int(ho_settings.get('plain_keys', '10000')) - 1:,} through "
+        f"`jump_hash`). Median and p99 (nearest rank: with {runs} runs the p99 is the "
+        f"largest). How it is measured: `bench/README.md`.\n")
+    md.append(
+        f"**Anchor:** Kafka's KIP-848 (the new consumer rebalance protocol) gives 5 s for a "
+        f"rebalance of 10 consumers over 900 partitions. **Target:** median ≤ {HO_TARGET_MS} ms "
+        f"from a join or a leave to every affected child running, with children that exit "
+        f"on SIGTERM at once.\n")
+    md.append("| scenario | event | runs | event → every affected child running: median / p99 (ms) "
+              "| longest time a key had no owner: median / p99 (ms) | children started (median) "
+              "| keys moved (median) | keys held by two children at once |")
+    md.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, what, event in HO_SCENARIOS:
+        rs = ho.get(name, [])
+        if not rs and not ho_failed.get(name):
+            continue
+        allr = [r["all_running_ms"] for r in rs]
+        gap = [r["no_owner_ms"] for r in rs]
+        failed = ho_failed.get(name, 0)
+        moved = median([r["keys_moved"] for r in rs])
+        md.append(f"| {what} | {event} | {len(rs)}" + (f" ({failed} did not settle)" if failed else "")
+                  + f" | {fmt(median(allr), 1)} / {fmt(pct(allr, 99), 1)} "
+                  f"| {fmt(median(gap), 1)} / {fmt(pct(gap, 99), 1)} "
+                  f"| {fmt(median([r['restarts'] for r in rs]), 0)} "
+                  f"| {fmt(moved, 0)}{' of the 10,000 sampled' if name.startswith('plain') else ''} "
+                  f"| {int(sum(r['overlaps'] for r in rs))} |")
+    md.append("")
+    split = []
+    for name, what, _ in HO_SCENARIOS:
+        rs = ho.get(name, [])
+
+        def med(key):
+            return median([r[key] for r in rs if r.get(key) is not None])
+        if rs and "first_start_ms" in rs[0]:
+            split.append(f"{name}: first old child exits {fmt(med('first_exit_ms'), 1)}, "
+                         f"last {fmt(med('last_exit_ms'), 1)}, first new child "
+                         f"{fmt(med('first_start_ms'), 1)}, all running "
+                         f"{fmt(med('all_running_ms'), 1)}")
+    if split:
+        md.append("Split (medians, ms after the event): " + "; ".join(split) + ".\n")
+    missing = sum(r["missing"] for rs in ho.values() for r in rs)
+    md.append(
+        f"Settings: joins and leaves in clusters with heartbeat_interval {hb}, grace_period "
+        f"{grace}, reshard_interval {ho_settings.get('reshard_interval', '?')} (the gate is "
+        f"open, as for figures 3-5), handover exclusive (the default), agents with "
+        f"--kill-timeout {ho_settings.get('kill_timeout', '?')}; the SIGKILL scenario in a "
+        f"cluster with heartbeat_interval {ho_settings.get('short_heartbeat_interval', '?')} and "
+        f"grace_period {ho_settings.get('short_grace_period', '?')} (lease {fmt(short_lease, 0)} ms: "
+        f"the survivors may take the keys only once the killed member's lease has ended, "
+        f"so that figure is bounded by the lease, not by the reaction), --kill-timeout "
+        f"{ho_settings.get('short_kill_timeout', '?')}. The event of a join is the start of "
+        f"the new agent's process (its connection, LISTEN and first heartbeat are inside "
+        f"the figure). Every run settled with the children's grants equal to the server's "
+        f"(`members` view) and no handover pending."
+        + (f" {int(missing)} children left no exit line (taken as gone at the event)." if missing else "")
+        + (f" Anomalies: {ho_settings['anomalies']}." if ho_settings.get("anomalies", "none") != "none" else "")
+        + "\n")
+
 md.append("## Profiles (perf, cpu-clock sampling)\n")
 section("Heartbeat backends, 16 clients, 100,000 members: by shared object", "perf_heartbeat_dso.txt", 12)
 section("SELECT 1 backends, same conditions: by shared object", "perf_select1_dso.txt", 12)
@@ -428,6 +609,6 @@ if os.path.exists(findings):
     with open(findings) as f:
         md.append(f.read().strip() + "\n")
 
-with open(os.path.join(bench, "RESULTS.md"), "w") as f:
+with open(os.path.join(report_dir, "RESULTS.md"), "w") as f:
     f.write("\n".join(md))
 print(f"report: {len(rows)} rows, missed: {len(missed)}")
