@@ -50,22 +50,29 @@ wait_for() {
       RAISE EXCEPTION 'demo: timed out waiting for: %', \$q\$$1\$q\$;
     END \$\$" >/dev/null
 }
-# True once `n` members are active, all with num_shards = n.
+# True once `n` members are active and granted, all with num_shards = n, and
+# no handover is pending (every revoked piece of work has been released).
 settled() {
   echo "(SELECT count(*) FROM shard_coordinator.members
-          WHERE cluster = '$cluster' AND state = 'active' AND num_shards = $1) = $1
-        AND (SELECT num_shards FROM shard_coordinator.clusters
-              WHERE cluster = '$cluster') = $1"
+          WHERE cluster = '$cluster' AND state = 'active' AND shard IS NOT NULL
+            AND num_shards = $1) = $1
+        AND (SELECT num_shards = $1 AND NOT handover_pending
+               FROM shard_coordinator.clusters WHERE cluster = '$cluster')"
 }
 
-# Waits until `n` children have said they started at the cluster's current
-# epoch (so their lines come before the next table).
+# Waits until every active member's newest child has said it started with
+# the member's current grant (so their lines come before the next table).
 children_started() {
-  local n=$1 epoch deadline=$(( $(now_ms) + 30000 ))
-  epoch=$(q -c "SELECT epoch FROM shard_coordinator.clusters WHERE cluster = '$cluster'")
-  until [ "$(grep -c "(epoch $epoch)\$" "$work/children" 2>/dev/null)" -ge "$n" ]; do
+  local n=$1 deadline=$(( $(now_ms) + 30000 )) grants
+  grants=$(q -F ' ' -c "SELECT member, shard, num_shards FROM shard_coordinator.members
+                          WHERE cluster = '$cluster' AND state = 'active' ORDER BY member")
+  until [ "$(awk -v grants="$grants" '
+      BEGIN { n = split(grants, g, "\n"); for (i = 1; i <= n; i++) { split(g[i], f, " "); want[f[1]] = f[2] " " f[3] } }
+      / child [0-9]+ starts: / { m = $1; gsub(/[][]/, "", m); last[m] = $6 " " $8 }
+      END { ok = 0; for (m in want) if (last[m] == want[m]) ok++; print ok }' \
+      "$work/children" 2>/dev/null)" -ge "$n" ]; do
     if [ "$(now_ms)" -gt "$deadline" ]; then
-      echo "demo: timed out waiting for $n children at epoch $epoch" >&2
+      echo "demo: timed out waiting for $n children with their current grants" >&2
       exit 1
     fi
     sleep 0.01
