@@ -22,10 +22,19 @@ wait_for() {  # SQL condition, polled by one session for up to 30 s
       RAISE EXCEPTION 'demo: timed out waiting for: %', \$q\$$1\$q\$;
     END \$\$"
 }
+settled() {  # no handover pending, every active member granted
+  wait_for "(SELECT NOT handover_pending FROM shard_coordinator.clusters WHERE cluster = 'demo')
+            AND NOT EXISTS (SELECT 1 FROM shard_coordinator.members
+                             WHERE cluster = 'demo' AND state = 'active' AND shard IS NULL)"
+}
 stops=$(mktemp -d)
-beat() {  # one member: one session heartbeating every 0.25 s until told to stop
+# One member: one session heartbeating every 0.25 s until told to stop. It
+# does no work, so it may acknowledge whatever epoch it was given at once
+# (applied_epoch): work revoked from it is handed on without waiting.
+beat() {
   while [ ! -e "$stops/$1" ]; do
-    echo "SELECT 1 FROM shard_coordinator.heartbeat('demo', '$1');"
+    echo "SELECT 1 FROM shard_coordinator.heartbeat('demo', '$1',
+            (SELECT epoch FROM shard_coordinator.members WHERE cluster = 'demo' AND member = '$1'));"
     sleep 0.25
   done | q -At >/dev/null
 }
@@ -50,6 +59,7 @@ echo "== worker-b dies (its heartbeats stop); after 2 s without one it expires"
 touch "$stops/worker-b"
 start=$(date +%s%N)
 wait_for "NOT EXISTS (SELECT 1 FROM shard_coordinator.members WHERE cluster = 'demo' AND member = 'worker-b')"
+settled
 echo "   reassigned $(( ($(date +%s%N) - start) / 1000000 )) ms after its last heartbeat was stopped"
 show
 
@@ -58,12 +68,14 @@ touch "$stops/worker-a"
 start=$(date +%s%N)
 q -At -c "SELECT shard_coordinator.leave('demo', 'worker-a')" >/dev/null
 wait_for "NOT EXISTS (SELECT 1 FROM shard_coordinator.members WHERE cluster = 'demo' AND member = 'worker-a')"
+settled
 echo "   reassigned $(( ($(date +%s%N) - start) / 1000000 )) ms after leave()"
 show
 
 echo "== worker-e joins"
 beat worker-e &
 wait_for "EXISTS (SELECT 1 FROM shard_coordinator.members WHERE cluster = 'demo' AND member = 'worker-e' AND state = 'active')"
+settled
 show
 
 echo "== The cluster"
