@@ -93,7 +93,8 @@ Applied apply_settings(const Settings &s, uint64 *generation) {
     new_set = allocate_slot_set(0);
     if (new_set < 0) return Applied::SlotSetsFull;
   }
-  if (cluster == nullptr) {
+  const bool created = cluster == nullptr;
+  if (created) {
     cluster = create_cluster(s.cluster.data, s.cluster.len);
     if (cluster == nullptr) {
       if (new_set >= 0) free_slot_set(new_set);
@@ -122,6 +123,14 @@ Applied apply_settings(const Settings &s, uint64 *generation) {
       cluster,
       s.set_heartbeat ? s.heartbeat_us : cluster->heartbeat_interval_us,
       s.set_grace ? s.grace_us : cluster->grace_period_us, mono_now_us());
+  // A cluster made just now has promised nothing: the longest lease it ever
+  // promised (restarts and failovers wait that long) is the one it starts
+  // with, not the defaults it was created from.
+  if (created) {
+    cluster->leases.clear();
+    cluster->max_lease_us =
+        cluster->heartbeat_interval_us + cluster->grace_period_us;
+  }
   // Deadlines may have moved earlier.
   if (s.set_heartbeat || s.set_grace) cluster->expiry_check_at = 0;
   if (s.set_reshard) cluster->reshard_interval_us = s.reshard_us;

@@ -91,6 +91,11 @@ void stamp_and_fill(ClusterEntry *cluster, MemberEntry *member, int64 now,
   const uint64 acked = pg_atomic_read_u64(&member->acked);
   out->acknowledged =
       static_cast<int64>(Min(acked, static_cast<uint64>(Max(out->epoch, 0))));
+  // Every hold of the member was made at or before its published epoch: once
+  // that is acknowledged it has nothing left to release, even before the
+  // worker's grant step has cleared the deadline.
+  if (out->epoch > 0 && out->acknowledged >= out->epoch)
+    out->release_within = -1;
   out->slots = copy_member_slots(cluster, member, &out->nslots);
 }
 

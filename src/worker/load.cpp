@@ -410,6 +410,10 @@ void settle_after_load() {
           note_hold(cluster, keys[k].holder, keys[k].hold_epoch,
                     keys[k].hold_deadline);
     }
+    // An acknowledgement kept aside for a predecessor's step counts as far
+    // as what was committed (the loaded epochs), nothing more.
+    cluster->epoch_in_flight = 0;
+    apply_acks_ahead(cluster, true);
     cluster->reshard_wanted = true;
     cluster->reshard_fenced = false;
     cluster->expiry_check_at = 0;
