@@ -25,7 +25,10 @@
 #      without another heartbeat of A); when the store fails after the
 #      worker's lock_timeout (1 s), the held acknowledgement is discarded and
 #      the step redone at the same epoch (cluster iff: B stays withheld
-#      until A acknowledges again).
+#      until A acknowledges again). The same when the worker is killed
+#      while its store waits (cluster ifk): that attempt never commits,
+#      and the acknowledgement held for it must not count for the step the
+#      next worker redoes.
 #
 # The members are simulated protocol clients (lib/SCFleet.pm) that record
 # every row they receive; "no key granted twice" compares every member's
@@ -56,7 +59,7 @@ $node->safe_psql('postgres', q{
 	  FROM unnest(ARRAY['wks', 'crs']) c;
 	SELECT shard_coordinator.configure(c, heartbeat_interval => '10s',
 	         grace_period => '50s', reshard_interval => '0')
-	  FROM unnest(ARRAY['ifa', 'iff']) c;
+	  FROM unnest(ARRAY['ifa', 'iff', 'ifk']) c;
 });
 my $fleet = SCFleet->new($node);
 my $now = \&SCFleet::now;
@@ -354,7 +357,59 @@ is( $fleet->sql(q{
 $fleet->set_alive('iff', 'A', 1);
 ok($fleet->poll('B granted in iff', sub { $fleet->granted('iff', 'B') }, 30),
 	'iff: once A acknowledges the redone step, B is granted');
-for my $c ('ifa', 'iff')
+
+# 3c. ifk: the worker is killed while its store waits for the lock (the
+# step never commits, like a failed one); the next worker loads the tables
+# and redoes the step at the same epoch. The acknowledgement held for the
+# killed attempt must not count for the redone step either.
+$fleet->add('ifk', 'A');
+$fleet->add('ifk', 'B', alive => 0);
+$fleet->poll('A granted in ifk', sub { $fleet->granted('ifk', 'A') }) or die;
+$fleet->set_alive('ifk', 'A', 0);
+$e = cluster_epoch('ifk');
+$pid = worker_pid();
+$pos = SCTest::log_position($node);
+$t_blocked = $now->();
+$fleet->acknowledged_outside('ifk', 'A', $t_blocked, SCFleet::keyset(0, 2));
+$out = $locker->query_safe(
+	"BEGIN; LOCK TABLE shard_coordinator.member_state; "
+	  . "SELECT public.ack_in_flight('ifk', " . $fleet->incarnation('ifk', 'A') . ', '
+	  . $fleet->incarnation('ifk', 'B') . ', ' . ($e + 1) . '); '
+	  . "SELECT pg_terminate_backend($pid);");
+($row_ack, $view_ack, $epoch_then, $waiting) = split /[ \n]/, $out;
+ok($row_ack < $e + 1 && $view_ack < $e + 1 && $epoch_then == $e && $waiting eq 't',
+	"ifk: the acknowledgement of the step being stored does not count yet ($out)");
+$fleet->event('worker terminated while its store waits for the lock');
+ok( $fleet->poll('the worker to exit',
+		sub { $fleet->sql("SELECT count(*) FROM pg_stat_activity WHERE pid = $pid") eq '0' }),
+	'ifk: the worker exits while its store waits');
+$locker->query_safe('ROLLBACK');
+unlike(SCTest::log_since($node, $pos), qr/reshard of cluster "ifk" failed/,
+	'ifk: ... before its lock_timeout (the step did not fail by itself)');
+$fleet->set_alive('ifk', 'B', 1);
+ok( $fleet->poll('the step redone by the next worker', sub {
+			my $p = worker_pid();
+			$p ne '' && $p ne $pid && cluster_epoch('ifk') >= $e + 1;
+		}, 30),
+	'ifk: the next worker redoes the step');
+$fleet->run_for(1.5);
+is(cluster_epoch('ifk'), $e + 1, 'ifk: ... at the same epoch, and no grant step followed');
+my $ifk_members = q{
+	SELECT string_agg(format('%s: shard %s of %s, epoch %s, acknowledged %s, releasing %s at %s',
+	                         member, shard, num_shards, epoch, acknowledged_epoch,
+	                         releasing, release_epoch), '; ' ORDER BY member)
+	  FROM shard_coordinator.members WHERE cluster = 'ifk'};
+ok(!$fleet->granted('ifk', 'B'),
+	'ifk: B is not granted: the acknowledgement held for the killed attempt was discarded')
+  or diag('members: ' . $fleet->sql($ifk_members) . "\n" . $fleet->history('ifk'));
+is( $fleet->sql(q{
+		SELECT (coalesce(acknowledged_epoch, 0) < release_epoch) IS TRUE
+		  FROM shard_coordinator.members WHERE cluster = 'ifk' AND member = 'A'}),
+	't', "ifk: A still has to release (its acknowledgement is below the revocation)");
+$fleet->set_alive('ifk', 'A', 1);
+ok($fleet->poll('B granted in ifk', sub { $fleet->granted('ifk', 'B') }, 30),
+	'ifk: once A acknowledges the redone step, B is granted');
+for my $c ('ifa', 'iff', 'ifk')
 {
 	$fleet->check_no_overlap("acknowledgement in flight, $c", $c);
 	$fleet->check_epochs_monotonic("acknowledgement in flight, $c", $c);
