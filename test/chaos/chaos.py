@@ -79,8 +79,11 @@ shard k of n (jump_hash below, checked against the server's at start).
   is in another member's releasing set; when no handover is pending (the
   cluster row read before and after the members shows the same epoch and
   handover_pending false) plain mode's shards are exactly 0..n-1 and slot
-  mode's keys an exact cover of the slot set; epochs of clusters and member
-  names never go back, and no member's is above its cluster's;
+  mode's keys an exact cover of the slot set, counting as held the work
+  meant for a member shown leaving or expired before it was granted (its
+  own until the reshard that hands it on, as an expired member's grant is;
+  the server does not count it as a pending handover); epochs of clusters
+  and member names never go back, and no member's is above its cluster's;
 - each child got what its agent logged (its log lines), and its epochs, per
   member name, never go back, nor do those an agent reports; in plain mode
   no shard is given to two members at one epoch;
@@ -566,22 +569,24 @@ class _ProxyPair:
 VIEW_SQL = """
 SELECT 'c0', cluster, '', '-', num_shards::text, epoch::text, '',
        coalesce(slots::text, '-'), '-', handover, handover_pending::text,
-       grant_count::text
+       grant_count::text, '-', '-'
   FROM shard_coordinator.clusters WHERE cluster LIKE 'chaos%'
 UNION ALL
 SELECT 'm', cluster, member, coalesce(shard::text, '-'), num_shards::text,
        coalesce(epoch::text, '-'), state, coalesce(slots::text, '-'),
-       coalesce(releasing, '-'), '', '', ''
+       coalesce(releasing, '-'), '', '', '', coalesce(target_shard::text, '-'),
+       coalesce(target_slots::text, '-')
   FROM shard_coordinator.members WHERE cluster LIKE 'chaos%'
 UNION ALL
 SELECT 'c1', cluster, '', '-', num_shards::text, epoch::text, '',
        coalesce(slots::text, '-'), '-', handover, handover_pending::text,
-       grant_count::text
+       grant_count::text, '-', '-'
   FROM shard_coordinator.clusters WHERE cluster LIKE 'chaos%'
 """
 
 Member = collections.namedtuple(
-    "Member", "shard num_shards epoch state slots releasing")
+    "Member", "shard num_shards epoch state slots releasing target_shard "
+    "target_slots")
 Cluster = collections.namedtuple(
     "Cluster", "epoch num_shards slots handover pending grant_count")
 
@@ -594,12 +599,14 @@ def parse_view(rows):
     before, after = {}, {}
     for row in rows:
         kind, cluster, member, shard, n, epoch, state, slots, releasing, \
-            handover, pending, grant_count = row
+            handover, pending, grant_count, target_shard, target_slots = row
         if kind == "m":
             members[cluster][member] = Member(
                 None if shard == "-" else int(shard), int(n),
                 None if epoch == "-" else int(epoch), state,
-                int_array(slots), None if releasing == "-" else releasing)
+                int_array(slots), None if releasing == "-" else releasing,
+                None if target_shard == "-" else int(target_shard),
+                int_array(target_slots))
         else:
             keys = int_array(slots)
             (before if kind == "c0" else after)[cluster] = Cluster(
@@ -754,7 +761,13 @@ class Sampler(threading.Thread):
                                 f"while {b} still releases them "
                                 f"({ms[b].releasing})")
             # Settled: exactly 0..n-1, or an exact cover of the slot set
-            # (once someone is active: pending members hold nothing).
+            # (once someone is active: pending members hold nothing). Work
+            # meant for a member that left or expired before it was granted
+            # is its own until the reshard that hands it on (as an expired
+            # member's grant is): the server counts no handover pending
+            # for it (ReshardPolicy::pending()).
+            departed = {name: m for name, m in ms.items()
+                        if m.state in ("leaving", "expired")}
             if (c0.epoch == c1.epoch and not c0.pending and not c1.pending
                     and any(m.state == "active" for m in ms.values())):
                 self.settled_samples[cluster] += 1
@@ -762,6 +775,8 @@ class Sampler(threading.Thread):
                     union = 0
                     for g in grants.values():
                         union |= g
+                    for m in departed.values():
+                        union |= space.grant(None, 0, m.target_slots)
                     if union != space.all():
                         self.violations.add(
                             "view-cover",
@@ -769,9 +784,12 @@ class Sampler(threading.Thread):
                             f"handover pending: keys not granted: "
                             f"{space.names(space.all() & ~union)}")
                 else:
-                    held = sorted((m.shard, m.num_shards, name)
-                                  for name, m in ms.items()
-                                  if m.shard is not None)
+                    held = sorted(
+                        [(m.shard, m.num_shards, name)
+                         for name, m in ms.items() if m.shard is not None]
+                        + [(m.target_shard, m.num_shards, name + " (target)")
+                           for name, m in departed.items()
+                           if m.shard is None and m.target_shard is not None])
                     shards = [s for s, _, _ in held]
                     counts = {n for _, n, _ in held}
                     n = c0.grant_count
