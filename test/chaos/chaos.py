@@ -45,9 +45,10 @@ down at once):
             while its agent runs (the agent resumes a stopped child to stop
             it, and counts it until its whole tree is gone: covered).
 
-When the time is up, the frozen are resumed, stopping agents finish, and one
-more agent per cluster is killed (so the convergence includes an expiry);
-the dead are not restarted. Then every agent gets SIGTERM.
+When the time is up, the frozen are resumed (when due), stopping agents
+finish, and one more agent per cluster is killed (so the convergence
+includes an expiry); the dead are not restarted. Then every agent gets
+SIGTERM.
 
 What it checks (TAP lines; any failure fails the run)
 ------------------------------------------------------
@@ -1350,12 +1351,10 @@ class Chaos:
             # Pacing of the faults, not synchronisation.
             time.sleep(self.rng.uniform(0.5, 1.5) * args.fault_interval / 2)
 
-        # Stop the chaos: resume the frozen, let the stopping finish; the
-        # dead stay dead.
+        # Stop the chaos: the frozen are resumed when due (not earlier: an
+        # agent resumed before its lease ran out rightly keeps its frozen
+        # child), the stopping finish; the dead stay dead.
         def calm():
-            for agent in self.agents:
-                if agent.state in ("frozen", "child-frozen"):
-                    agent.due = 0
             self.handle_due(restarts=False)
             return not any(a.state in ("frozen", "child-frozen", "thawing",
                                        "terminating") for a in self.agents)
