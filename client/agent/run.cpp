@@ -24,11 +24,19 @@
 //   signal SIGKILLs the child at once.
 // - the child exits by itself: leave and exit (5 or 6); a supervisor such as
 //   systemd or Kubernetes restarts the agent.
+//
+// With -v each child's start (its whole grant) and the moment nothing of its
+// process tree is left are logged with CLOCK_MONOTONIC stamps, which tools
+// can line up with other processes' (test/chaos does): the start is read
+// before the fork, the end before the acknowledgement, leave or next child
+// that follows from it.
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "agent.hpp"
@@ -50,6 +58,33 @@ namespace {
 
 using client::Clock;
 using client::describe;
+
+// CLOCK_MONOTONIC as seconds with microseconds, for logs that tools line up
+// with other processes' monotonic timestamps (test/chaos reads them).
+std::string monotonic_stamp() {
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  char text[32];
+  std::snprintf(text, sizeof text, "%lld.%06ld",
+                static_cast<long long>(now.tv_sec), now.tv_nsec / 1000);
+  return text;
+}
+
+// The whole grant, every slot key included (describe() shortens long key
+// lists): what a tool reading the log needs to know the child's work.
+std::string describe_in_full(const client::Grant &grant) {
+  std::string text;
+  if (grant.slots) {
+    text = "slots [";
+    for (size_t i = 0; i < grant.slots->size(); ++i)
+      text += (i ? "," : "") + std::to_string((*grant.slots)[i]);
+    text += "]";
+  } else {
+    text = "shard " + std::to_string(grant.shard.value_or(-1)) + " of " +
+           std::to_string(grant.num_shards);
+  }
+  return text + ", epoch " + std::to_string(grant.epoch);
+}
 
 class Runner final : public LoopHandler {
  public:
@@ -168,6 +203,14 @@ class Runner final : public LoopHandler {
 
   // Makes the child match the grant (see supervise.hpp).
   void supervise() {
+    // Logged before anything that follows from it (an acknowledgement, a
+    // leave, the next child), so its time is no earlier than the tree's end.
+    if (child_pid_ > 0 && !child_.running()) {
+      log(Level::Info, "pid " + std::to_string(child_pid_) +
+                           " and its process tree are gone (CLOCK_MONOTONIC " +
+                           monotonic_stamp() + ")");
+      child_pid_ = -1;
+    }
     ChildSituation situation;
     situation.grant = registrar_.grant();
     situation.releases = registrar_.releases();
@@ -191,6 +234,9 @@ class Runner final : public LoopHandler {
         break;
       case ChildAction::Start: {
         const client::Grant &grant = registrar_.grant();
+        // Read before the fork, so that the child cannot have begun before
+        // the time logged.
+        std::string started_at = monotonic_stamp();
         std::string error = child_.start(child_environment(
             environ, grant, registrar_.cluster(), registrar_.member()));
         if (!error.empty()) {
@@ -199,8 +245,10 @@ class Runner final : public LoopHandler {
           break;
         }
         child_grant_ = grant;
-        log(Level::Info, "started pid " + std::to_string(child_.pid()) + ": " +
-                             describe(grant));
+        child_pid_ = child_.pid();
+        log(Level::Info, "started pid " + std::to_string(child_.pid()) +
+                             " (CLOCK_MONOTONIC " + started_at +
+                             "): " + describe_in_full(grant));
         break;
       }
       case ChildAction::Stop: {
@@ -226,6 +274,7 @@ class Runner final : public LoopHandler {
   client::Registrar registrar_;  // after what its callbacks use
   ChildProcess child_;
   client::Grant child_grant_;  // what the running child was given
+  pid_t child_pid_ = -1;       // the last child started, until its tree ends
   bool shutting_down_ = false;
   bool kill_now_ = false;  // signalled again while shutting down
   bool warned_kill_timeout_ = false;
