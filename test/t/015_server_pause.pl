@@ -26,8 +26,12 @@ $node->safe_psql('postgres', q{
 	INSERT INTO public.alive SELECT 'p', 'm' || i FROM generate_series(1, 5) i;
 });
 my $driver = SCTest::start_driver($node, interval => 0.1);
+# Settled: everybody granted, no handover pending (the driver acknowledges).
 $node->poll_query_until('postgres', q{
-	SELECT count(*) = 5 FROM shard_coordinator.members WHERE cluster = 'p' AND state = 'active'})
+	SELECT count(*) = 5 FROM shard_coordinator.members
+	 WHERE cluster = 'p' AND state = 'active' AND shard IS NOT NULL}) and
+$node->poll_query_until('postgres', q{
+	SELECT NOT handover_pending FROM shard_coordinator.clusters WHERE cluster = 'p'})
   or die 'the members were not assigned';
 
 # The postmaster and all its children.
