@@ -107,17 +107,18 @@ TIDY_FLAGS = -std=c++17 -Isrc -I$(shell $(PG_CONFIG) --includedir-server) -D_GNU
 format:
 	clang-format -i $(FORMATTED)
 
-# Formatting, clang-tidy and the C++/PostgreSQL boundary rules must be clean
-# (run by make test).
+# Formatting, clang-tidy and the C++/PostgreSQL boundary rules must be clean,
+# and every version number of the release agree (run by make test).
 lint:
 	clang-format --dry-run -Werror $(FORMATTED)
 	@python3 scripts/check-boundary.py
+	@python3 scripts/check-versions.py
 	@for f in src/*.cpp src/*/*.cpp; do \
 	  out=$$(clang-tidy --quiet $$f -- $(TIDY_FLAGS) 2>/dev/null | grep -E '^src/.*(warning|error):'); \
 	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	done
 	$(MAKE) -s -C client lint
-	@echo "ok 1 - clang-format, clang-tidy and the boundary rules are clean"
+	@echo "ok 1 - clang-format, clang-tidy, the boundary rules and the versions are clean"
 
 EXTRA_CLEAN = test/unit/unit_tests results output_iso regression.diffs \
 	regression.out log src/*/*.o

@@ -27,6 +27,10 @@ extern int guc_reshard_interval_ms;
 // being on a first heartbeat (a HandoverMode).
 extern int guc_handover;
 
+// The catalog version this library reads and writes: the control file's
+// default_version (scripts/check-versions.py checks that they agree).
+constexpr char kCatalogVersion[] = "1.1";
+
 // True when _PG_init ran from shared_preload_libraries.
 extern bool loaded_at_startup;
 
