@@ -5,7 +5,7 @@
     scripts/soak.sh 30m                      # the same, longer
 
 Needs a server with the extension (the PG* variables, as scripts/with-pg.sh
-exports them), the agent `shard-coordinator` on the PATH (make install) and
+exports them), the agent `shard-coordinator` on the PATH (make install-client) and
 psql. Python 3 standard library only.
 
 What it does
@@ -1121,7 +1121,7 @@ def main():
     if args.seed is None:
         args.seed = random.randrange(1 << 32)
     if not args.agent:
-        print("shard-coordinator is not on the PATH: make install",
+        print("shard-coordinator is not on the PATH: make install-client",
               file=sys.stderr)
         return 2
     workdir = tempfile.mkdtemp(prefix="sc_chaos.")
