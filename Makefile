@@ -1,9 +1,14 @@
 # shard_coordinator: PGXS build of the extension, plus the client, tests and demo.
 #
-#   make            build the extension (and the client, once it exists)
-#   make install    install into the PostgreSQL that pg_config names
-#   make test       install Debian packages if missing, build, run every suite
-#   make demo       the main job on a throwaway server
+#   make                 build the extension (needs only postgresql-server-dev-15)
+#   make install         install it into the PostgreSQL that pg_config names
+#   make client          build the agent and the C++ client library (client/:
+#                        CMake, libpq, nlohmann-json, CLI11, GoogleTest)
+#   make install-client  install the agent (/usr/local/bin/shard-coordinator)
+#   make deps            install every Debian package the targets below need
+#   make test            install packages if missing, build, install, run every suite
+#   make demo            the main job on a throwaway server
+#   make bench           the benchmarks
 
 .DEFAULT_GOAL := all
 
@@ -43,7 +48,20 @@ override autodepend = yes
 
 # test/ is a directory: without this, `make test` would be "up to date".
 .PHONY: all install test demo unit-test deps format lint bench \
-	all-client install-client clean-client
+	client install-client clean-client
+
+deps:
+	@bash scripts/install-deps.sh
+
+# The client library and the shard-coordinator agent (client/, CMake): never
+# built or installed by `make` and `make install` (PGXS convention: those
+# are the extension's), only by these goals and by test, demo and bench.
+client:
+	$(MAKE) -C client all
+install-client: client
+	$(MAKE) -C client install
+clean-client:
+	$(MAKE) -C client clean
 
 # Benchmarks (issue 5; not part of `make test`): bench/RESULTS.md and
 # bench/results.png, on throwaway servers. Installs what it needs itself.
@@ -52,9 +70,14 @@ bench:
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(wildcard $(PGXS)),)
-# A fresh machine without PostgreSQL's headers: install the packages first,
-# then run the same goal again.
-all install test demo unit-test:
+# No PostgreSQL server headers. The extension's own goals say what to
+# install; the goals that install what they need (a fresh machine: make test,
+# make demo) install the packages first, then run the same goal again.
+all install:
+	@echo "shard_coordinator needs PostgreSQL 15's server headers ($(PG_CONFIG) --pgxs):" >&2
+	@echo "  apt-get install postgresql-server-dev-15   (make deps installs everything the tests need)" >&2
+	@exit 1
+test demo unit-test:
 	bash scripts/install-deps.sh
 	$(MAKE) $@
 else
@@ -65,21 +88,7 @@ include $(PGXS)
 CONTRIB_TESTDB = $(TEST_DB)
 ISOLATION_TESTDB = $(TEST_DB)
 
-
-
-deps:
-	@bash scripts/install-deps.sh
-
-# The client library and the shard-coordinator agent (client/, CMake).
-all: all-client
-install: install-client
 clean: clean-client
-all-client:
-	$(MAKE) -C client all
-install-client: all-client
-	$(MAKE) -C client install
-clean-client:
-	$(MAKE) -C client clean
 
 # Unit tests of the pure C++ parts (no PostgreSQL headers).
 UNIT_SRCS = $(sort $(wildcard test/unit/*_test.cpp)) $(CORE_SRCS) \
@@ -91,13 +100,14 @@ test/unit/unit_tests: $(UNIT_SRCS) $(wildcard src/core/*.hpp src/worker/stall_me
 unit-test: test/unit/unit_tests
 	test/unit/unit_tests
 
-# Everything: packages, build, install, then each suite on a throwaway server.
+# Everything: packages, build, install, then each suite on a throwaway server
+# (scripts/run-tests.sh installs the extension and the agent).
 test: deps
-	$(MAKE) all
+	$(MAKE) all client
 	bash scripts/run-tests.sh
 
 demo: deps
-	$(MAKE) all
+	$(MAKE) all client
 	$(if $(filter 0,$(shell id -u)),,sudo) $(MAKE) install >/dev/null
 	bash $(firstword $(wildcard scripts/demo.sh) scripts/demo-sql.sh)
 
@@ -107,17 +117,18 @@ TIDY_FLAGS = -std=c++17 -Isrc -I$(shell $(PG_CONFIG) --includedir-server) -D_GNU
 format:
 	clang-format -i $(FORMATTED)
 
-# Formatting, clang-tidy and the C++/PostgreSQL boundary rules must be clean
-# (run by make test).
+# Formatting, clang-tidy and the C++/PostgreSQL boundary rules must be clean,
+# and every version number of the release agree (run by make test).
 lint:
 	clang-format --dry-run -Werror $(FORMATTED)
 	@python3 scripts/check-boundary.py
+	@python3 scripts/check-versions.py
 	@for f in src/*.cpp src/*/*.cpp; do \
 	  out=$$(clang-tidy --quiet $$f -- $(TIDY_FLAGS) 2>/dev/null | grep -E '^src/.*(warning|error):'); \
 	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
 	done
 	$(MAKE) -s -C client lint
-	@echo "ok 1 - clang-format, clang-tidy and the boundary rules are clean"
+	@echo "ok 1 - clang-format, clang-tidy, the boundary rules and the versions are clean"
 
 EXTRA_CLEAN = test/unit/unit_tests results output_iso regression.diffs \
 	regression.out log src/*/*.o

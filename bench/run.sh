@@ -65,7 +65,7 @@ export PATH=/usr/lib/postgresql/15/bin:$PATH
 
 # --- Build ----------------------------------------------------------------------
 log "building and installing the extension"
-make -s all >/dev/null
+make -s all client >/dev/null
 if [ "${SC_BENCH_INSTALL:-1}" != 0 ]; then
   $sudo make -s install >/dev/null
 fi

@@ -78,7 +78,7 @@ run_suite() {  # name command...
   echo "=== suite $name: $p passed, $f failed (exit $rc)"
 }
 
-$sudo make -s install >/dev/null || { echo "make install failed"; echo "0 passed, 1 failed"; exit 1; }
+$sudo make -s install install-client >/dev/null || { echo "make install install-client failed"; echo "0 passed, 1 failed"; exit 1; }
 
 for suite in $suites; do
   case $suite in

@@ -8,7 +8,7 @@
 #   scripts/soak.sh 2h --agents-per-cluster 25 --seed 42
 #
 # DURATION is seconds or a number with s, m (min) or h. Installs the
-# extension and the agent first (make install, as run-tests.sh does; set
+# extension and the agent first (make install install-client, as run-tests.sh does; set
 # SC_SOAK_NO_INSTALL=1 to use what is installed). Ends
 # with the chaos test's summary and its "N passed, N failed" line; exits
 # non-zero on any violation. The logs of a failed run are kept (the path is
@@ -27,7 +27,7 @@ shift
 sudo=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo"; fi
 if [ -z "${SC_SOAK_NO_INSTALL:-}" ]; then
-  $sudo make -s install >/dev/null
+  $sudo make -s install install-client >/dev/null
 fi
 
 # The randomized property tests with new random seeds (make test runs them

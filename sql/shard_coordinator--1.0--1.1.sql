@@ -2,8 +2,9 @@
 -- acknowledgements), the incarnation, the handover mode, and the heartbeat
 -- returning its promise (lease_remaining) and what to release.
 --
--- Members keep their shards and epochs: in 1.0 every active member holds
--- its shard (granted), and every cluster's grants have its num_shards.
+-- Members keep their shards and epochs: in 1.0 every active member of a
+-- plain cluster holds its shard (granted), every such cluster's grants have
+-- its num_shards, and the members of a slot cluster hold their keys.
 
 \echo Use "ALTER EXTENSION shard_coordinator UPDATE TO '1.1'" to load this file. \quit
 
@@ -23,7 +24,13 @@ ALTER TABLE shard_coordinator.member_state
     ADD COLUMN granted boolean NOT NULL DEFAULT true,
     ADD COLUMN target_slots integer[],
     ADD COLUMN incarnation bigint;
-UPDATE shard_coordinator.member_state SET target_slots = slots;
+-- A plain grant is the shard of an active member of a plain cluster; slot
+-- clusters grant keys (slots), never shards.
+UPDATE shard_coordinator.member_state AS m
+   SET target_slots = m.slots,
+       granted = m.state = 'active' AND c.slots IS NULL
+  FROM shard_coordinator.cluster_state AS c
+ WHERE c.cluster = m.cluster;
 
 CREATE TABLE shard_coordinator.pending_release (
     cluster        text    NOT NULL

@@ -1,13 +1,21 @@
 // Module entry: settings (GUCs), shared memory hooks and the background
-// worker's registration. Everything here runs in the postmaster at start.
+// worker's registration, which run in the postmaster at start; and the
+// installed catalog's version, which the worker and the SQL functions check.
 
 #include "module.hpp"
 
 extern "C" {
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_extension.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/rel.h"
 
 PG_MODULE_MAGIC;
 
@@ -34,6 +42,31 @@ Interval *us_to_interval(int64 us) {
   auto *value = static_cast<Interval *>(palloc0(sizeof(Interval)));
   value->time = us;
   return value;
+}
+
+char *installed_catalog_version() {
+  Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+  ScanKeyData key;
+  ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+              CStringGetDatum("shard_coordinator"));
+  SysScanDesc scan =
+      systable_beginscan(rel, ExtensionNameIndexId, true, nullptr, 1, &key);
+  char *version = nullptr;
+  HeapTuple tuple = systable_getnext(scan);
+  if (HeapTupleIsValid(tuple)) {
+    bool isnull = false;
+    Datum value = heap_getattr(tuple, Anum_pg_extension_extversion,
+                               RelationGetDescr(rel), &isnull);
+    if (!isnull) version = TextDatumGetCString(value);
+  }
+  systable_endscan(scan);
+  table_close(rel, AccessShareLock);
+  return version;
+}
+
+bool catalog_is_older(const char *version) {
+  // Numeric parts compare as numbers ("1.9" < "1.10").
+  return strverscmp(version, kCatalogVersion) < 0;
 }
 
 namespace {

@@ -27,6 +27,20 @@ extern int guc_reshard_interval_ms;
 // being on a first heartbeat (a HandoverMode).
 extern int guc_handover;
 
+// The catalog version this library reads and writes: the control file's
+// default_version (scripts/check-versions.py checks that they agree).
+constexpr char kCatalogVersion[] = "1.1";
+
+// The version of the installed extension's catalog (pg_extension.extversion,
+// palloc'd), or NULL when the extension is not installed in this database.
+// Needs a transaction. The worker loads and stores only a catalog of
+// kCatalogVersion; coordinating calls refuse any other (README,
+// "Upgrading").
+char *installed_catalog_version();
+// Whether `version` is older than kCatalogVersion (ALTER EXTENSION ...
+// UPDATE reaches it) rather than newer (another library is needed).
+bool catalog_is_older(const char *version);
+
 // True when _PG_init ran from shared_preload_libraries.
 extern bool loaded_at_startup;
 

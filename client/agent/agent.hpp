@@ -23,6 +23,8 @@ enum ExitCode : int {
 };
 
 extern const char *const kExitCodesHelp;
+// What `shard-coordinator --version` prints: "shard-coordinator 1.1.0".
+extern const char *const kVersionLine;
 
 struct MemberOptions {
   std::string dsn;

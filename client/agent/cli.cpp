@@ -14,6 +14,9 @@ namespace sca = shard_coordinator::agent;
 
 namespace shard_coordinator::agent {
 
+// SC_VERSION is the release's version, from CMakeLists.txt's project().
+const char *const kVersionLine = "shard-coordinator " SC_VERSION;
+
 const char *const kExitCodesHelp =
     "Exit status:\n"
     "  0  stopped by SIGTERM, SIGINT or SIGHUP (run: the command was stopped\n"
@@ -61,6 +64,7 @@ int sca::agent_main(int argc, char **argv) {
       "shard-coordinator"};
   app.require_subcommand(1);
   app.footer(sca::kExitCodesHelp);
+  app.set_version_flag("--version", kVersionLine, "Print the version and exit");
   app.failure_message([](const CLI::App *, const CLI::Error &e) {
     return std::string("shard-coordinator: ") + e.what() +
            " (see shard-coordinator --help)\n";

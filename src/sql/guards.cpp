@@ -57,9 +57,37 @@ void require_primary() {
                             "string.")));
 }
 
+// The worker loads only a catalog of the library's version (load.cpp): with
+// another one, refuse at once and say what to do, rather than wait for a
+// load that will not come. Never on the hot path: only while nothing is
+// loaded.
+void require_catalog_version() {
+  char *version = installed_catalog_version();
+  if (version == nullptr || strcmp(version, kCatalogVersion) == 0) return;
+  if (catalog_is_older(version))
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("shard_coordinator's catalog is at version %s, older "
+                    "than the library (%s)",
+                    version, kCatalogVersion),
+             errdetail("Nothing is coordinated until the catalog is updated; "
+                       "the stored assignments are kept."),
+             errhint("Run ALTER EXTENSION shard_coordinator UPDATE.")));
+  ereport(ERROR,
+          (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+           errmsg("shard_coordinator's catalog is at version %s, newer than "
+                  "the library (%s)",
+                  version, kCatalogVersion),
+           errdetail("Nothing is coordinated until the library matches the "
+                     "catalog; the stored assignments are kept."),
+           errhint("Install shard_coordinator %s and restart the server.",
+                   version)));
+}
+
 // Waits until the worker has loaded the tables into shared memory.
 void require_loaded() {
   if (shared->loaded) return;
+  require_catalog_version();
   TimestampTz give_up =
       TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kWorkerWaitMs);
   ConditionVariablePrepareToSleep(&shared->changed_cv);

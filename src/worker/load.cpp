@@ -15,7 +15,6 @@
 extern "C" {
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -527,6 +526,36 @@ void load_tables() {
                        static_cast<unsigned long long>(nreleases))));
 }
 
+// The catalog version last refused (said once), "" when none.
+char refused_version[NAMEDATALEN] = "";
+
+// A catalog of another version than the library's: its tables are not
+// those this library reads and writes, so they are left alone until ALTER
+// EXTENSION ... UPDATE (or a matching library).
+void refuse_catalog(const char *version) {
+  if (strcmp(refused_version, version) == 0) return;
+  strlcpy(refused_version, version, sizeof(refused_version));
+  if (catalog_is_older(version))
+    ereport(WARNING,
+            (errmsg("shard_coordinator: the extension's catalog is at "
+                    "version %s, older than the library (%s); nothing is "
+                    "coordinated until it is updated",
+                    version, kCatalogVersion),
+             errdetail("The stored assignments are kept; coordinating calls "
+                       "fail until then."),
+             errhint("Run ALTER EXTENSION shard_coordinator UPDATE in "
+                     "database \"%s\".",
+                     guc_database)));
+  else
+    ereport(WARNING,
+            (errmsg("shard_coordinator: the extension's catalog is at "
+                    "version %s, newer than the library (%s); nothing is "
+                    "coordinated",
+                    version, kCatalogVersion),
+             errhint("Install shard_coordinator %s and restart the server.",
+                     version)));
+}
+
 }  // namespace
 
 bool load_state() {
@@ -534,11 +563,15 @@ bool load_state() {
   PG_TRY();
   {
     begin_transaction("shard_coordinator: loading state");
-    if (OidIsValid(get_extension_oid("shard_coordinator", true))) {
+    char *version = installed_catalog_version();
+    if (version != nullptr && strcmp(version, kCatalogVersion) == 0) {
+      refused_version[0] = '\0';
       load_tables();
       loaded = true;
     } else {
-      // Not installed (or dropped): nothing of an old installation stays.
+      // Not installed (or dropped), or a catalog of another version: nothing
+      // of an old installation stays in shared memory.
+      if (version != nullptr) refuse_catalog(version);
       LWLockAcquire(shared->lock, LW_EXCLUSIVE);
       if (shared->loaded || shared->cluster_count > 0) reset_all();
       LWLockRelease(shared->lock);

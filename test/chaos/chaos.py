@@ -6,8 +6,9 @@
 
 Needs a server with the extension (the PG* variables, as scripts/with-pg.sh
 exports them), the agent `shard-coordinator` (this checkout's
-client/build/shard-coordinator if it was built, else the one on the PATH;
---agent names another) and psql. Python 3 standard library only.
+client/build/shard-coordinator if it was built, else the one on the PATH,
+from make install-client; --agent names another) and psql. Python 3
+standard library only.
 
 What it runs
 ------------
@@ -1997,7 +1998,7 @@ def main():
     if args.seed is None:
         args.seed = random.randrange(1 << 32)
     if not args.agent:
-        print("shard-coordinator is not built nor on the PATH: make install",
+        print("shard-coordinator is not built nor on the PATH: make client",
               file=sys.stderr)
         return 2
     workdir = tempfile.mkdtemp(prefix="sc_chaos.")

@@ -47,7 +47,7 @@ if (!$pgbouncer)
 }
 if (!$agent)
 {
-	fail('shard-coordinator is installed (make install)');
+	fail('shard-coordinator is installed (make install-client)');
 	done_testing();
 	exit 0;
 }

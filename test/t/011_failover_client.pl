@@ -27,7 +27,7 @@ for my $d (split(/:/, $ENV{PATH} // ''), '/usr/local/bin', '/usr/bin')
 }
 if (!$agent)
 {
-	fail('shard-coordinator is installed (make install)');
+	fail('shard-coordinator is installed (make install-client)');
 	done_testing();
 	exit 0;
 }

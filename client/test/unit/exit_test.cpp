@@ -122,6 +122,14 @@ TEST(AgentMain, HelpIsPrintedInFullWithStatus0) {
   EXPECT_EQ(ended.out.find("[atexit ran]"), std::string::npos);
 }
 
+TEST(AgentMain, VersionIsPrintedWithStatus0) {
+  Ended ended = Agent({"shard-coordinator", "--version"});
+  EXPECT_EQ(ExitCode(ended), 0);
+  EXPECT_EQ(ended.out, std::string(agent::kVersionLine) + "\n");
+  EXPECT_EQ(ended.out.rfind("shard-coordinator 1.", 0), 0u) << ended.out;
+  EXPECT_EQ(ended.err, "");
+}
+
 TEST(AgentMain, AnInvalidCommandLineExits2) {
   Ended ended = Agent({"shard-coordinator"});
   EXPECT_EQ(ExitCode(ended), agent::kExitUsage);
