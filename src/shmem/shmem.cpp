@@ -343,6 +343,9 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   cluster->member_count = 0;
   dlist_init(&cluster->members);
   cluster->slot_set = -1;
+  cluster->frozen = false;
+  memset(cluster->banned, 0, sizeof(cluster->banned));
+  cluster->banned_next = 0;
   return cluster;
 }
 
@@ -375,6 +378,7 @@ MemberEntry *create_member(ClusterEntry *cluster, const char *name, size_t len,
   member->state = MemberState::Pending;
   member->granted = false;
   member->leaving = false;
+  member->departure_held = false;
   member->removing = false;
   member->load_mark = false;
   return member;

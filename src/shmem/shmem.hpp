@@ -92,6 +92,9 @@ struct ClusterKey {
   char name[kClusterNameMax + 1];  // NUL-padded: hashed as a blob
 };
 
+// How many evicted incarnations a cluster remembers.
+constexpr int kBannedIncarnations = 16;
+
 struct ClusterEntry {
   ClusterKey key;  // first: dynahash key
   uint32 id;       // key of this cluster's members; never reused
@@ -153,6 +156,12 @@ struct ClusterEntry {
   int32 member_count;
   dlist_head members;  // MemberEntry.cluster_link
   int32 slot_set;      // index of its SlotSet, or -1: plain index-and-count
+  // freeze(): no step moves work (settings are still stored). Stored.
+  bool frozen;
+  // Incarnations evict() banned (a ring; shared memory only): they cannot
+  // register again.
+  uint64 banned[kBannedIncarnations];
+  int32 banned_next;
 };
 
 struct MemberKey {
@@ -188,8 +197,11 @@ struct MemberEntry {
   MemberState state;  // its target state
   bool granted;       // plain mode: holds (shard, cluster's grant_count)
   bool leaving;       // leave() was called; removed at the next reshard
-  bool removing;      // the worker is removing it right now
-  bool load_mark;     // scratch flag of the worker's load
+  // Its departure is a revocation (evict(), or leave() from another
+  // incarnation): its work is held until its promise ends.
+  bool departure_held;
+  bool removing;   // the worker is removing it right now
+  bool load_mark;  // scratch flag of the worker's load
 };
 
 // The fixed slot set of one cluster: its keys in place (ascending, also

@@ -32,6 +32,118 @@ struct HeartbeatArgs {
   uint64 incarnation;  // 0: none
 };
 
+// Whether a call may act for a member under the incarnation it sent
+// (README, "Identity"). A member that never sent one is anybody's, as in
+// 1.0; once it has, only that incarnation may heartbeat, acknowledge or
+// leave as itself.
+enum class Identity {
+  Ok,        // the member's own incarnation (or none ever sent)
+  InUse,     // another incarnation's promise is live
+  Missing,   // the member has an incarnation, the call sent none
+  Banned,    // evict() banned this incarnation
+  Replaced,  // another incarnation's entry is on its way out: wait, then
+             // register anew (a new incarnation never inherits an entry)
+};
+
+// What a refused call reports.
+struct Refusal {
+  Identity identity;
+  uint64 holder;      // the incarnation that holds the name
+  TimestampTz until;  // when its promise ends (InUse)
+};
+
+// SQLSTATE SC002: the name is held by another incarnation (or the call
+// sent none); SC003: the incarnation was evicted.
+constexpr int kNameInUseSqlstate = MAKE_SQLSTATE('S', 'C', '0', '0', '2');
+constexpr int kEvictedSqlstate = MAKE_SQLSTATE('S', 'C', '0', '0', '3');
+
+bool is_banned(const ClusterEntry *cluster, uint64 incarnation) {
+  if (incarnation == 0) return false;
+  for (uint64 banned : cluster->banned)
+    if (banned == incarnation) return true;
+  return false;
+}
+
+// Caller holds the lock (either mode).
+Identity check_identity(const ClusterEntry *cluster, MemberEntry *member,
+                        uint64 incarnation, int64 now) {
+  if (is_banned(cluster, incarnation)) return Identity::Banned;
+  const uint64 holder = member->incarnation;
+  if (holder == 0) return Identity::Ok;
+  if (incarnation == 0) return Identity::Missing;
+  if (incarnation == holder)
+    return member->departure_held ? Identity::Replaced : Identity::Ok;
+  if (member->leaving || member->departure_held ||
+      promise_end(cluster, member) <= now)
+    return Identity::Replaced;
+  return Identity::InUse;
+}
+
+void fill_refusal(const ClusterEntry *cluster, MemberEntry *member,
+                  Identity identity, int64 now, Refusal *refusal) {
+  refusal->identity = identity;
+  refusal->holder = member != nullptr ? member->incarnation : 0;
+  refusal->until = member != nullptr
+                       ? mono_to_timestamp(promise_end(cluster, member), now,
+                                           GetCurrentTimestamp())
+                       : 0;
+}
+
+// Raises the refusal's ERROR (lock released).
+void report_refusal(const char *action, NameArg cluster, NameArg member,
+                    uint64 incarnation, const Refusal &refusal) {
+  const int clen = static_cast<int>(cluster.len);
+  const int mlen = static_cast<int>(member.len);
+  switch (refusal.identity) {
+    case Identity::InUse:
+      ereport(ERROR,
+              (errcode(kNameInUseSqlstate),
+               errmsg("cannot %s member \"%.*s\" of cluster \"%.*s\": the name "
+                      "is in use by another process (incarnation %lld) until "
+                      "%s",
+                      action, mlen, member.data, clen, cluster.data,
+                      static_cast<long long>(refusal.holder),
+                      timestamptz_to_str(refusal.until)),
+               errhint("Pick another member name, or stop the other process; "
+                       "the name is free once it leaves or its promise "
+                       "ends.")));
+      break;
+    case Identity::Missing:
+      ereport(ERROR,
+              (errcode(kNameInUseSqlstate),
+               errmsg("cannot %s member \"%.*s\" of cluster \"%.*s\" without "
+                      "an incarnation: it was registered by incarnation %lld",
+                      action, mlen, member.data, clen, cluster.data,
+                      static_cast<long long>(refusal.holder)),
+               errhint("Pass the incarnation of the process that holds the "
+                       "name.")));
+      break;
+    case Identity::Banned:
+      ereport(ERROR,
+              (errcode(kEvictedSqlstate),
+               errmsg("cannot %s member \"%.*s\" of cluster \"%.*s\": "
+                      "incarnation %lld was evicted",
+                      action, mlen, member.data, clen, cluster.data,
+                      static_cast<long long>(incarnation)),
+               errhint("An operator evicted this process; start a new one "
+                       "(a new incarnation) once the cause is fixed.")));
+      break;
+    case Identity::Ok:
+    case Identity::Replaced:
+      break;
+  }
+}
+
+// The incarnation argument: any 64-bit value but 0 (NULL means none).
+uint64 incarnation_arg(int64 value) {
+  if (value == 0)
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                    errmsg("incarnation must not be 0"),
+                    errhint("Pass a random 64-bit number made once when the "
+                            "process starts, or NULL.")));
+  return static_cast<uint64>(value);
+}
+
 // What a heartbeat reports, copied out under the lock.
 struct HeartbeatResult {
   MemberState state;
@@ -99,7 +211,7 @@ void stamp_and_fill(ClusterEntry *cluster, MemberEntry *member, int64 now,
   out->slots = copy_member_slots(cluster, member, &out->nslots);
 }
 
-enum class HeartbeatStep { Done, Register, WaitForRemoval };
+enum class HeartbeatStep { Done, Register, WaitForRemoval, Refused };
 
 // The entries of the member this backend heartbeated last. A worker's
 // connection heartbeats the same member again and again, so the hot path
@@ -143,7 +255,8 @@ bool memo_remember(NameArg cluster_name, NameArg member_name,
 // The hot path: shared lock, the memo (or two hash lookups), one atomic
 // store.
 HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
-                              const HeartbeatArgs &args, HeartbeatResult *out) {
+                              const HeartbeatArgs &args, HeartbeatResult *out,
+                              Refusal *refusal) {
   // A backend that serves several members will touch pages all over the
   // member table, so it maps them all at once (populate_page_tables()),
   // after its first switch of member. A worker's own connection, which
@@ -167,9 +280,19 @@ HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
   }
   if (member != nullptr && member->removing) {
     step = HeartbeatStep::WaitForRemoval;
-  } else if (member != nullptr && !member->leaving) {
-    stamp_and_fill(cluster, member, mono_now_us(), args, out);
-    step = HeartbeatStep::Done;
+  } else if (member != nullptr) {
+    const int64 now = mono_now_us();
+    const Identity identity =
+        check_identity(cluster, member, args.incarnation, now);
+    if (identity == Identity::Ok && !member->leaving) {
+      stamp_and_fill(cluster, member, now, args, out);
+      step = HeartbeatStep::Done;
+    } else if (identity == Identity::Replaced) {
+      step = HeartbeatStep::WaitForRemoval;
+    } else if (identity != Identity::Ok) {
+      fill_refusal(cluster, member, identity, now, refusal);
+      step = HeartbeatStep::Refused;
+    }
   }
   LWLockRelease(shared->lock);
   if (pooled && !populated) {
@@ -179,12 +302,12 @@ HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
   return step;
 }
 
-enum class RegisterOutcome { Done, ClustersFull, MembersFull, Retry };
+enum class RegisterOutcome { Done, ClustersFull, MembersFull, Retry, Refused };
 
 // Registers a new member (or takes back a leave()).
 RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
                                    const HeartbeatArgs &args,
-                                   HeartbeatResult *out) {
+                                   HeartbeatResult *out, Refusal *refusal) {
   RegisterOutcome outcome = RegisterOutcome::Done;
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   const int64 now = mono_now_us();
@@ -199,8 +322,17 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
   } else {
     MemberEntry *member =
         find_member(cluster, member_name.data, member_name.len);
-    if (member != nullptr && member->removing) {
+    const Identity identity =
+        member != nullptr
+            ? check_identity(cluster, member, args.incarnation, now)
+            : (is_banned(cluster, args.incarnation) ? Identity::Banned
+                                                    : Identity::Ok);
+    if ((member != nullptr && member->removing) ||
+        identity == Identity::Replaced) {
       outcome = RegisterOutcome::Retry;
+    } else if (identity != Identity::Ok) {
+      fill_refusal(cluster, member, identity, now, refusal);
+      outcome = RegisterOutcome::Refused;
     } else {
       if (member == nullptr) {
         member = create_member(cluster, member_name.data, member_name.len, now,
@@ -253,24 +385,30 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
     args.applied_epoch = PG_GETARG_INT64(2);
   }
   if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
-    args.incarnation = static_cast<uint64>(PG_GETARG_INT64(3));
+    args.incarnation = incarnation_arg(PG_GETARG_INT64(3));
   require_ready_for_writes();
 
   HeartbeatResult result;
+  Refusal refusal{Identity::Ok, 0, 0};
   // Read before the stamp, so that expires_at never overstates the promise.
   const TimestampTz wall_now = GetCurrentTimestamp();
   TimestampTz give_up =
       0;  // set on the first wait only: keep the hot path lean
   for (;;) {
-    HeartbeatStep step = heartbeat_known(cluster, member, args, &result);
+    HeartbeatStep step =
+        heartbeat_known(cluster, member, args, &result, &refusal);
     if (step == HeartbeatStep::Done) break;
+    if (step == HeartbeatStep::Refused)
+      report_refusal("heartbeat", cluster, member, args.incarnation, refusal);
     if (step == HeartbeatStep::Register) {
       RegisterOutcome outcome =
-          heartbeat_register(cluster, member, args, &result);
+          heartbeat_register(cluster, member, args, &result, &refusal);
       if (outcome == RegisterOutcome::Done) {
         wake_worker();
         break;
       }
+      if (outcome == RegisterOutcome::Refused)
+        report_refusal("heartbeat", cluster, member, args.incarnation, refusal);
       if (outcome == RegisterOutcome::ClustersFull)
         ereport(ERROR,
                 (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -338,9 +476,14 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
 Datum sc_leave(PG_FUNCTION_ARGS) {
   NameArg cluster_name = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
   NameArg member_name = get_name_arg(fcinfo, 1, "member", kMemberNameMax);
+  const uint64 incarnation = PG_NARGS() > 2 && !PG_ARGISNULL(2)
+                                 ? incarnation_arg(PG_GETARG_INT64(2))
+                                 : 0;
   require_ready_for_writes();
 
   bool known = false;
+  bool revocation = false;
+  Refusal refusal{Identity::Ok, 0, 0};
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
   MemberEntry *member =
@@ -348,12 +491,28 @@ Datum sc_leave(PG_FUNCTION_ARGS) {
               : nullptr;
   if (member != nullptr) {
     known = true;
-    if (!member->removing) {
+    // Its own leave() releases its work at once; one from another
+    // incarnation is a revocation: the work is held until its promise ends.
+    const uint64 holder = member->incarnation;
+    if (holder != 0 && incarnation == 0) {
+      fill_refusal(cluster, member, Identity::Missing, mono_now_us(), &refusal);
+    } else if (!member->removing) {
+      revocation = holder != 0 && incarnation != holder;
       member->leaving = true;
+      if (revocation) member->departure_held = true;
       cluster->reshard_wanted = true;
     }
   }
   LWLockRelease(shared->lock);
+  if (refusal.identity != Identity::Ok)
+    report_refusal("leave", cluster_name, member_name, incarnation, refusal);
+  if (revocation)
+    ereport(LOG, (errmsg("shard_coordinator: member \"%.*s\" of cluster "
+                         "\"%.*s\" was left by another incarnation (%lld); "
+                         "its work is held until its promise ends",
+                         static_cast<int>(member_name.len), member_name.data,
+                         static_cast<int>(cluster_name.len), cluster_name.data,
+                         static_cast<long long>(incarnation))));
   if (known) wake_worker();
   PG_RETURN_BOOL(known);
 }

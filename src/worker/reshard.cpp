@@ -92,6 +92,7 @@ bool take_snapshot(const char *name, int64 now, bool settings_only,
   snap->settings_unstored =
       cluster->stored_generation < cluster->config_generation;
   snap->settings_only = settings_only;
+  snap->frozen = cluster->frozen;
   const bool reshard = !settings_only && cluster->reshard_wanted &&
                        reshard_gate_open(cluster, now);
 
@@ -124,7 +125,9 @@ bool take_snapshot(const char *name, int64 now, bool settings_only,
     const bool expired = expiry_deadline(cluster, member) <= now;
     m.alive = !member->leaving && !expired;
     // Its own leave() or the end of its promise: nothing it held is held.
-    m.released_on_departure = true;
+    // evict() or a leave() from another incarnation: held until its
+    // promise ends.
+    m.released_on_departure = !member->departure_held;
     // Members leave only in a step that reshards.
     if (!m.alive && reshard) member->removing = true;
     snap->names[i].name = pstrdup(member->key.name);
@@ -403,7 +406,16 @@ ReshardResult step_or_store_settings(const char *name, bool settings_only) {
 
 }  // namespace
 
+static bool cluster_frozen(const char *name, size_t len) {
+  LWLockAcquire(shared->lock, LW_SHARED);
+  const ClusterEntry *cluster = find_cluster(name, len);
+  const bool frozen = cluster != nullptr && cluster->frozen;
+  LWLockRelease(shared->lock);
+  return frozen;
+}
+
 bool step_due(ClusterEntry *cluster, int64 now) {
+  if (cluster->frozen) return false;  // only its settings are stored
   if (cluster->reshard_wanted && reshard_gate_open(cluster, now)) return true;
   if (pg_atomic_read_u32(&cluster->grant_check_wanted) != 0) return true;
   if (cluster->release_check_at != 0 && cluster->release_check_at <= now)
@@ -416,7 +428,10 @@ ReshardResult reshard_cluster(const char *name) {
   size_t len = strlen(name);
   MemoryContext old = MemoryContextSwitchTo(reshard_context);
   ReshardResult result;
-  if (!try_lock_cluster_for_reshard(name, len)) {
+  if (cluster_frozen(name, len)) {
+    // freeze(): no work moves; configure() and freeze() are still stored.
+    result = step_or_store_settings(name, true);
+  } else if (!try_lock_cluster_for_reshard(name, len)) {
     result = step_or_store_settings(name, true);
     if (result == ReshardResult::Done && set_reshard_fenced(name, true))
       result = ReshardResult::Fenced;
