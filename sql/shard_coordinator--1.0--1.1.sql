@@ -15,7 +15,8 @@ ALTER TABLE shard_coordinator.cluster_state
     ADD COLUMN grant_count integer NOT NULL DEFAULT 0 CHECK (grant_count >= 0),
     ADD COLUMN max_lease interval NOT NULL DEFAULT '0',
     ADD COLUMN timeline integer NOT NULL DEFAULT 1,
-    ADD COLUMN synchronous boolean NOT NULL DEFAULT false;
+    ADD COLUMN synchronous boolean NOT NULL DEFAULT false,
+    ADD COLUMN frozen boolean NOT NULL DEFAULT false;
 UPDATE shard_coordinator.cluster_state
    SET grant_count = CASE WHEN slots IS NULL THEN num_shards ELSE 0 END,
        max_lease = heartbeat_interval + grace_period;
@@ -191,7 +192,8 @@ CREATE FUNCTION shard_coordinator._live_clusters(
     OUT handover_pending boolean,
     OUT exclusive_since timestamptz,
     OUT grants_held_until timestamptz,
-    OUT failover_safe boolean)
+    OUT failover_safe boolean,
+    OUT frozen boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'sc_live_clusters'
 LANGUAGE C VOLATILE;
@@ -234,7 +236,7 @@ SELECT l.cluster, l.heartbeat_interval, l.grace_period, l.reshard_interval,
        l.max_shards, l.epoch, l.num_shards, l.members, l.active, l.standby,
        l.pending, l.resharded_at, l.slots, l.fenced, l.handover,
        l.grant_count, l.handover_pending, l.exclusive_since,
-       l.grants_held_until, l.failover_safe
+       l.grants_held_until, l.failover_safe, l.frozen
   FROM shard_coordinator._live_clusters() AS l
 UNION ALL
 SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
@@ -245,7 +247,7 @@ SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
        0,
        c.resharded_at, c.slots, false, c.handover, c.grant_count,
        EXISTS (SELECT FROM shard_coordinator.pending_release r WHERE r.cluster = c.cluster),
-       NULL::timestamptz, NULL::timestamptz, c.synchronous
+       NULL::timestamptz, NULL::timestamptz, c.synchronous, c.frozen
   FROM shard_coordinator.cluster_state AS c
  WHERE NOT shard_coordinator._is_live();
 
@@ -270,6 +272,36 @@ REVOKE ALL ON FUNCTION
     shard_coordinator.fence(text, text, bigint, integer[]) FROM PUBLIC;
 REVOKE ALL ON shard_coordinator.members, shard_coordinator.clusters,
     shard_coordinator.pending_release FROM PUBLIC;
+
+-- Operator controls (README, "Operations"): granted to nobody; an
+-- administrator grants them to the roles that run the fleet.
+CREATE FUNCTION shard_coordinator.evict(cluster text, member text,
+                                        reason text DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'sc_evict'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shard_coordinator.evict(text, text, text) IS
+    'Removes a member and bans its incarnation; its work is handed on once its promise ends';
+
+CREATE FUNCTION shard_coordinator.freeze(cluster text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sc_freeze'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shard_coordinator.freeze(text) IS
+    'No work moves in the cluster until unfreeze(): joins wait as pending, departures wait';
+
+CREATE FUNCTION shard_coordinator.unfreeze(cluster text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sc_unfreeze'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shard_coordinator.unfreeze(text) IS
+    'Ends freeze(): what waited is done now';
+
+REVOKE ALL ON FUNCTION shard_coordinator.evict(text, text, text),
+    shard_coordinator.freeze(text), shard_coordinator.unfreeze(text) FROM PUBLIC;
 
 -- The grants of the dropped objects, on the new ones (the four-argument
 -- fence gets what the three-argument one had).

@@ -152,6 +152,8 @@ Applied apply_settings(const Settings &s, uint64 *generation) {
   return Applied::Done;
 }
 
+}  // namespace
+
 // Waits until the worker has stored the settings of `generation`, so that
 // they survive a crash and show in the table; warns after kWorkerWaitMs.
 void wait_until_stored(NameArg name, uint64 generation) {
@@ -176,8 +178,6 @@ void wait_until_stored(NameArg name, uint64 generation) {
   }
   ConditionVariableCancelSleep();
 }
-
-}  // namespace
 
 }  // namespace shard_coordinator::sql
 

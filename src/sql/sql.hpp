@@ -6,6 +6,7 @@
 //   configure.cpp  configure()
 //   views.cpp      the functions behind the views, and the install check
 //   fence.cpp      fence()
+//   admin.cpp      evict(), freeze(), unfreeze(): operator controls
 //   keys.cpp       channel() and jump_hash()
 //
 // They are thin extern "C" functions written in C style: they hold no C++
@@ -55,6 +56,12 @@ TupleDesc result_tupdesc(FunctionCallInfo fcinfo);
 Datum slots_datum(const int32 *slots, int32 nslots);
 // The member's LISTEN channel as text.
 text *channel_text(NameArg cluster, NameArg member);
+
+// --- configure.cpp ----------------------------------------------------------
+
+// Waits until the worker has stored the settings of `generation` (they
+// survive a crash and show in the table); warns after kWorkerWaitMs.
+void wait_until_stored(NameArg name, uint64 generation);
 
 // --- guards.cpp -----------------------------------------------------------
 

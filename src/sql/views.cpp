@@ -265,6 +265,7 @@ struct ClusterRow {
   int32 grant_count;
   bool handover_pending;
   TimestampTz exclusive_since;
+  bool frozen;
   int64 grants_held_until;  // monotonic
 };
 
@@ -312,6 +313,7 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
       row.grant_count = cluster->grant_count;
       row.handover_pending = cluster->handover_pending;
       row.exclusive_since = cluster->exclusive_since;
+      row.frozen = cluster->frozen;
       row.grants_held_until = cluster->grants_held_until;
     }
   }
@@ -320,8 +322,8 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
   const TimestampTz wall_now = GetCurrentTimestamp();
   for (int32 i = 0; i < nrows; ++i) {
     const ClusterRow &row = rows[i];
-    Datum values[20];
-    bool nulls[20];
+    Datum values[21];
+    bool nulls[21];
     memset(nulls, 0, sizeof(nulls));
     values[0] = CStringGetTextDatum(row.cluster);
     values[1] = IntervalPGetDatum(us_to_interval(row.heartbeat_interval_us));
@@ -359,6 +361,7 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
           mono_to_timestamp(row.grants_held_until, now, wall_now));
       nulls[18] = row.grants_held_until <= now;
       values[19] = BoolGetDatum(failover_safe());
+      values[20] = BoolGetDatum(row.frozen);
     }
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   }

@@ -174,6 +174,8 @@ void load_cluster_row(HeapTuple tuple, TupleDesc desc, int64 now) {
     char *mode = TextDatumGetCString(SPI_getbinval(tuple, desc, 12, &isnull));
     if (!parse_handover_mode(mode, &cluster->handover))
       cluster->handover = HandoverMode::Exclusive;
+    Datum frozen = SPI_getbinval(tuple, desc, 17, &isnull);
+    cluster->frozen = !isnull && DatumGetBool(frozen);
     cluster->stored_generation = cluster->config_generation;
   }
   cluster->epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull));
@@ -480,8 +482,9 @@ void load_tables() {
   if (SPI_execute("SELECT cluster, heartbeat_interval, grace_period, "
                   "reshard_interval, max_shards, epoch, num_shards, "
                   "resharded_at, slots, num_shards_epoch, pending_slots, "
-                  "handover, grant_count, max_lease, timeline, synchronous "
-                  "FROM shard_coordinator.cluster_state ORDER BY cluster",
+                  "handover, grant_count, max_lease, timeline, synchronous, "
+                  "frozen FROM shard_coordinator.cluster_state ORDER BY "
+                  "cluster",
                   true, 0) != SPI_OK_SELECT)
     elog(ERROR, "could not read shard_coordinator.cluster_state");
   SPITupleTable *clusters = SPI_tuptable;

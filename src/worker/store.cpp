@@ -80,18 +80,18 @@ SPIPlanPtr add_releases_plan = nullptr;
 
 void store_cluster_row(const Snapshot *snap, const BridgeOutput *out,
                        TimestampTz wall_now) {
-  Oid types[16] = {TEXTOID,      INTERVALOID,  INTERVALOID, INTERVALOID,
-                   INT4OID,      INT8OID,      INT4OID,     TIMESTAMPTZOID,
-                   INT4ARRAYOID, INT4ARRAYOID, TEXTOID,     INT4OID,
-                   INTERVALOID,  INT4OID,      BOOLOID,     BOOLOID};
+  Oid types[17] = {
+      TEXTOID,     INTERVALOID,    INTERVALOID,  INTERVALOID,  INT4OID, INT8OID,
+      INT4OID,     TIMESTAMPTZOID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID, INT4OID,
+      INTERVALOID, INT4OID,        BOOLOID,      BOOLOID,      BOOLOID};
   SPIPlanPtr plan = prepared(
       &cluster_plan,
       "INSERT INTO shard_coordinator.cluster_state AS c (cluster, "
       "heartbeat_interval, grace_period, reshard_interval, max_shards, epoch, "
       "num_shards, num_shards_epoch, resharded_at, slots, pending_slots, "
-      "handover, grant_count, max_lease, timeline, synchronous) "
+      "handover, grant_count, max_lease, timeline, synchronous, frozen) "
       "VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $16 THEN $6 ELSE 0 END, "
-      "$8, $9, $10, $11, $12, $13, $14, $15) "
+      "$8, $9, $10, $11, $12, $13, $14, $15, $17) "
       "ON CONFLICT (cluster) DO UPDATE SET "
       "heartbeat_interval = EXCLUDED.heartbeat_interval, "
       "grace_period = EXCLUDED.grace_period, "
@@ -104,11 +104,12 @@ void store_cluster_row(const Snapshot *snap, const BridgeOutput *out,
       "pending_slots = EXCLUDED.pending_slots, handover = EXCLUDED.handover, "
       "grant_count = EXCLUDED.grant_count, "
       "max_lease = GREATEST(c.max_lease, EXCLUDED.max_lease), "
-      "timeline = EXCLUDED.timeline, synchronous = EXCLUDED.synchronous "
+      "timeline = EXCLUDED.timeline, synchronous = EXCLUDED.synchronous, "
+      "frozen = EXCLUDED.frozen "
       "WHERE c.epoch <= EXCLUDED.epoch",
-      16, types);
-  Datum values[16];
-  char nulls[17] = "                ";
+      17, types);
+  Datum values[17];
+  char nulls[18] = "                 ";
   values[0] = CStringGetTextDatum(snap->name);
   values[1] = IntervalPGetDatum(us_to_interval(snap->heartbeat_interval_us));
   values[2] = IntervalPGetDatum(us_to_interval(snap->grace_period_us));
@@ -143,6 +144,7 @@ void store_cluster_row(const Snapshot *snap, const BridgeOutput *out,
   values[13] = Int32GetDatum(static_cast<int32>(GetWALInsertionTimeLine()));
   values[14] = BoolGetDatum(commit_is_synchronous());
   values[15] = BoolGetDatum(out->cluster_notice);
+  values[16] = BoolGetDatum(snap->frozen);
   const int rc = SPI_execute_plan(plan, values, nulls, false, 0);
   if (rc != SPI_OK_INSERT || SPI_processed != 1)
     ereport(ERROR, (errcode(kStaleSharedMemory),

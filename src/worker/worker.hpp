@@ -108,6 +108,7 @@ struct Snapshot {
   // A fence holds the cluster: store the settings only, leave members,
   // epoch, keys and holds alone.
   bool settings_only;
+  bool frozen;         // freeze(): stored with the settings
   int32 slot_set;      // its SlotSet, or -1
   bool slots_pending;  // configure() asked for a new key set
   uint64 pending_serial;
