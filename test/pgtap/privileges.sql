@@ -7,7 +7,7 @@
 -- heartbeat() and leave() are not transactional: the member registered here
 -- (cluster tap_priv) stays after the ROLLBACK, so it leaves at the end.
 BEGIN;
-SELECT plan(63);
+SELECT plan(69);
 
 -- Not granted to PUBLIC.
 SELECT ok(NOT has_function_privilege('public', f::regprocedure, 'EXECUTE'),
@@ -20,6 +20,9 @@ SELECT ok(NOT has_function_privilege('public', f::regprocedure, 'EXECUTE'),
     'shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[], text)',
     'shard_coordinator.fence(text, text, bigint)',
     'shard_coordinator.fence(text, text, bigint, integer[])',
+    'shard_coordinator.evict(text, text, text)',
+    'shard_coordinator.freeze(text)',
+    'shard_coordinator.unfreeze(text)',
     'shard_coordinator._install_check()',
     'shard_coordinator._live_members()',
     'shard_coordinator._live_clusters()',
@@ -49,6 +52,12 @@ SELECT throws_ok($$SELECT shard_coordinator.configure('tap_priv', max_shards => 
                  NULL, 'a role without grants cannot configure');
 SELECT throws_ok($$SELECT shard_coordinator.fence('tap_priv', 'nobody', 1)$$, '42501',
                  NULL, 'a role without grants cannot fence');
+SELECT throws_ok($$SELECT shard_coordinator.evict('tap_priv', 'nobody')$$, '42501',
+                 NULL, 'a role without grants cannot evict');
+SELECT throws_ok($$SELECT shard_coordinator.freeze('tap_priv')$$, '42501',
+                 NULL, 'a role without grants cannot freeze');
+SELECT throws_ok($$SELECT shard_coordinator.unfreeze('tap_priv')$$, '42501',
+                 NULL, 'a role without grants cannot unfreeze');
 SELECT throws_ok($$SELECT * FROM shard_coordinator.members$$, '42501',
                  NULL, 'a role without grants cannot read members');
 SELECT throws_ok($$INSERT INTO shard_coordinator.cluster_state (cluster, heartbeat_interval,

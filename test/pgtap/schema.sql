@@ -2,7 +2,7 @@
 -- return types and columns, and the constraints that back the safety
 -- invariant.
 BEGIN;
-SELECT plan(144);
+SELECT plan(151);
 
 SELECT has_extension('shard_coordinator');
 SELECT has_schema('shard_coordinator');
@@ -26,6 +26,12 @@ SELECT has_function('shard_coordinator', 'configure',
                     ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]', 'text']);
 SELECT has_function('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint']);
 SELECT has_function('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint', 'integer[]']);
+SELECT has_function('shard_coordinator', 'evict', ARRAY['text', 'text', 'text']);
+SELECT has_function('shard_coordinator', 'freeze', ARRAY['text']);
+SELECT has_function('shard_coordinator', 'unfreeze', ARRAY['text']);
+SELECT function_returns('shard_coordinator', 'evict', ARRAY['text', 'text', 'text'], 'boolean');
+SELECT is(pg_get_function_arguments('shard_coordinator.evict(text, text, text)'::regprocedure),
+          'cluster text, member text, reason text DEFAULT NULL::text', 'evict() arguments');
 SELECT has_function('shard_coordinator', 'jump_hash', ARRAY['bigint', 'integer']);
 SELECT has_function('shard_coordinator', 'jump_hash', ARRAY['text', 'integer']);
 SELECT is(
@@ -128,7 +134,8 @@ SELECT columns_are('shard_coordinator', 'clusters', ARRAY[
   'cluster', 'heartbeat_interval', 'grace_period', 'reshard_interval', 'max_shards',
   'epoch', 'num_shards', 'members', 'active', 'standby', 'pending', 'resharded_at', 'slots', 'fenced',
   'handover', 'grant_count', 'handover_pending', 'exclusive_since', 'grants_held_until',
-  'failover_safe']);
+  'failover_safe', 'frozen']);
+SELECT col_type_is('shard_coordinator', 'clusters', 'frozen', 'boolean', 'clusters.frozen is boolean');
 SELECT col_type_is('shard_coordinator', 'clusters', 'handover', 'text', 'clusters.handover is text');
 SELECT col_type_is('shard_coordinator', 'clusters', 'grant_count', 'integer', 'clusters.grant_count is integer');
 SELECT col_type_is('shard_coordinator', 'clusters', 'handover_pending', 'boolean', 'clusters.handover_pending is boolean');
@@ -152,7 +159,9 @@ SELECT col_type_is('shard_coordinator', 'clusters', 'slots', 'integer[]', 'clust
 SELECT columns_are('shard_coordinator', 'cluster_state', ARRAY[
   'cluster', 'heartbeat_interval', 'grace_period', 'reshard_interval', 'max_shards',
   'epoch', 'num_shards', 'num_shards_epoch', 'resharded_at', 'slots',
-  'pending_slots', 'handover', 'grant_count', 'max_lease', 'timeline', 'synchronous']);
+  'pending_slots', 'handover', 'grant_count', 'max_lease', 'timeline', 'synchronous',
+  'frozen']);
+SELECT col_default_is('shard_coordinator', 'cluster_state', 'frozen', 'false', 'clusters are not frozen by default');
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'pending_slots', 'integer[]', 'cluster_state.pending_slots is integer[]');
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'handover', 'text', 'cluster_state.handover is text');
 SELECT col_default_is('shard_coordinator', 'cluster_state', 'handover', 'exclusive', 'handovers are exclusive by default');

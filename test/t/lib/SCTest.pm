@@ -161,7 +161,7 @@ sub settle
 		   AND NOT (SELECT handover_pending FROM shard_coordinator.clusters
 		             WHERE cluster = '$c')
 		  FROM shard_coordinator.members m,
-		       LATERAL shard_coordinator.heartbeat(m.cluster, m.member, m.epoch) h
+		       LATERAL shard_coordinator.heartbeat(m.cluster, m.member, m.epoch, m.incarnation) h
 		 WHERE m.cluster = '$c' AND m.state IN ('active', 'standby', 'pending')});
 }
 
@@ -173,7 +173,7 @@ sub wait_for_assignment
 {
 	my ($node, $c, $expected) = @_;
 	return $node->poll_query_until('postgres', qq{
-		SELECT (SELECT count(shard_coordinator.heartbeat(cluster, member, epoch))
+		SELECT (SELECT count(shard_coordinator.heartbeat(cluster, member, epoch, incarnation))
 		          FROM shard_coordinator.members
 		         WHERE cluster = '$c' AND releasing IS NOT NULL
 		           AND member = ANY (string_to_array(regexp_replace('$expected', '=[0-9]+', '', 'g'), ','))
@@ -194,7 +194,7 @@ sub wait_for_targets
 {
 	my ($node, $c, $expected) = @_;
 	return $node->poll_query_until('postgres', qq{
-		SELECT (SELECT count(shard_coordinator.heartbeat(cluster, member, epoch))
+		SELECT (SELECT count(shard_coordinator.heartbeat(cluster, member, epoch, incarnation))
 		          FROM shard_coordinator.members
 		         WHERE cluster = '$c' AND releasing IS NOT NULL
 		           AND member = ANY (string_to_array(regexp_replace('$expected', '=[0-9]+', '', 'g'), ','))
