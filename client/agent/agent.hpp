@@ -50,6 +50,17 @@ struct StatusOptions {
   bool json = false;
 };
 
+enum class AdminAction { Evict, Freeze, Unfreeze };
+
+struct AdminOptions {
+  std::string dsn;
+  AdminAction action = AdminAction::Freeze;
+  std::string cluster;
+  std::string member;  // evict
+  std::string reason;  // evict; empty: none
+};
+
+int admin_command(const AdminOptions &options);
 int run_command(const RunOptions &options);
 int watch_command(const WatchOptions &options);
 int status_command(const StatusOptions &options);

@@ -1,6 +1,7 @@
 // shard-coordinator: the command-line agent. Parses the command line (CLI11)
 // and hands over to run_command, watch_command or status_command. main()
-// (main.cpp) passes the result to exit_process().
+// (main.cpp) passes the result to exit_process(). `admin` goes to
+// admin_command.
 
 #include <CLI/CLI.hpp>
 #include <cmath>
@@ -140,6 +141,35 @@ int sca::agent_main(int argc, char **argv) {
   status->footer(sca::kExitCodesHelp);
   status->fallthrough();
 
+  sca::AdminOptions admin_options;
+  CLI::App *admin = app.add_subcommand(
+      "admin",
+      "Operator controls (the role needs EXECUTE on them): evict a member "
+      "(its incarnation is banned, its work moves when its promise ends), "
+      "freeze a cluster (no work moves) or unfreeze it");
+  admin->require_subcommand(1);
+  admin
+      ->add_option("--dsn,-d", admin_options.dsn,
+                   "libpq connection string or URI (default: PG* "
+                   "environment variables)")
+      ->envname("SHARD_COORDINATOR_DSN");
+  CLI::App *evict = admin->add_subcommand(
+      "evict", "Remove a member that will not go, and ban its process");
+  evict->add_option("CLUSTER", admin_options.cluster, "The cluster")
+      ->required();
+  evict->add_option("MEMBER", admin_options.member, "The member")->required();
+  evict->add_option("--reason,-r", admin_options.reason,
+                    "Why (recorded in the server log)");
+  CLI::App *freeze = admin->add_subcommand(
+      "freeze", "Stop all movement of work in a cluster until unfreeze");
+  freeze->add_option("CLUSTER", admin_options.cluster, "The cluster")
+      ->required();
+  CLI::App *unfreeze =
+      admin->add_subcommand("unfreeze", "Let a frozen cluster move work again");
+  unfreeze->add_option("CLUSTER", admin_options.cluster, "The cluster")
+      ->required();
+  admin->footer(sca::kExitCodesHelp);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
@@ -155,6 +185,12 @@ int sca::agent_main(int argc, char **argv) {
       return sca::run_command(run_options);
     }
     if (watch->parsed()) return sca::watch_command(watch_options);
+    if (admin->parsed()) {
+      admin_options.action = evict->parsed()    ? sca::AdminAction::Evict
+                             : freeze->parsed() ? sca::AdminAction::Freeze
+                                                : sca::AdminAction::Unfreeze;
+      return sca::admin_command(admin_options);
+    }
     return sca::status_command(status_options);
   } catch (const std::exception &e) {
     sca::log(sca::Level::Error, std::string("unexpected error: ") + e.what());

@@ -15,6 +15,15 @@ Diagnosis diagnose(std::string_view sqlstate) {
   if (sqlstate == "55000")
     return {Recovery::RetrySameConnection,
             "shard_coordinator is not ready on the server yet; retrying"};
+  if (sqlstate == "SC002")
+    return {Recovery::RetrySameConnection,
+            "another process holds this member name; retrying until it is "
+            "free (its promise ends or it leaves), or give this process "
+            "another --member name"};
+  if (sqlstate == "SC003")
+    return {Recovery::GiveUp,
+            "an operator evicted this process (shard_coordinator.evict); "
+            "start a new one once the cause is fixed"};
   if (sqlstate == "22023" || sqlstate == "22004" || sqlstate == "22P02" ||
       sqlstate == "22001" || sqlstate == "22021")
     return {Recovery::GiveUp, "fix the cluster or member name"};

@@ -671,6 +671,83 @@ def test_status(ctx):
     ctx.note(done.stderr.strip())
 
 
+def test_a_second_process_with_the_same_name_waits(ctx):
+    """a second agent under a member name in use is refused (SC002) and runs
+    no child while the first holds it; it takes over once the first left"""
+    configure("it_name", heartbeat="200ms", grace="300ms")
+    fleet = ctx.fleet("it_name")
+    first = fleet.start("n1")
+    wait_until("n1 active", lambda: fleet.assignment(1))
+    child = fleet.child_of("n1")
+    log_path = os.path.join(fleet.dir, "agent-n1-second.log")
+    with open(log_path, "w") as log:
+        second = subprocess.Popen(
+            [ctx.agent, "-v", "run", "--cluster", "it_name", "--member", "n1",
+             "--kill-timeout", "2s", "--", CHILD],
+            stdout=log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, SC_TEST_DIR=fleet.dir))
+    ctx.cleanup.append(second)
+
+    def second_log():
+        with open(log_path) as f:
+            return f.read()
+    wait_until("the second agent to be refused with SC002",
+               lambda: second_log().count("SC002") >= 2)
+    if fleet.child_of("n1") != child or len(fleet.children()) != 1 \
+            or second.poll() is not None:
+        raise Failure(f"the name changed hands: {fleet.children()}")
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=TIMEOUT)
+    wait_until("the second agent's child",
+               lambda: fleet.child_of("n1") not in (None, child))
+    second.send_signal(signal.SIGTERM)
+    second.wait(timeout=TIMEOUT)
+    ctx.note([line for line in second_log().splitlines()
+              if "SC002" in line][0])
+
+
+def test_admin_freeze_and_evict(ctx):
+    """admin freeze keeps a joining agent's child from starting until
+    unfreeze; admin evict stops the evicted agent (exit 3) and its child"""
+    configure("it_admin", heartbeat="200ms", grace="300ms")
+    fleet = ctx.fleet("it_admin")
+    fleet.start("a1")
+    wait_until("a1 active", lambda: fleet.assignment(1))
+    admin = [ctx.agent, "admin"]
+    subprocess.run(admin + ["freeze", "it_admin"], check=True, timeout=TIMEOUT)
+    if psql("SELECT frozen FROM shard_coordinator.clusters "
+            "WHERE cluster = 'it_admin'") != "t":
+        raise Failure("admin freeze did not freeze the cluster")
+    fleet.start("a2")
+    wait_until("a2 pending", lambda: psql(
+        "SELECT state FROM shard_coordinator.members "
+        "WHERE cluster = 'it_admin' AND member = 'a2'") == "pending")
+    # A few heartbeats later a2 still has no child.
+    time.sleep(1.0)
+    if fleet.child_of("a2") is not None:
+        raise Failure("a2 started a child in a frozen cluster")
+    subprocess.run(admin + ["unfreeze", "it_admin"], check=True,
+                   timeout=TIMEOUT)
+    wait_until("a1 and a2 active", lambda: fleet.assignment(2))
+    evicted_child = fleet.child_of("a1")
+    done = subprocess.run(admin + ["evict", "it_admin", "a1", "--reason",
+                                   "integration test"],
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    if done.returncode != 0:
+        raise Failure("admin evict failed: " + done.stderr)
+    code = fleet.agents["a1"].wait(timeout=TIMEOUT)
+    if code != 3:
+        raise Failure(f"the evicted agent exited {code}, expected 3")
+    if alive(evicted_child):
+        raise Failure("the evicted agent's child is still running")
+    wait_until("a2 alone", lambda: fleet.assignment(1))
+    missing = subprocess.run(admin + ["evict", "it_admin", "nobody"],
+                             capture_output=True, text=True, timeout=TIMEOUT)
+    if missing.returncode != 3:
+        raise Failure(f"evicting nobody exited {missing.returncode}")
+    ctx.note("evict of an unknown member: " + missing.stderr.strip())
+
+
 class Context:
     def __init__(self, agent, workdir):
         self.agent = agent
@@ -718,6 +795,8 @@ TESTS = [
     test_slots_reach_the_child,
     test_exit_codes,
     test_status,
+    test_a_second_process_with_the_same_name_waits,
+    test_admin_freeze_and_evict,
 ]
 
 

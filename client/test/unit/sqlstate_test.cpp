@@ -18,6 +18,13 @@ TEST(Diagnose, FullOrNotReadyRetriesOnTheSameConnection) {
   EXPECT_EQ(diagnose("55000").recovery, Recovery::RetrySameConnection);
 }
 
+TEST(Diagnose, ANameInUseRetriesAnEvictionGivesUp) {
+  EXPECT_EQ(diagnose("SC002").recovery, Recovery::RetrySameConnection);
+  EXPECT_NE(diagnose("SC002").advice.find("--member"), std::string::npos);
+  EXPECT_EQ(diagnose("SC003").recovery, Recovery::GiveUp);
+  EXPECT_NE(diagnose("SC003").advice.find("evict"), std::string::npos);
+}
+
 TEST(Diagnose, BadInputAndMissingExtensionGiveUp) {
   for (const char *state : {"22023", "22004", "42883", "3F000", "42501"})
     EXPECT_EQ(diagnose(state).recovery, Recovery::GiveUp) << state;
