@@ -55,7 +55,15 @@ CREATE TABLE shard_coordinator.cluster_state (
     timeline           integer     NOT NULL DEFAULT 1,
     synchronous        boolean     NOT NULL DEFAULT false,
     -- freeze(): no work moves until unfreeze().
-    frozen             boolean     NOT NULL DEFAULT false
+    frozen             boolean     NOT NULL DEFAULT false,
+    -- The roles whose members may join (heartbeat, leave, fence) and
+    -- administer (configure, evict, freeze) the cluster; NULL: whoever may
+    -- execute the function (README, "Access per cluster").
+    member_role        text,
+    admin_role         text,
+    -- A reshard held up this long by fence() transactions cancels them,
+    -- twice as long terminates them; 0: never.
+    fence_timeout      interval    NOT NULL DEFAULT '0'
 );
 
 COMMENT ON TABLE shard_coordinator.cluster_state IS
@@ -194,13 +202,16 @@ CREATE FUNCTION shard_coordinator.configure(
     max_shards integer DEFAULT NULL,
     clear_max_shards boolean DEFAULT false,
     slots integer[] DEFAULT NULL,
-    handover text DEFAULT NULL)
+    handover text DEFAULT NULL,
+    member_role text DEFAULT NULL,
+    admin_role text DEFAULT NULL,
+    fence_timeout interval DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'sc_configure'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-COMMENT ON FUNCTION shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[], text) IS
-    'Creates a cluster or changes its settings; NULL keeps a setting, clear_max_shards removes the cap, slots => ''{}'' leaves slot mode, handover => exclusive | barrier | immediate';
+COMMENT ON FUNCTION shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[], text, text, text, interval) IS
+    'Creates a cluster or changes its settings; NULL keeps a setting, clear_max_shards removes the cap, slots => ''{}'' leaves slot mode, handover => exclusive | barrier | immediate, member_role and admin_role name the roles that may join and administer it ('''' removes one), fence_timeout ends fence() transactions that hold up a reshard that long';
 
 -- Live state from shared memory (empty on a standby server, or before the
 -- background worker has loaded the tables).
@@ -248,7 +259,10 @@ CREATE FUNCTION shard_coordinator._live_clusters(
     OUT exclusive_since timestamptz,
     OUT grants_held_until timestamptz,
     OUT failover_safe boolean,
-    OUT frozen boolean)
+    OUT frozen boolean,
+    OUT member_role text,
+    OUT admin_role text,
+    OUT fence_timeout interval)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'sc_live_clusters'
 LANGUAGE C VOLATILE;
@@ -296,7 +310,8 @@ SELECT l.cluster, l.heartbeat_interval, l.grace_period, l.reshard_interval,
        l.max_shards, l.epoch, l.num_shards, l.members, l.active, l.standby,
        l.pending, l.resharded_at, l.slots, l.fenced, l.handover,
        l.grant_count, l.handover_pending, l.exclusive_since,
-       l.grants_held_until, l.failover_safe, l.frozen
+       l.grants_held_until, l.failover_safe, l.frozen, l.member_role,
+       l.admin_role, l.fence_timeout
   FROM shard_coordinator._live_clusters() AS l
 UNION ALL
 SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
@@ -307,7 +322,8 @@ SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
        0,
        c.resharded_at, c.slots, false, c.handover, c.grant_count,
        EXISTS (SELECT FROM shard_coordinator.pending_release r WHERE r.cluster = c.cluster),
-       NULL::timestamptz, NULL::timestamptz, c.synchronous, c.frozen
+       NULL::timestamptz, NULL::timestamptz, c.synchronous, c.frozen,
+       c.member_role, c.admin_role, c.fence_timeout
   FROM shard_coordinator.cluster_state AS c
  WHERE NOT shard_coordinator._is_live();
 

@@ -36,6 +36,7 @@ int guc_heartbeat_interval_ms = 5000;
 int guc_grace_period_ms = 10000;
 int guc_reshard_interval_ms = 1000;
 int guc_handover = static_cast<int>(HandoverMode::Exclusive);
+bool guc_create_on_heartbeat = true;
 bool loaded_at_startup = false;
 
 Interval *us_to_interval(int64 us) {
@@ -125,6 +126,12 @@ void define_settings() {
       "at once.",
       &guc_handover, static_cast<int>(HandoverMode::Exclusive), handover_modes,
       PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable(
+      "shard_coordinator.create_on_heartbeat",
+      "Whether a first heartbeat may create a cluster.",
+      "off: clusters are created by configure() only, so roles that may "
+      "only heartbeat cannot create clusters.",
+      &guc_create_on_heartbeat, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("shard_coordinator");
 }
 

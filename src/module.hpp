@@ -26,6 +26,7 @@ extern int guc_reshard_interval_ms;
 // shard_coordinator.handover: the handover mode of clusters that come into
 // being on a first heartbeat (a HandoverMode).
 extern int guc_handover;
+extern bool guc_create_on_heartbeat;
 
 // The catalog version this library reads and writes: the control file's
 // default_version (scripts/check-versions.py checks that they agree).

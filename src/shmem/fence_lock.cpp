@@ -3,6 +3,8 @@
 extern "C" {
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/sinvaladt.h"
 }
 
 #include "core/names.hpp"
@@ -41,6 +43,21 @@ void unlock_cluster_after_reshard(const char *cluster, size_t len) {
   LOCKTAG tag;
   cluster_lock_tag(&tag, cluster, len);
   (void)LockRelease(&tag, ExclusiveLock, true);
+}
+
+int fence_lock_holders(const char *cluster, size_t len, int *pids, int max) {
+  LOCKTAG tag;
+  cluster_lock_tag(&tag, cluster, len);
+  int count = 0;
+  VirtualTransactionId *holders = GetLockConflicts(&tag, ExclusiveLock, &count);
+  int found = 0;
+  for (int i = 0; i < count && found < max; ++i) {
+    if (!VirtualTransactionIdIsValid(holders[i])) break;
+    PGPROC *proc = BackendIdGetProc(holders[i].backendId);
+    if (proc != nullptr && proc->pid > 0 && proc->pid != MyProcPid)
+      pids[found++] = proc->pid;
+  }
+  return found;
 }
 
 }  // namespace shard_coordinator

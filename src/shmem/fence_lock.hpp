@@ -34,4 +34,8 @@ bool fence_lock_held_by_me(const char *cluster, size_t len);
 bool try_lock_cluster_for_reshard(const char *cluster, size_t len);
 void unlock_cluster_after_reshard(const char *cluster, size_t len);
 
+// The processes that hold the cluster's fence lock now (up to max), for
+// the worker's fence_timeout; returns how many.
+int fence_lock_holders(const char *cluster, size_t len, int *pids, int max);
+
 }  // namespace shard_coordinator

@@ -344,6 +344,14 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   dlist_init(&cluster->members);
   cluster->slot_set = -1;
   cluster->frozen = false;
+  cluster->member_role = InvalidOid;
+  cluster->admin_role = InvalidOid;
+  memset(&cluster->member_role_name, 0, sizeof(NameData));
+  memset(&cluster->admin_role_name, 0, sizeof(NameData));
+  cluster->acl_serial = 0;
+  cluster->fence_timeout_us = 0;
+  cluster->fenced_since = 0;
+  cluster->fence_stage = 0;
   memset(cluster->banned, 0, sizeof(cluster->banned));
   cluster->banned_next = 0;
   return cluster;

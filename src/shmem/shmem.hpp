@@ -158,6 +158,22 @@ struct ClusterEntry {
   int32 slot_set;      // index of its SlotSet, or -1: plain index-and-count
   // freeze(): no step moves work (settings are still stored). Stored.
   bool frozen;
+  // Roles of the cluster (README, "Access per cluster"): members of
+  // member_role may join it (heartbeat, leave, fence), members of
+  // admin_role may administer it (configure, evict, freeze) and join it.
+  // InvalidOid: whoever may execute the function. The names are stored;
+  // a stored name without a role resolves to the bootstrap superuser (only
+  // superusers pass). acl_serial moves with every change (heartbeat memo).
+  Oid member_role;
+  Oid admin_role;
+  NameData member_role_name;  // empty: none
+  NameData admin_role_name;
+  uint32 acl_serial;
+  // configure(fence_timeout): a reshard held up by fence() transactions
+  // this long cancels them, twice as long terminates them (0: never).
+  int64 fence_timeout_us;
+  int64 fenced_since;  // monotonic; 0: not held up
+  int32 fence_stage;   // 0, 1 (holders cancelled), 2 (terminated)
   // Incarnations evict() banned (a ring; shared memory only): they cannot
   // register again.
   uint64 banned[kBannedIncarnations];

@@ -77,6 +77,7 @@ Datum sc_evict(PG_FUNCTION_ARGS) {
   NameArg member_name = get_name_arg(fcinfo, 1, "member", kMemberNameMax);
   const char *reason = reason_arg(fcinfo, 2);
   require_ready_for_writes();
+  require_cluster_access(cluster_name, Access::Admin);
 
   bool known = false;
   uint64 incarnation = 0;
@@ -121,6 +122,7 @@ Datum sc_evict(PG_FUNCTION_ARGS) {
 Datum sc_freeze(PG_FUNCTION_ARGS) {
   NameArg name = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
   require_ready_for_writes();
+  require_cluster_access(name, Access::Admin);
   const uint64 generation = set_frozen(name, true);
   if (generation == 0) no_such_cluster(name);
   wake_worker();
@@ -132,6 +134,7 @@ Datum sc_freeze(PG_FUNCTION_ARGS) {
 Datum sc_unfreeze(PG_FUNCTION_ARGS) {
   NameArg name = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
   require_ready_for_writes();
+  require_cluster_access(name, Access::Admin);
   const uint64 generation = set_frozen(name, false);
   if (generation == 0) no_such_cluster(name);
   wake_worker();

@@ -34,7 +34,33 @@ struct Settings {
   int32 *keys;
   bool set_handover;
   HandoverMode handover;
+  bool set_fence_timeout;
+  int64 fence_timeout_us;
+  // Roles: -1 keep, 0 remove, 1 set to (oid, name).
+  int set_member_role;
+  Oid member_role;
+  NameData member_role_name;
+  int set_admin_role;
+  Oid admin_role;
+  NameData admin_role_name;
 };
+
+// A role argument: NULL keeps (-1), '' removes (0), a role's name sets (1).
+int read_role_arg(FunctionCallInfo fcinfo, int argno, const char *what,
+                  Oid *oid, NameData *name) {
+  *oid = InvalidOid;
+  memset(name, 0, sizeof(NameData));
+  if (PG_NARGS() <= argno || PG_ARGISNULL(argno)) return -1;
+  char *value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+  if (value[0] == '\0') return 0;
+  if (strlen(value) >= NAMEDATALEN)
+    ereport(ERROR,
+            (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+             errmsg("%s must be shorter than %d bytes", what, NAMEDATALEN)));
+  *oid = role_arg_oid(value, what);
+  namestrcpy(name, value);
+  return 1;
+}
 
 Settings read_settings(FunctionCallInfo fcinfo) {
   Settings s;
@@ -62,6 +88,14 @@ Settings read_settings(FunctionCallInfo fcinfo) {
                     errhint("Pass max_shards to set a cap, or "
                             "clear_max_shards => true to remove it.")));
   s.keys = get_slots_arg(fcinfo, 6, &s.nkeys);
+  s.fence_timeout_us = 0;
+  s.set_fence_timeout =
+      PG_NARGS() > 10 &&
+      get_interval_arg(fcinfo, 10, "fence_timeout", true, &s.fence_timeout_us);
+  s.set_member_role = read_role_arg(fcinfo, 8, "member_role", &s.member_role,
+                                    &s.member_role_name);
+  s.set_admin_role =
+      read_role_arg(fcinfo, 9, "admin_role", &s.admin_role, &s.admin_role_name);
   // handover (1.1; a 1.0 catalog passes seven arguments).
   s.set_handover = PG_NARGS() > 7 && !PG_ARGISNULL(7);
   s.handover = HandoverMode::Exclusive;
@@ -140,6 +174,17 @@ Applied apply_settings(const Settings &s, uint64 *generation) {
     cluster->max_shards = new_max;
     cluster->reshard_wanted = true;
   }
+  if (s.set_fence_timeout) cluster->fence_timeout_us = s.fence_timeout_us;
+  if (s.set_member_role >= 0) {
+    cluster->member_role = s.member_role;
+    cluster->member_role_name = s.member_role_name;
+    cluster->acl_serial++;
+  }
+  if (s.set_admin_role >= 0) {
+    cluster->admin_role = s.admin_role;
+    cluster->admin_role_name = s.admin_role_name;
+    cluster->acl_serial++;
+  }
   if (s.set_handover && s.handover != cluster->handover) {
     // Work withheld for a handover goes at once under immediate; the
     // exclusive guarantee holds one lease after leaving immediate.
@@ -191,6 +236,8 @@ PG_FUNCTION_INFO_V1(sc_configure);
 Datum sc_configure(PG_FUNCTION_ARGS) {
   const Settings settings = read_settings(fcinfo);
   require_ready_for_writes();
+  // Creating a cluster needs EXECUTE only; changing one, its admin role.
+  require_cluster_access(settings.cluster, Access::Admin);
 
   uint64 generation = 0;
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);

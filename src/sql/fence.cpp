@@ -109,6 +109,7 @@ Datum sc_fence(PG_FUNCTION_ARGS) {
     keys = get_keys_arg(fcinfo, 3, &nkeys);
   }
   require_ready_for_writes();
+  require_cluster_access(cluster_name, Access::Join);
 
   // A reshard the worker could not run because of fences goes first: a new
   // fence fails at once, so a stream of overlapping fences cannot hold it

@@ -211,7 +211,34 @@ void stamp_and_fill(ClusterEntry *cluster, MemberEntry *member, int64 now,
   out->slots = copy_member_slots(cluster, member, &out->nslots);
 }
 
-enum class HeartbeatStep { Done, Register, WaitForRemoval, Refused };
+enum class HeartbeatStep {
+  Done,
+  Register,
+  WaitForRemoval,
+  Refused,
+  CheckAccess,  // the cluster has a member role this backend has not checked
+};
+
+// A cluster's roles and names, for an access check outside the lock.
+struct AccessCheck {
+  uint32 cluster_id;
+  uint32 acl_serial;
+  Oid member_role;
+  Oid admin_role;
+  NameData role_name;  // the role to name in an error
+};
+
+// Caller holds the lock. Whether the join check must run first.
+bool needs_access_check(const ClusterEntry *cluster, AccessCheck *check) {
+  if (!OidIsValid(cluster->member_role) || access_remembered(cluster))
+    return false;
+  check->cluster_id = cluster->id;
+  check->acl_serial = cluster->acl_serial;
+  check->member_role = cluster->member_role;
+  check->admin_role = cluster->admin_role;
+  check->role_name = cluster->member_role_name;
+  return true;
+}
 
 // The entries of the member this backend heartbeated last. A worker's
 // connection heartbeats the same member again and again, so the hot path
@@ -256,7 +283,7 @@ bool memo_remember(NameArg cluster_name, NameArg member_name,
 // store.
 HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
                               const HeartbeatArgs &args, HeartbeatResult *out,
-                              Refusal *refusal) {
+                              Refusal *refusal, AccessCheck *check) {
   // A backend that serves several members will touch pages all over the
   // member table, so it maps them all at once (populate_page_tables()),
   // after its first switch of member. A worker's own connection, which
@@ -278,7 +305,9 @@ HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
     if (member != nullptr)
       pooled = memo_remember(cluster_name, member_name, cluster, member);
   }
-  if (member != nullptr && member->removing) {
+  if (cluster != nullptr && needs_access_check(cluster, check)) {
+    step = HeartbeatStep::CheckAccess;
+  } else if (member != nullptr && member->removing) {
     step = HeartbeatStep::WaitForRemoval;
   } else if (member != nullptr) {
     const int64 now = mono_now_us();
@@ -302,7 +331,14 @@ HeartbeatStep heartbeat_known(NameArg cluster_name, NameArg member_name,
   return step;
 }
 
-enum class RegisterOutcome { Done, ClustersFull, MembersFull, Retry, Refused };
+enum class RegisterOutcome {
+  Done,
+  ClustersFull,
+  MembersFull,
+  Retry,
+  Refused,
+  NoCluster,  // shard_coordinator.create_on_heartbeat is off
+};
 
 // Registers a new member (or takes back a leave()).
 RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
@@ -312,7 +348,12 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   const int64 now = mono_now_us();
   ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
-  if (cluster == nullptr && shared->member_count >= guc_max_members) {
+  AccessCheck unused;
+  if (cluster == nullptr && !guc_create_on_heartbeat) {
+    outcome = RegisterOutcome::NoCluster;
+  } else if (cluster != nullptr && needs_access_check(cluster, &unused)) {
+    outcome = RegisterOutcome::Retry;  // the roles changed: check again
+  } else if (cluster == nullptr && shared->member_count >= guc_max_members) {
     // Refused: do not leave an empty cluster behind.
     outcome = RegisterOutcome::MembersFull;
   } else if (cluster == nullptr &&
@@ -390,14 +431,21 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
 
   HeartbeatResult result;
   Refusal refusal{Identity::Ok, 0, 0};
+  AccessCheck check;
   // Read before the stamp, so that expires_at never overstates the promise.
   const TimestampTz wall_now = GetCurrentTimestamp();
   TimestampTz give_up =
       0;  // set on the first wait only: keep the hot path lean
   for (;;) {
     HeartbeatStep step =
-        heartbeat_known(cluster, member, args, &result, &refusal);
+        heartbeat_known(cluster, member, args, &result, &refusal, &check);
     if (step == HeartbeatStep::Done) break;
+    if (step == HeartbeatStep::CheckAccess) {
+      if (!access_allowed(check.member_role, check.admin_role, Access::Join))
+        access_denied(cluster, Access::Join, NameStr(check.role_name));
+      remember_access(check.cluster_id, check.acl_serial);
+      continue;
+    }
     if (step == HeartbeatStep::Refused)
       report_refusal("heartbeat", cluster, member, args.incarnation, refusal);
     if (step == HeartbeatStep::Register) {
@@ -409,6 +457,13 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
       }
       if (outcome == RegisterOutcome::Refused)
         report_refusal("heartbeat", cluster, member, args.incarnation, refusal);
+      if (outcome == RegisterOutcome::NoCluster)
+        ereport(ERROR,
+                (errcode(ERRCODE_UNDEFINED_OBJECT),
+                 errmsg("cluster \"%.*s\" does not exist",
+                        static_cast<int>(cluster.len), cluster.data),
+                 errhint("shard_coordinator.create_on_heartbeat is off: an "
+                         "administrator creates clusters with configure().")));
       if (outcome == RegisterOutcome::ClustersFull)
         ereport(ERROR,
                 (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -480,6 +535,7 @@ Datum sc_leave(PG_FUNCTION_ARGS) {
                                  ? incarnation_arg(PG_GETARG_INT64(2))
                                  : 0;
   require_ready_for_writes();
+  require_cluster_access(cluster_name, Access::Join);
 
   bool known = false;
   bool revocation = false;

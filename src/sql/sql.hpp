@@ -7,6 +7,7 @@
 //   views.cpp      the functions behind the views, and the install check
 //   fence.cpp      fence()
 //   admin.cpp      evict(), freeze(), unfreeze(): operator controls
+//   access.cpp     per-cluster roles
 //   keys.cpp       channel() and jump_hash()
 //
 // They are thin extern "C" functions written in C style: they hold no C++
@@ -23,6 +24,10 @@
 extern "C" {
 #include "fmgr.h"
 #include "funcapi.h"
+}
+
+namespace shard_coordinator {
+struct ClusterEntry;  // shmem/shmem.hpp
 }
 
 namespace shard_coordinator::sql {
@@ -62,6 +67,24 @@ text *channel_text(NameArg cluster, NameArg member);
 // Waits until the worker has stored the settings of `generation` (they
 // survive a crash and show in the table); warns after kWorkerWaitMs.
 void wait_until_stored(NameArg name, uint64 generation);
+
+// --- access.cpp
+// ---------------------------------------------------------------
+
+enum class Access { Join, Admin };
+
+// Whether the current user may join (or administer) a cluster with these
+// roles (InvalidOid: no role set). Superusers may everything.
+bool access_allowed(Oid member_role, Oid admin_role, Access access);
+// ERROR 42501 naming the cluster and the role to be granted.
+void access_denied(NameArg cluster, Access access, const char *role);
+// ERROR 42501 unless the current user may; nothing for an unknown cluster.
+void require_cluster_access(NameArg cluster, Access access);
+// The heartbeat's memo of a check that passed (caller holds the lock).
+bool access_remembered(const ClusterEntry *cluster);
+void remember_access(uint32 cluster_id, uint32 acl_serial);
+// A role argument by name: ERROR 42704 if there is no such role.
+Oid role_arg_oid(const char *name, const char *what);
 
 // --- guards.cpp -----------------------------------------------------------
 

@@ -266,6 +266,9 @@ struct ClusterRow {
   bool handover_pending;
   TimestampTz exclusive_since;
   bool frozen;
+  NameData member_role;  // empty: none
+  NameData admin_role;
+  int64 fence_timeout_us;
   int64 grants_held_until;  // monotonic
 };
 
@@ -314,6 +317,9 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
       row.handover_pending = cluster->handover_pending;
       row.exclusive_since = cluster->exclusive_since;
       row.frozen = cluster->frozen;
+      row.member_role = cluster->member_role_name;
+      row.admin_role = cluster->admin_role_name;
+      row.fence_timeout_us = cluster->fence_timeout_us;
       row.grants_held_until = cluster->grants_held_until;
     }
   }
@@ -322,8 +328,8 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
   const TimestampTz wall_now = GetCurrentTimestamp();
   for (int32 i = 0; i < nrows; ++i) {
     const ClusterRow &row = rows[i];
-    Datum values[21];
-    bool nulls[21];
+    Datum values[24];
+    bool nulls[24];
     memset(nulls, 0, sizeof(nulls));
     values[0] = CStringGetTextDatum(row.cluster);
     values[1] = IntervalPGetDatum(us_to_interval(row.heartbeat_interval_us));
@@ -362,6 +368,11 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
       nulls[18] = row.grants_held_until <= now;
       values[19] = BoolGetDatum(failover_safe());
       values[20] = BoolGetDatum(row.frozen);
+      values[21] = CStringGetTextDatum(NameStr(row.member_role));
+      nulls[21] = NameStr(row.member_role)[0] == '\0';
+      values[22] = CStringGetTextDatum(NameStr(row.admin_role));
+      nulls[22] = NameStr(row.admin_role)[0] == '\0';
+      values[23] = IntervalPGetDatum(us_to_interval(row.fence_timeout_us));
     }
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   }

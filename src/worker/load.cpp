@@ -14,8 +14,10 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 }
@@ -133,6 +135,27 @@ void load_timeline(ClusterEntry *cluster, const char *name, int32 stored,
   }
 }
 
+// A stored role name: its role, or (the role is gone) the bootstrap
+// superuser, so that only superusers pass: a dropped role opens nothing.
+void load_role(Datum value, bool isnull, const char *cluster, const char *what,
+               Oid *oid, NameData *name) {
+  *oid = InvalidOid;
+  memset(name, 0, sizeof(NameData));
+  if (isnull) return;
+  char *role = TextDatumGetCString(value);
+  if (role[0] == '\0' || strlen(role) >= NAMEDATALEN) return;
+  namestrcpy(name, role);
+  *oid = get_role_oid(role, true);
+  if (!OidIsValid(*oid)) {
+    *oid = BOOTSTRAP_SUPERUSERID;
+    ereport(WARNING,
+            (errmsg("shard_coordinator: the %s \"%s\" of cluster \"%s\" "
+                    "does not exist; only superusers pass until it is set "
+                    "again",
+                    what, role, cluster)));
+  }
+}
+
 // One row of cluster_state: cluster, heartbeat_interval, grace_period,
 // reshard_interval, max_shards, epoch, num_shards, resharded_at, slots,
 // num_shards_epoch, pending_slots, handover, grant_count, max_lease,
@@ -176,6 +199,15 @@ void load_cluster_row(HeapTuple tuple, TupleDesc desc, int64 now) {
       cluster->handover = HandoverMode::Exclusive;
     Datum frozen = SPI_getbinval(tuple, desc, 17, &isnull);
     cluster->frozen = !isnull && DatumGetBool(frozen);
+    Datum member_role = SPI_getbinval(tuple, desc, 18, &isnull);
+    load_role(member_role, isnull, name, "member_role", &cluster->member_role,
+              &cluster->member_role_name);
+    Datum admin_role = SPI_getbinval(tuple, desc, 19, &isnull);
+    load_role(admin_role, isnull, name, "admin_role", &cluster->admin_role,
+              &cluster->admin_role_name);
+    cluster->acl_serial++;
+    cluster->fence_timeout_us = stored_interval_us(
+        SPI_getbinval(tuple, desc, 20, &isnull), name, "fence_timeout");
     cluster->stored_generation = cluster->config_generation;
   }
   cluster->epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull));
@@ -483,8 +515,8 @@ void load_tables() {
                   "reshard_interval, max_shards, epoch, num_shards, "
                   "resharded_at, slots, num_shards_epoch, pending_slots, "
                   "handover, grant_count, max_lease, timeline, synchronous, "
-                  "frozen FROM shard_coordinator.cluster_state ORDER BY "
-                  "cluster",
+                  "frozen, member_role, admin_role, fence_timeout "
+                  "FROM shard_coordinator.cluster_state ORDER BY cluster",
                   true, 0) != SPI_OK_SELECT)
     elog(ERROR, "could not read shard_coordinator.cluster_state");
   SPITupleTable *clusters = SPI_tuptable;

@@ -22,6 +22,8 @@
 // marked as held up (ClusterEntry.reshard_fenced), so that new fences fail
 // at once until the step has gone through.
 
+#include <signal.h>
+
 #include "worker/worker.hpp"
 
 extern "C" {
@@ -93,6 +95,9 @@ bool take_snapshot(const char *name, int64 now, bool settings_only,
       cluster->stored_generation < cluster->config_generation;
   snap->settings_only = settings_only;
   snap->frozen = cluster->frozen;
+  snap->member_role_name = cluster->member_role_name;
+  snap->fence_timeout_us = cluster->fence_timeout_us;
+  snap->admin_role_name = cluster->admin_role_name;
   const bool reshard = !settings_only && cluster->reshard_wanted &&
                        reshard_gate_open(cluster, now);
 
@@ -355,7 +360,15 @@ bool set_reshard_fenced(const char *name, bool fenced) {
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = find_cluster(name, strlen(name));
   if (cluster != nullptr && fenced) fenced = step_due(cluster, mono_now_us());
-  if (cluster != nullptr) cluster->reshard_fenced = fenced;
+  if (cluster != nullptr) {
+    cluster->reshard_fenced = fenced;
+    if (!fenced) {
+      cluster->fenced_since = 0;
+      cluster->fence_stage = 0;
+    } else if (cluster->fenced_since == 0) {
+      cluster->fenced_since = mono_now_us();
+    }
+  }
   LWLockRelease(shared->lock);
   if (!fenced) ConditionVariableBroadcast(&shared->changed_cv);
   return fenced;
@@ -406,6 +419,40 @@ ReshardResult step_or_store_settings(const char *name, bool settings_only) {
 
 }  // namespace
 
+// configure(fence_timeout): a reshard held up by fence() transactions for
+// fence_timeout cancels them (as pg_cancel_backend does), for twice that
+// terminates them (pg_terminate_backend: an idle transaction ignores a
+// cancel). Logged once per stage.
+static void enforce_fence_timeout(const char *name, size_t len) {
+  const int64 now = mono_now_us();
+  int stage = 0;
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  ClusterEntry *cluster = find_cluster(name, len);
+  if (cluster != nullptr && cluster->fence_timeout_us > 0 &&
+      cluster->fenced_since != 0) {
+    const int64 held = now - cluster->fenced_since;
+    if (held >= 2 * cluster->fence_timeout_us)
+      stage = 2;
+    else if (held >= cluster->fence_timeout_us)
+      stage = 1;
+    if (stage <= cluster->fence_stage) stage = 0;
+    if (stage > 0) cluster->fence_stage = stage;
+  }
+  LWLockRelease(shared->lock);
+  if (stage == 0) return;
+  int pids[64];
+  const int n = fence_lock_holders(name, len, pids, 64);
+  for (int i = 0; i < n; ++i) {
+    if (kill(pids[i], stage == 2 ? SIGTERM : SIGINT) != 0) continue;
+    ereport(LOG,
+            (errmsg("shard_coordinator: %s process %d: its fence() has held "
+                    "up a reshard of cluster \"%s\" longer than its "
+                    "fence_timeout",
+                    stage == 2 ? "terminating" : "cancelling the query of",
+                    pids[i], name)));
+  }
+}
+
 static bool cluster_frozen(const char *name, size_t len) {
   LWLockAcquire(shared->lock, LW_SHARED);
   const ClusterEntry *cluster = find_cluster(name, len);
@@ -433,8 +480,10 @@ ReshardResult reshard_cluster(const char *name) {
     result = step_or_store_settings(name, true);
   } else if (!try_lock_cluster_for_reshard(name, len)) {
     result = step_or_store_settings(name, true);
-    if (result == ReshardResult::Done && set_reshard_fenced(name, true))
+    if (result == ReshardResult::Done && set_reshard_fenced(name, true)) {
       result = ReshardResult::Fenced;
+      enforce_fence_timeout(name, len);
+    }
   } else {
     result = step_or_store_settings(name, false);
     unlock_cluster_after_reshard(name, len);

@@ -108,7 +108,10 @@ struct Snapshot {
   // A fence holds the cluster: store the settings only, leave members,
   // epoch, keys and holds alone.
   bool settings_only;
-  bool frozen;         // freeze(): stored with the settings
+  bool frozen;  // freeze(): stored with the settings
+  int64 fence_timeout_us;
+  NameData member_role_name;  // per-cluster roles (empty: none)
+  NameData admin_role_name;
   int32 slot_set;      // its SlotSet, or -1
   bool slots_pending;  // configure() asked for a new key set
   uint64 pending_serial;
