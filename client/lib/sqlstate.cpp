@@ -34,8 +34,14 @@ Diagnosis diagnose(std::string_view sqlstate) {
             "one named by shard_coordinator.database), or connect to it"};
   if (sqlstate == "42501")
     return {Recovery::GiveUp,
-            "grant this role EXECUTE on the shard_coordinator functions (see "
+            "grant this role EXECUTE on the shard_coordinator functions, and "
+            "membership in the cluster's member_role if it has one (see "
             "README.md, \"Privileges\")"};
+  if (sqlstate == "42704")
+    return {Recovery::GiveUp,
+            "the cluster does not exist and shard_coordinator."
+            "create_on_heartbeat is off: an administrator creates it with "
+            "configure()"};
   // Shutdown, crash recovery, lost connections, out of memory, anything else:
   // a new connection (possibly to another host) is the best bet.
   return {Recovery::Reconnect, ""};

@@ -23,7 +23,7 @@ SELECT has_function('shard_coordinator', 'leave', ARRAY['text', 'text', 'bigint'
 SELECT has_function('shard_coordinator', 'channel', ARRAY['text', 'text']);
 SELECT has_function('shard_coordinator', 'channel', ARRAY['text']);
 SELECT has_function('shard_coordinator', 'configure',
-                    ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]', 'text']);
+                    ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]', 'text', 'text', 'text', 'interval']);
 SELECT has_function('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint']);
 SELECT has_function('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint', 'integer[]']);
 SELECT has_function('shard_coordinator', 'evict', ARRAY['text', 'text', 'text']);
@@ -45,7 +45,7 @@ SELECT function_returns('shard_coordinator', 'leave', ARRAY['text', 'text', 'big
 SELECT function_returns('shard_coordinator', 'channel', ARRAY['text', 'text'], 'text');
 SELECT function_returns('shard_coordinator', 'channel', ARRAY['text'], 'text');
 SELECT function_returns('shard_coordinator', 'configure',
-                        ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]', 'text'], 'void');
+                        ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]', 'text', 'text', 'text', 'interval'], 'void');
 SELECT function_returns('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint'], 'void');
 SELECT function_returns('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint', 'integer[]'], 'void');
 SELECT function_returns('shard_coordinator', 'jump_hash', ARRAY['bigint', 'integer'], 'integer');
@@ -70,12 +70,14 @@ SELECT is(pg_get_function_arguments('shard_coordinator.channel(text, text)'::reg
 SELECT is(pg_get_function_arguments('shard_coordinator.channel(text)'::regprocedure),
           'cluster text', 'channel(cluster) arguments');
 SELECT is(pg_get_function_arguments(
-            'shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[], text)'::regprocedure),
+            'shard_coordinator.configure(text, interval, interval, interval, integer, boolean, integer[], text, text, text, interval)'::regprocedure),
           'cluster text, heartbeat_interval interval DEFAULT NULL::interval, '
           'grace_period interval DEFAULT NULL::interval, '
           'reshard_interval interval DEFAULT NULL::interval, '
           'max_shards integer DEFAULT NULL::integer, clear_max_shards boolean DEFAULT false, '
-          'slots integer[] DEFAULT NULL::integer[], handover text DEFAULT NULL::text',
+          'slots integer[] DEFAULT NULL::integer[], handover text DEFAULT NULL::text, '
+          'member_role text DEFAULT NULL::text, admin_role text DEFAULT NULL::text, '
+          'fence_timeout interval DEFAULT NULL::interval',
           'configure() arguments and defaults');
 SELECT is(pg_get_function_result('shard_coordinator.heartbeat(text, text, bigint, bigint)'::regprocedure),
           'shard_coordinator.assignment', 'heartbeat() returns one assignment');
@@ -86,7 +88,7 @@ SELECT isnt((SELECT proretset FROM pg_proc
 SELECT volatility_is('shard_coordinator', 'heartbeat', ARRAY['text', 'text', 'bigint', 'bigint'], 'volatile');
 SELECT volatility_is('shard_coordinator', 'leave', ARRAY['text', 'text', 'bigint'], 'volatile');
 SELECT volatility_is('shard_coordinator', 'configure',
-                     ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]', 'text'], 'volatile');
+                     ARRAY['text', 'interval', 'interval', 'interval', 'integer', 'boolean', 'integer[]', 'text', 'text', 'text', 'interval'], 'volatile');
 SELECT volatility_is('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint'], 'volatile');
 SELECT volatility_is('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint', 'integer[]'], 'volatile');
 SELECT volatility_is('shard_coordinator', 'jump_hash', ARRAY['bigint', 'integer'], 'immutable');
@@ -134,7 +136,7 @@ SELECT columns_are('shard_coordinator', 'clusters', ARRAY[
   'cluster', 'heartbeat_interval', 'grace_period', 'reshard_interval', 'max_shards',
   'epoch', 'num_shards', 'members', 'active', 'standby', 'pending', 'resharded_at', 'slots', 'fenced',
   'handover', 'grant_count', 'handover_pending', 'exclusive_since', 'grants_held_until',
-  'failover_safe', 'frozen']);
+  'failover_safe', 'frozen', 'member_role', 'admin_role', 'fence_timeout']);
 SELECT col_type_is('shard_coordinator', 'clusters', 'frozen', 'boolean', 'clusters.frozen is boolean');
 SELECT col_type_is('shard_coordinator', 'clusters', 'handover', 'text', 'clusters.handover is text');
 SELECT col_type_is('shard_coordinator', 'clusters', 'grant_count', 'integer', 'clusters.grant_count is integer');
@@ -160,7 +162,7 @@ SELECT columns_are('shard_coordinator', 'cluster_state', ARRAY[
   'cluster', 'heartbeat_interval', 'grace_period', 'reshard_interval', 'max_shards',
   'epoch', 'num_shards', 'num_shards_epoch', 'resharded_at', 'slots',
   'pending_slots', 'handover', 'grant_count', 'max_lease', 'timeline', 'synchronous',
-  'frozen']);
+  'frozen', 'member_role', 'admin_role', 'fence_timeout']);
 SELECT col_default_is('shard_coordinator', 'cluster_state', 'frozen', 'false', 'clusters are not frozen by default');
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'pending_slots', 'integer[]', 'cluster_state.pending_slots is integer[]');
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'handover', 'text', 'cluster_state.handover is text');

@@ -294,7 +294,7 @@ SELECT throws_ok($$ALTER FUNCTION shard_coordinator.heartbeat(text, text, bigint
 SELECT throws_ok($$DROP EXTENSION shard_coordinator$$, '42501', NULL,
                  'the role cannot drop the extension');
 SELECT throws_ok($$GRANT EXECUTE ON FUNCTION shard_coordinator.configure(text, interval, interval,
-                     interval, integer, boolean, integer[], text) TO tap_sec_app$$, '42501', NULL,
+                     interval, integer, boolean, integer[], text, text, text, interval) TO tap_sec_app$$, '42501', NULL,
                  'the role cannot grant itself configure');
 
 -- ---- The traps do not catch the worker -----------------------------------

@@ -26,10 +26,13 @@ TEST(Diagnose, ANameInUseRetriesAnEvictionGivesUp) {
 }
 
 TEST(Diagnose, BadInputAndMissingExtensionGiveUp) {
-  for (const char *state : {"22023", "22004", "42883", "3F000", "42501"})
+  for (const char *state :
+       {"22023", "22004", "42883", "3F000", "42501", "42704"})
     EXPECT_EQ(diagnose(state).recovery, Recovery::GiveUp) << state;
   EXPECT_NE(diagnose("3F000").advice.find("CREATE EXTENSION"),
             std::string::npos);
+  EXPECT_NE(diagnose("42501").advice.find("member_role"), std::string::npos);
+  EXPECT_NE(diagnose("42704").advice.find("configure()"), std::string::npos);
 }
 
 TEST(Diagnose, EverythingElseReconnects) {
