@@ -335,6 +335,60 @@ COMMENT ON VIEW shard_coordinator.clusters IS
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA shard_coordinator FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA shard_coordinator FROM PUBLIC;
 
+-- What happened (README, "Operations"): cumulative counters per cluster
+-- since it was created or the server started, and each cluster's last 16
+-- published steps. Shared memory only: empty on a standby server.
+CREATE FUNCTION shard_coordinator._live_stats(
+    OUT cluster text,
+    OUT since timestamptz,
+    OUT steps bigint,
+    OUT reshards bigint,
+    OUT joins bigint,
+    OUT leaves bigint,
+    OUT expiries bigint,
+    OUT evictions bigint,
+    OUT revocations bigint,
+    OUT handovers bigint,
+    OUT handover_avg interval,
+    OUT handover_max interval,
+    OUT handover_running interval,
+    OUT notices bigint,
+    OUT fence_waits bigint,
+    OUT refused_heartbeats bigint,
+    OUT last_step interval,
+    OUT longest_step interval)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'sc_live_stats'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION shard_coordinator._live_history(
+    OUT cluster text,
+    OUT epoch bigint,
+    OUT at timestamptz,
+    OUT reasons text[],
+    OUT members_told integer,
+    OUT members_removed integer,
+    OUT duration interval)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'sc_live_history'
+LANGUAGE C VOLATILE;
+
+CREATE VIEW shard_coordinator.stats AS
+SELECT * FROM shard_coordinator._live_stats();
+
+COMMENT ON VIEW shard_coordinator.stats IS
+    'Cumulative counters per cluster since it was created or the server started (shared memory; empty on a standby)';
+
+CREATE VIEW shard_coordinator.history AS
+SELECT * FROM shard_coordinator._live_history();
+
+COMMENT ON VIEW shard_coordinator.history IS
+    'The last 16 published steps of each cluster: epoch, time, why (join, leave, expiry, configure, admin, release, restart), members told and removed, store time';
+
+REVOKE ALL ON FUNCTION shard_coordinator._live_stats(),
+    shard_coordinator._live_history() FROM PUBLIC;
+REVOKE ALL ON shard_coordinator.stats, shard_coordinator.history FROM PUBLIC;
+
 -- Operator controls (README, "Operations"): granted to nobody; an
 -- administrator grants them to the roles that run the fleet.
 CREATE FUNCTION shard_coordinator.evict(cluster text, member text,

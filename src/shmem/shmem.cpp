@@ -10,6 +10,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/timestamp.h"
 }
 
 #include "module.hpp"
@@ -352,6 +353,12 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   cluster->fence_timeout_us = 0;
   cluster->fenced_since = 0;
   cluster->fence_stage = 0;
+  cluster->reasons = 0;
+  memset(&cluster->stats, 0, sizeof(cluster->stats));
+  pg_atomic_init_u64(&cluster->stats.refused, 0);
+  cluster->stats.since = GetCurrentTimestamp();
+  cluster->history_next = 0;
+  cluster->history_count = 0;
   memset(cluster->banned, 0, sizeof(cluster->banned));
   cluster->banned_next = 0;
   return cluster;

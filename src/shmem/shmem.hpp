@@ -92,6 +92,52 @@ struct ClusterKey {
   char name[kClusterNameMax + 1];  // NUL-padded: hashed as a blob
 };
 
+// Why a step ran (history.reasons): set with reshard_wanted, taken by the
+// step that serves them.
+enum StepReason : uint32 {
+  kReasonJoin = 1,
+  kReasonLeave = 2,
+  kReasonExpiry = 4,
+  kReasonConfigure = 8,
+  kReasonAdmin = 16,    // evict, freeze, unfreeze
+  kReasonRelease = 32,  // an acknowledgement or a promise's end
+  kReasonRestart = 64,  // the load after a start
+};
+
+// Cumulative counters of one cluster since it was created or the server
+// started (the stats view). Written by the worker and by calls under the
+// exclusive lock; `refused` by heartbeats, hence atomic.
+struct ClusterStats {
+  TimestampTz since;
+  uint64 steps;        // published steps that told anybody
+  uint64 reshards;     // steps that recomputed targets
+  uint64 joins;        // registrations
+  uint64 leaves;       // leave() calls of a known member
+  uint64 expiries;     // members removed after their promise ended
+  uint64 evictions;    // evict() calls of a known member
+  uint64 revocations;  // members told of a revocation
+  uint64 handovers;    // handovers completed (pending -> settled)
+  int64 handover_us_total;
+  int64 handover_us_max;
+  int64 handover_started;    // monotonic; 0: none pending
+  uint64 notices;            // NOTIFYs sent (member and cluster channels)
+  uint64 fence_waits;        // steps found held up by fence()
+  pg_atomic_uint64 refused;  // heartbeats refused (identity, access)
+  int64 last_step_us;        // the last step's store transaction
+  int64 longest_step_us;
+};
+
+// One published step in a cluster's bounded history.
+struct HistoryEntry {
+  int64 epoch;
+  TimestampTz at;
+  uint32 reasons;  // StepReason bits
+  int32 told;      // members with a notice of their own
+  int32 removed;   // members removed
+  int64 duration_us;
+};
+constexpr int kHistoryEntries = 16;
+
 // How many evicted incarnations a cluster remembers.
 constexpr int kBannedIncarnations = 16;
 
@@ -174,6 +220,11 @@ struct ClusterEntry {
   int64 fence_timeout_us;
   int64 fenced_since;  // monotonic; 0: not held up
   int32 fence_stage;   // 0, 1 (holders cancelled), 2 (terminated)
+  uint32 reasons;      // StepReason bits not yet served by a step
+  ClusterStats stats;
+  HistoryEntry history[kHistoryEntries];  // a ring
+  int32 history_next;
+  int32 history_count;
   // Incarnations evict() banned (a ring; shared memory only): they cannot
   // register again.
   uint64 banned[kBannedIncarnations];

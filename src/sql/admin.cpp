@@ -46,6 +46,7 @@ uint64 set_frozen(NameArg name, bool frozen) {
     if (cluster->frozen && !frozen) {
       // Whatever waited while frozen (joins, expiries, releases) is due.
       cluster->reshard_wanted = true;
+      cluster->reasons |= kReasonAdmin;
       cluster->expiry_check_at = 0;
       pg_atomic_write_u32(&cluster->grant_check_wanted, 1);
     }
@@ -93,7 +94,9 @@ Datum sc_evict(PG_FUNCTION_ARGS) {
       member->leaving = true;
       member->departure_held = true;
       cluster->reshard_wanted = true;
+      cluster->reasons |= kReasonAdmin;
     }
+    cluster->stats.evictions++;
     if (incarnation != 0) {
       bool banned = false;
       for (uint64 b : cluster->banned) banned = banned || b == incarnation;

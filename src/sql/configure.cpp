@@ -151,6 +151,7 @@ Applied apply_settings(const Settings &s, uint64 *generation) {
     set.pending_count = s.nkeys;
     set.pending_serial++;
     cluster->reshard_wanted = true;
+    cluster->reasons |= kReasonConfigure;
   }
   // Promises already made are kept (set_cluster_lease).
   set_cluster_lease(
@@ -173,6 +174,7 @@ Applied apply_settings(const Settings &s, uint64 *generation) {
   if (new_max != cluster->max_shards) {
     cluster->max_shards = new_max;
     cluster->reshard_wanted = true;
+    cluster->reasons |= kReasonConfigure;
   }
   if (s.set_fence_timeout) cluster->fence_timeout_us = s.fence_timeout_us;
   if (s.set_member_role >= 0) {
@@ -192,6 +194,7 @@ Applied apply_settings(const Settings &s, uint64 *generation) {
       cluster->exclusive_since = GetCurrentTimestamp();
     cluster->handover = s.handover;
     pg_atomic_write_u32(&cluster->grant_check_wanted, 1);
+    cluster->reasons |= kReasonConfigure;
   }
   *generation = ++cluster->config_generation;
   return Applied::Done;

@@ -89,6 +89,14 @@ void fill_refusal(const ClusterEntry *cluster, MemberEntry *member,
                        : 0;
 }
 
+// Counts a refused heartbeat in the cluster's stats.
+void count_refusal(NameArg cluster_name) {
+  LWLockAcquire(shared->lock, LW_SHARED);
+  ClusterEntry *cluster = find_cluster(cluster_name.data, cluster_name.len);
+  if (cluster != nullptr) pg_atomic_fetch_add_u64(&cluster->stats.refused, 1);
+  LWLockRelease(shared->lock);
+}
+
 // Raises the refusal's ERROR (lock released).
 void report_refusal(const char *action, NameArg cluster, NameArg member,
                     uint64 incarnation, const Refusal &refusal) {
@@ -378,7 +386,11 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
       if (member == nullptr) {
         member = create_member(cluster, member_name.data, member_name.len, now,
                                GetCurrentTimestamp());
-        if (member != nullptr) cluster->reshard_wanted = true;
+        if (member != nullptr) {
+          cluster->reshard_wanted = true;
+          cluster->reasons |= kReasonJoin;
+          cluster->stats.joins++;
+        }
       } else if (member->leaving) {
         // A heartbeat after leave() but before the reshard: still a member.
         member->leaving = false;
@@ -441,13 +453,17 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
         heartbeat_known(cluster, member, args, &result, &refusal, &check);
     if (step == HeartbeatStep::Done) break;
     if (step == HeartbeatStep::CheckAccess) {
-      if (!access_allowed(check.member_role, check.admin_role, Access::Join))
+      if (!access_allowed(check.member_role, check.admin_role, Access::Join)) {
+        count_refusal(cluster);
         access_denied(cluster, Access::Join, NameStr(check.role_name));
+      }
       remember_access(check.cluster_id, check.acl_serial);
       continue;
     }
-    if (step == HeartbeatStep::Refused)
+    if (step == HeartbeatStep::Refused) {
+      count_refusal(cluster);
       report_refusal("heartbeat", cluster, member, args.incarnation, refusal);
+    }
     if (step == HeartbeatStep::Register) {
       RegisterOutcome outcome =
           heartbeat_register(cluster, member, args, &result, &refusal);
@@ -455,8 +471,10 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
         wake_worker();
         break;
       }
-      if (outcome == RegisterOutcome::Refused)
+      if (outcome == RegisterOutcome::Refused) {
+        count_refusal(cluster);
         report_refusal("heartbeat", cluster, member, args.incarnation, refusal);
+      }
       if (outcome == RegisterOutcome::NoCluster)
         ereport(ERROR,
                 (errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -557,6 +575,8 @@ Datum sc_leave(PG_FUNCTION_ARGS) {
       member->leaving = true;
       if (revocation) member->departure_held = true;
       cluster->reshard_wanted = true;
+      cluster->reasons |= kReasonLeave;
+      cluster->stats.leaves++;
     }
   }
   LWLockRelease(shared->lock);

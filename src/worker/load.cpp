@@ -448,6 +448,7 @@ void settle_after_load() {
     cluster->epoch_in_flight = 0;
     apply_acks_ahead(cluster, true);
     cluster->reshard_wanted = true;
+    cluster->reasons |= kReasonRestart;
     cluster->reshard_fenced = false;
     cluster->expiry_check_at = 0;
     cluster->retry_at = 0;

@@ -84,9 +84,10 @@ char **find_due_clusters(int64 now, int64 *next_wake, int *ndue) {
         auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
         if (member->removing) continue;
         const int64 deadline = expiry_deadline(cluster, member);
-        if (member->leaving || deadline <= now)
+        if (member->leaving || deadline <= now) {
           cluster->reshard_wanted = true;
-        else if (deadline < earliest)
+          if (!member->leaving) cluster->reasons |= kReasonExpiry;
+        } else if (deadline < earliest)
           earliest = deadline;
       }
       cluster->expiry_check_at = earliest;

@@ -148,7 +148,13 @@ bool take_snapshot(const char *name, int64 now, bool settings_only,
   if (!settings_only) copy_cluster_holds(cluster, holds);
   in.holds = holds;
   snapshot_keys(cluster, snap);
+  snap->reasons = 0;
+  snap->store_us = 0;
   if (!settings_only) {
+    snap->reasons = cluster->reasons;
+    if (pg_atomic_read_u32(&cluster->grant_check_wanted) != 0 ||
+        (cluster->release_check_at != 0 && cluster->release_check_at <= now))
+      snap->reasons |= kReasonRelease;
     if (reshard) cluster->reshard_wanted = false;
     pg_atomic_write_u32(&cluster->grant_check_wanted, 0);
     cluster->epoch_in_flight = cluster->epoch + 1;
@@ -258,6 +264,55 @@ void publish_keys(ClusterEntry *cluster, const Snapshot *snap,
   }
 }
 
+// The stats and history of a committed step (lock held).
+void count_step(ClusterEntry *cluster, const Snapshot *snap,
+                const BridgeOutput *out, int64 now, TimestampTz wall_now) {
+  const BridgeInput &in = snap->input;
+  ClusterStats &stats = cluster->stats;
+  cluster->reasons &= ~snap->reasons;
+  if (in.reshard) stats.reshards++;
+  int32 told = 0;
+  int32 removed = 0;
+  for (int i = 0; i < in.nmembers; ++i) {
+    const BridgeMemberResult &r = out->members[i];
+    if (r.notice) told++;
+    if (r.removed) {
+      removed++;
+      const char *name = snap->names[i].name;
+      const MemberEntry *member = find_member(cluster, name, strlen(name));
+      if (member != nullptr && !member->leaving) stats.expiries++;
+    }
+    if (!r.removed && r.hold_epoch == out->epoch && out->epoch_moves)
+      stats.revocations++;
+  }
+  stats.notices += static_cast<uint64>(told) + (out->cluster_notice ? 1 : 0);
+  if (snap->store_us > 0) {
+    stats.last_step_us = snap->store_us;
+    stats.longest_step_us = Max(stats.longest_step_us, snap->store_us);
+  }
+  if (!cluster->handover_pending && out->handover_pending)
+    stats.handover_started = now;
+  if (cluster->handover_pending && !out->handover_pending &&
+      stats.handover_started != 0) {
+    const int64 took = now - stats.handover_started;
+    stats.handovers++;
+    stats.handover_us_total += took;
+    stats.handover_us_max = Max(stats.handover_us_max, took);
+    stats.handover_started = 0;
+  }
+  if (!out->epoch_moves) return;
+  stats.steps++;
+  HistoryEntry &entry = cluster->history[cluster->history_next];
+  entry.epoch = out->epoch;
+  entry.at = wall_now;
+  entry.reasons = snap->reasons;
+  entry.told = told;
+  entry.removed = removed;
+  entry.duration_us = snap->store_us;
+  cluster->history_next = (cluster->history_next + 1) % kHistoryEntries;
+  if (cluster->history_count < kHistoryEntries) cluster->history_count++;
+}
+
 // Applies a committed step to shared memory.
 void publish(const Snapshot *snap, BridgeOutput *out, int64 now,
              TimestampTz wall_now) {
@@ -267,6 +322,7 @@ void publish(const Snapshot *snap, BridgeOutput *out, int64 now,
   if (shared->reset_count == snap->reset_count)
     cluster = find_cluster(snap->name, strlen(snap->name));
   if (cluster != nullptr && !snap->settings_only) {
+    count_step(cluster, snap, out, now, wall_now);  // before the removals
     set_new_deadlines(cluster, snap, out, now);
     for (int i = 0; i < in.nmembers; ++i) {
       const BridgeMemberResult &r = out->members[i];
@@ -367,6 +423,7 @@ bool set_reshard_fenced(const char *name, bool fenced) {
       cluster->fence_stage = 0;
     } else if (cluster->fenced_since == 0) {
       cluster->fenced_since = mono_now_us();
+      cluster->stats.fence_waits++;
     }
   }
   LWLockRelease(shared->lock);
@@ -400,7 +457,11 @@ ReshardResult step_or_store_settings(const char *name, bool settings_only) {
     volatile int failure = 0;
     char *what = psprintf("reshard of cluster \"%s\"", name);
     PG_TRY();
-    { store_reshard(&snap, &out, wall_now); }
+    {
+      const int64 started = mono_now_us();
+      store_reshard(&snap, &out, wall_now);
+      snap.store_us = mono_now_us() - started;
+    }
     PG_CATCH();
     { failure = recover_from_error(reshard_context, what); }
     PG_END_TRY();

@@ -110,6 +110,8 @@ struct Snapshot {
   bool settings_only;
   bool frozen;  // freeze(): stored with the settings
   int64 fence_timeout_us;
+  uint32 reasons;             // StepReason bits this step serves
+  int64 store_us;             // how long its store transaction took
   NameData member_role_name;  // per-cluster roles (empty: none)
   NameData admin_role_name;
   int32 slot_set;      // its SlotSet, or -1

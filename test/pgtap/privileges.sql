@@ -7,7 +7,7 @@
 -- heartbeat() and leave() are not transactional: the member registered here
 -- (cluster tap_priv) stays after the ROLLBACK, so it leaves at the end.
 BEGIN;
-SELECT plan(69);
+SELECT plan(73);
 
 -- Not granted to PUBLIC.
 SELECT ok(NOT has_function_privilege('public', f::regprocedure, 'EXECUTE'),
@@ -26,6 +26,8 @@ SELECT ok(NOT has_function_privilege('public', f::regprocedure, 'EXECUTE'),
     'shard_coordinator._install_check()',
     'shard_coordinator._live_members()',
     'shard_coordinator._live_clusters()',
+    'shard_coordinator._live_stats()',
+    'shard_coordinator._live_history()',
     'shard_coordinator._is_live()']) AS f;
 -- jump_hash is a pure function, granted to PUBLIC on purpose (README).
 SELECT ok(has_function_privilege('public', f::regprocedure, 'EXECUTE'),
@@ -39,7 +41,8 @@ SELECT ok(NOT has_table_privilege('public', t::regclass, p),
        unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) AS p;
 SELECT ok(NOT has_table_privilege('public', v::regclass, 'SELECT'),
           'PUBLIC cannot read ' || v)
-  FROM unnest(ARRAY['shard_coordinator.members', 'shard_coordinator.clusters']) AS v;
+  FROM unnest(ARRAY['shard_coordinator.members', 'shard_coordinator.clusters',
+                    'shard_coordinator.stats', 'shard_coordinator.history']) AS v;
 
 -- A role without grants.
 CREATE ROLE tap_sc_nobody NOLOGIN;

@@ -15,7 +15,7 @@ SELECT has_view('shard_coordinator', 'clusters', 'view clusters exists');
 SELECT has_table('shard_coordinator', 'pending_release', 'table pending_release exists');
 SELECT tables_are('shard_coordinator', ARRAY['cluster_state', 'member_state', 'pending_release']);
 SELECT has_type('shard_coordinator', 'assignment', 'type assignment exists');
-SELECT views_are('shard_coordinator', ARRAY['members', 'clusters']);
+SELECT views_are('shard_coordinator', ARRAY['members', 'clusters', 'stats', 'history']);
 
 -- The public functions, with their exact argument lists and results.
 SELECT has_function('shard_coordinator', 'heartbeat', ARRAY['text', 'text', 'bigint', 'bigint']);
