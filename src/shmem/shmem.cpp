@@ -226,9 +226,11 @@ bool acknowledge(const ClusterEntry *cluster, MemberEntry *member,
   if (epoch <= 0) return false;
   const uint64 before =
       raise_atomic(&member->acked, static_cast<uint64>(epoch));
-  return static_cast<int64>(before) < epoch && member->hold_epoch > 0 &&
-         epoch >= member->hold_epoch &&
-         static_cast<int64>(before) < member->hold_epoch;
+  // A new acknowledgement of a member that holds something may release a
+  // hold: not only its oldest (hold_epoch), also a newer one made by a
+  // later step, or one the step being stored is making. The grant step
+  // decides; an acknowledgement that releases nothing costs one step.
+  return static_cast<int64>(before) < epoch && member->hold_epoch > 0;
 }
 
 bool apply_acks_ahead(ClusterEntry *cluster, bool published) {
@@ -243,8 +245,7 @@ bool apply_acks_ahead(ClusterEntry *cluster, bool published) {
     if (epoch <= 0) continue;
     const uint64 before =
         raise_atomic(&member->acked, static_cast<uint64>(epoch));
-    if (member->hold_epoch > 0 && epoch >= member->hold_epoch &&
-        static_cast<int64>(before) < member->hold_epoch)
+    if (member->hold_epoch > 0 && static_cast<int64>(before) < epoch)
       released = true;
   }
   return released;

@@ -257,8 +257,9 @@ struct MemberEntry {
   // before, and not at all if the step fails (acknowledge()).
   pg_atomic_uint64 ack_ahead;
   uint64 incarnation;  // 0: none sent yet
-  // Its oldest hold's epoch (0: none): an acknowledgement at or after it
-  // releases something; and the earliest release deadline (monotonic).
+  // Its oldest hold's epoch (0: none): while it holds anything, a new
+  // acknowledgement may release something (acknowledge()); and the earliest
+  // release deadline (monotonic).
   int64 hold_epoch;
   int64 release_deadline;
   MemberState state;  // its target state
