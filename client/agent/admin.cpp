@@ -8,6 +8,7 @@
 #include "connect.hpp"
 #include "log.hpp"
 #include "sqlstate.hpp"
+#include "status.hpp"
 #include "text.hpp"
 
 namespace shard_coordinator::agent {
@@ -34,15 +35,8 @@ int parameters(AdminAction action) {
 }  // namespace
 
 int admin_command(const AdminOptions &options) {
-  client::PgConn conn = client::connect_blocking(
-      client::connection_params(options.dsn, client::kApplicationName));
-  if (PQstatus(conn.get()) != CONNECTION_OK) {
-    log(Level::Error, "cannot connect to the database: " +
-                          client::one_line(PQerrorMessage(conn.get())) +
-                          "; check --dsn (or PGHOST, PGPORT, PGUSER, "
-                          "PGDATABASE) and that the server is up");
-    return kExitInternal;
-  }
+  client::PgConn conn = connect_for_command(options.dsn);
+  if (PQstatus(conn.get()) != CONNECTION_OK) return kExitInternal;
   const char *values[3] = {
       options.cluster.c_str(),
       options.member.c_str(),

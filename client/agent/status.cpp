@@ -193,16 +193,20 @@ std::optional<json> fetch(PGconn *conn, const char *query,
 
 }  // namespace
 
-int status_command(const StatusOptions &options) {
+client::PgConn connect_for_command(const std::string &dsn) {
   client::PgConn conn = client::connect_blocking(
-      client::connection_params(options.dsn, client::kApplicationName));
-  if (PQstatus(conn.get()) != CONNECTION_OK) {
+      client::connection_params(dsn, client::kApplicationName));
+  if (PQstatus(conn.get()) != CONNECTION_OK)
     log(Level::Error, "cannot connect to the database: " +
                           client::one_line(PQerrorMessage(conn.get())) +
                           "; check --dsn (or PGHOST, PGPORT, PGUSER, "
                           "PGDATABASE) and that the server is up");
-    return kExitInternal;
-  }
+  return conn;
+}
+
+int status_command(const StatusOptions &options) {
+  client::PgConn conn = connect_for_command(options.dsn);
+  if (PQstatus(conn.get()) != CONNECTION_OK) return kExitInternal;
   int exit_code = kExitOk;
   auto clusters =
       fetch(conn.get(), kClustersQuery, options.cluster, &exit_code);

@@ -6,7 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "connect.hpp"
+
 namespace shard_coordinator::agent {
+
+// A connection for one command (status, admin); logs why if it failed
+// (check PQstatus).
+client::PgConn connect_for_command(const std::string &dsn);
 
 // CLUSTER MEMBER STATE SHARD EPOCH [SLOTS] ACKED LAST-HEARTBEAT EXPIRES-IN
 // AGE RELEASING. SHARD "2 (waits for 2)" for a member whose grant is still

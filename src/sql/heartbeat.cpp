@@ -67,12 +67,15 @@ bool is_banned(const ClusterEntry *cluster, uint64 incarnation) {
 // Caller holds the lock (either mode).
 Identity check_identity(const ClusterEntry *cluster, MemberEntry *member,
                         uint64 incarnation, int64 now) {
-  if (is_banned(cluster, incarnation)) return Identity::Banned;
   const uint64 holder = member->incarnation;
+  // The steady state first, without looking at the bans: evict() marks the
+  // member it bans departure_held, so its own incarnation waits for the
+  // removal and is refused when it registers again.
+  if (holder != 0 && incarnation == holder)
+    return member->departure_held ? Identity::Replaced : Identity::Ok;
+  if (is_banned(cluster, incarnation)) return Identity::Banned;
   if (holder == 0) return Identity::Ok;
   if (incarnation == 0) return Identity::Missing;
-  if (incarnation == holder)
-    return member->departure_held ? Identity::Replaced : Identity::Ok;
   if (member->leaving || member->departure_held ||
       promise_end(cluster, member) <= now)
     return Identity::Replaced;
