@@ -19,7 +19,12 @@ ALTER TABLE shard_coordinator.cluster_state
     ADD COLUMN frozen boolean NOT NULL DEFAULT false,
     ADD COLUMN member_role text,
     ADD COLUMN admin_role text,
-    ADD COLUMN fence_timeout interval NOT NULL DEFAULT '0';
+    ADD COLUMN fence_timeout interval NOT NULL DEFAULT '0',
+    ADD COLUMN dropping boolean NOT NULL DEFAULT false,
+    -- Clusters of 1.0 count as configured: never removed for being empty.
+    ADD COLUMN configured boolean NOT NULL DEFAULT true;
+ALTER TABLE shard_coordinator.cluster_state
+    ALTER COLUMN configured SET DEFAULT false;
 UPDATE shard_coordinator.cluster_state
    SET grant_count = CASE WHEN slots IS NULL THEN num_shards ELSE 0 END,
        max_lease = heartbeat_interval + grace_period;
@@ -202,7 +207,8 @@ CREATE FUNCTION shard_coordinator._live_clusters(
     OUT frozen boolean,
     OUT member_role text,
     OUT admin_role text,
-    OUT fence_timeout interval)
+    OUT fence_timeout interval,
+    OUT dropping boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'sc_live_clusters'
 LANGUAGE C VOLATILE;
@@ -246,7 +252,7 @@ SELECT l.cluster, l.heartbeat_interval, l.grace_period, l.reshard_interval,
        l.pending, l.resharded_at, l.slots, l.fenced, l.handover,
        l.grant_count, l.handover_pending, l.exclusive_since,
        l.grants_held_until, l.failover_safe, l.frozen, l.member_role,
-       l.admin_role, l.fence_timeout
+       l.admin_role, l.fence_timeout, l.dropping
   FROM shard_coordinator._live_clusters() AS l
 UNION ALL
 SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
@@ -258,7 +264,7 @@ SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
        c.resharded_at, c.slots, false, c.handover, c.grant_count,
        EXISTS (SELECT FROM shard_coordinator.pending_release r WHERE r.cluster = c.cluster),
        NULL::timestamptz, NULL::timestamptz, c.synchronous, c.frozen,
-       c.member_role, c.admin_role, c.fence_timeout
+       c.member_role, c.admin_role, c.fence_timeout, c.dropping
   FROM shard_coordinator.cluster_state AS c
  WHERE NOT shard_coordinator._is_live();
 
@@ -365,8 +371,17 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION shard_coordinator.unfreeze(text) IS
     'Ends freeze(): what waited is done now';
 
+CREATE FUNCTION shard_coordinator.drop_cluster(cluster text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sc_drop_cluster'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shard_coordinator.drop_cluster(text) IS
+    'Removes every member (revoked) and then the cluster: its name, shared memory and rows are freed once nothing is held';
+
 REVOKE ALL ON FUNCTION shard_coordinator.evict(text, text, text),
-    shard_coordinator.freeze(text), shard_coordinator.unfreeze(text) FROM PUBLIC;
+    shard_coordinator.freeze(text), shard_coordinator.unfreeze(text),
+    shard_coordinator.drop_cluster(text) FROM PUBLIC;
 
 -- The grants of the dropped objects, on the new ones (the four-argument
 -- fence gets what the three-argument one had).

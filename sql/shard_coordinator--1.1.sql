@@ -63,7 +63,12 @@ CREATE TABLE shard_coordinator.cluster_state (
     admin_role         text,
     -- A reshard held up this long by fence() transactions cancels them,
     -- twice as long terminates them; 0: never.
-    fence_timeout      interval    NOT NULL DEFAULT '0'
+    fence_timeout      interval    NOT NULL DEFAULT '0',
+    -- drop_cluster() was called: the row goes once nothing is held.
+    dropping           boolean     NOT NULL DEFAULT false,
+    -- configure() made or changed it: never removed for being empty
+    -- (shard_coordinator.empty_cluster_timeout).
+    configured         boolean     NOT NULL DEFAULT false
 );
 
 COMMENT ON TABLE shard_coordinator.cluster_state IS
@@ -262,7 +267,8 @@ CREATE FUNCTION shard_coordinator._live_clusters(
     OUT frozen boolean,
     OUT member_role text,
     OUT admin_role text,
-    OUT fence_timeout interval)
+    OUT fence_timeout interval,
+    OUT dropping boolean)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'sc_live_clusters'
 LANGUAGE C VOLATILE;
@@ -311,7 +317,7 @@ SELECT l.cluster, l.heartbeat_interval, l.grace_period, l.reshard_interval,
        l.pending, l.resharded_at, l.slots, l.fenced, l.handover,
        l.grant_count, l.handover_pending, l.exclusive_since,
        l.grants_held_until, l.failover_safe, l.frozen, l.member_role,
-       l.admin_role, l.fence_timeout
+       l.admin_role, l.fence_timeout, l.dropping
   FROM shard_coordinator._live_clusters() AS l
 UNION ALL
 SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
@@ -323,7 +329,7 @@ SELECT c.cluster, c.heartbeat_interval, c.grace_period, c.reshard_interval,
        c.resharded_at, c.slots, false, c.handover, c.grant_count,
        EXISTS (SELECT FROM shard_coordinator.pending_release r WHERE r.cluster = c.cluster),
        NULL::timestamptz, NULL::timestamptz, c.synchronous, c.frozen,
-       c.member_role, c.admin_role, c.fence_timeout
+       c.member_role, c.admin_role, c.fence_timeout, c.dropping
   FROM shard_coordinator.cluster_state AS c
  WHERE NOT shard_coordinator._is_live();
 
@@ -416,8 +422,17 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION shard_coordinator.unfreeze(text) IS
     'Ends freeze(): what waited is done now';
 
+CREATE FUNCTION shard_coordinator.drop_cluster(cluster text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sc_drop_cluster'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION shard_coordinator.drop_cluster(text) IS
+    'Removes every member (revoked) and then the cluster: its name, shared memory and rows are freed once nothing is held';
+
 REVOKE ALL ON FUNCTION shard_coordinator.evict(text, text, text),
-    shard_coordinator.freeze(text), shard_coordinator.unfreeze(text) FROM PUBLIC;
+    shard_coordinator.freeze(text), shard_coordinator.unfreeze(text),
+    shard_coordinator.drop_cluster(text) FROM PUBLIC;
 
 -- Key -> shard helpers (Lamping and Veach's jump consistent hash).
 CREATE FUNCTION shard_coordinator.jump_hash(key bigint, buckets integer)

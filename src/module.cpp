@@ -37,6 +37,7 @@ int guc_grace_period_ms = 10000;
 int guc_reshard_interval_ms = 1000;
 int guc_handover = static_cast<int>(HandoverMode::Exclusive);
 bool guc_create_on_heartbeat = true;
+int guc_empty_cluster_timeout_ms = 600000;
 bool loaded_at_startup = false;
 
 Interval *us_to_interval(int64 us) {
@@ -132,6 +133,14 @@ void define_settings() {
       "off: clusters are created by configure() only, so roles that may "
       "only heartbeat cannot create clusters.",
       &guc_create_on_heartbeat, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "shard_coordinator.empty_cluster_timeout",
+      "How long a cluster made by a first heartbeat stays once it is empty.",
+      "A cluster that configure() never touched is removed (name, shared "
+      "memory and rows) once it has had no members and held nothing for "
+      "this long. 0: never.",
+      &guc_empty_cluster_timeout_ms, 600000, 0, INT_MAX, PGC_SIGHUP,
+      GUC_UNIT_MS, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("shard_coordinator");
 }
 

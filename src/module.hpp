@@ -27,6 +27,7 @@ extern int guc_reshard_interval_ms;
 // being on a first heartbeat (a HandoverMode).
 extern int guc_handover;
 extern bool guc_create_on_heartbeat;
+extern int guc_empty_cluster_timeout_ms;
 
 // The catalog version this library reads and writes: the control file's
 // default_version (scripts/check-versions.py checks that they agree).

@@ -1,4 +1,4 @@
-// `shard-coordinator admin evict|freeze|unfreeze`: the operator controls
+// `shard-coordinator admin evict|freeze|unfreeze|drop`: the operator controls
 // (README, "Operator controls"), one SQL call each. The role needs EXECUTE
 // on the function; the server checks it.
 
@@ -24,6 +24,8 @@ const char *statement(AdminAction action) {
       return "SELECT shard_coordinator.freeze($1)::text";
     case AdminAction::Unfreeze:
       return "SELECT shard_coordinator.unfreeze($1)::text";
+    case AdminAction::Drop:
+      return "SELECT shard_coordinator.drop_cluster($1)::text";
   }
   return "";
 }
@@ -55,8 +57,8 @@ int admin_command(const AdminOptions &options) {
       message +=
           "; grant this role EXECUTE on the function (README.md, "
           "\"Operator controls\")";
-    else if (!diagnosis.advice.empty())
-      message += "; " + diagnosis.advice;
+    else if (sqlstate != "42704" && !diagnosis.advice.empty())
+      message += "; " + diagnosis.advice;  // 42704: the server's hint says it
     log(Level::Error, message);
     return diagnosis.recovery == client::Recovery::GiveUp || sqlstate == "42704"
                ? kExitRejected

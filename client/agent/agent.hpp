@@ -50,7 +50,7 @@ struct StatusOptions {
   bool json = false;
 };
 
-enum class AdminAction { Evict, Freeze, Unfreeze };
+enum class AdminAction { Evict, Freeze, Unfreeze, Drop };
 
 struct AdminOptions {
   std::string dsn;

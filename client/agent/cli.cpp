@@ -146,7 +146,7 @@ int sca::agent_main(int argc, char **argv) {
       "admin",
       "Operator controls (the role needs EXECUTE on them): evict a member "
       "(its incarnation is banned, its work moves when its promise ends), "
-      "freeze a cluster (no work moves) or unfreeze it");
+      "freeze a cluster (no work moves) or unfreeze it, drop a cluster");
   admin->require_subcommand(1);
   admin
       ->add_option("--dsn,-d", admin_options.dsn,
@@ -168,6 +168,12 @@ int sca::agent_main(int argc, char **argv) {
       admin->add_subcommand("unfreeze", "Let a frozen cluster move work again");
   unfreeze->add_option("CLUSTER", admin_options.cluster, "The cluster")
       ->required();
+  CLI::App *drop = admin->add_subcommand(
+      "drop",
+      "Remove a cluster: its members are told they are removed; its name, "
+      "shared memory and rows are freed once their work is released (at the "
+      "latest when their promises end)");
+  drop->add_option("CLUSTER", admin_options.cluster, "The cluster")->required();
   admin->footer(sca::kExitCodesHelp);
 
   try {
@@ -188,6 +194,7 @@ int sca::agent_main(int argc, char **argv) {
     if (admin->parsed()) {
       admin_options.action = evict->parsed()    ? sca::AdminAction::Evict
                              : freeze->parsed() ? sca::AdminAction::Freeze
+                             : drop->parsed()   ? sca::AdminAction::Drop
                                                 : sca::AdminAction::Unfreeze;
       return sca::admin_command(admin_options);
     }

@@ -24,6 +24,10 @@ Diagnosis diagnose(std::string_view sqlstate) {
     return {Recovery::GiveUp,
             "an operator evicted this process (shard_coordinator.evict); "
             "start a new one once the cause is fixed"};
+  if (sqlstate == "SC004")
+    return {Recovery::GiveUp,
+            "an operator dropped this cluster (shard_coordinator."
+            "drop_cluster); its members are removed"};
   if (sqlstate == "22023" || sqlstate == "22004" || sqlstate == "22P02" ||
       sqlstate == "22001" || sqlstate == "22021")
     return {Recovery::GiveUp, "fix the cluster or member name"};

@@ -90,6 +90,7 @@ void startup_shmem() {
     shared->stalls.clear();
     shared->timeline = 1;
     shared->free_holds = -1;
+    shared->removed_epoch = 0;
   }
 
   slot_area = static_cast<char *>(
@@ -320,7 +321,7 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   cluster->max_shards = 0;
   cluster->num_shards = 0;
   cluster->grant_count = 0;
-  cluster->epoch = 0;
+  cluster->epoch = shared->removed_epoch;
   cluster->count_epoch = 0;
   cluster->shrink_epoch = 0;
   cluster->gate_from = 0;
@@ -362,6 +363,9 @@ ClusterEntry *create_cluster(const char *name, size_t len) {
   cluster->history_count = 0;
   memset(cluster->banned, 0, sizeof(cluster->banned));
   cluster->banned_next = 0;
+  cluster->configured = false;
+  cluster->dropping = false;
+  cluster->empty_since = 0;
   return cluster;
 }
 
@@ -407,6 +411,30 @@ void remove_member(ClusterEntry *cluster, MemberEntry *member) {
   MemberKey key = member->key;
   hash_search(member_table, &key, HASH_REMOVE, nullptr);
   // Pointers to entries that backends remember are void now.
+  shared->entry_generation++;
+}
+
+bool cluster_is_empty(const ClusterEntry *cluster) {
+  if (cluster->member_count > 0 || cluster->holds_head >= 0) return false;
+  if (cluster->slot_set < 0) return true;
+  const PolicyKey *keys = slot_entries(cluster->slot_set);
+  for (int32 i = 0; i < slot_sets[cluster->slot_set].count; ++i)
+    if (keys[i].holder != 0 || keys[i].grantee != 0) return false;
+  return true;
+}
+
+void remove_cluster(ClusterEntry *cluster) {
+  while (!dlist_is_empty(&cluster->members)) {
+    auto *member = dlist_container(MemberEntry, cluster_link,
+                                   dlist_head_node(&cluster->members));
+    remove_member(cluster, member);
+  }
+  set_cluster_holds(cluster, nullptr, 0);
+  if (cluster->slot_set >= 0) free_slot_set(cluster->slot_set);
+  shared->removed_epoch = Max(shared->removed_epoch, cluster->epoch);
+  shared->cluster_count--;
+  ClusterKey key = cluster->key;
+  hash_search(cluster_table, &key, HASH_REMOVE, nullptr);
   shared->entry_generation++;
 }
 

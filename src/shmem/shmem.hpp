@@ -229,6 +229,17 @@ struct ClusterEntry {
   // register again.
   uint64 banned[kBannedIncarnations];
   int32 banned_next;
+  // configure() made or changed it (stored): never removed for being
+  // empty. A cluster a first heartbeat made is removed once it has been
+  // empty for shard_coordinator.empty_cluster_timeout.
+  bool configured;
+  // drop_cluster(): its members are removed as revoked; once nothing is
+  // held the worker removes the cluster (stored). Calls for it fail with
+  // SC004 meanwhile.
+  bool dropping;
+  // Since when it has had no members and held nothing (monotonic; 0: it
+  // has some). Written and read by the worker alone (find_due_clusters()).
+  int64 empty_since;
 };
 
 struct MemberKey {
@@ -312,6 +323,10 @@ struct SharedState {
   // this server never published are ignored. Set by the worker's load.
   uint32 timeline;
   int32 free_holds;  // head of the free list of the hold pool
+  // The highest epoch of any cluster removed since the start: a cluster
+  // made again under a removed name starts above it, so that the epochs a
+  // name shows never go back within the server's life.
+  int64 removed_epoch;
 };
 
 extern SharedState *shared;
@@ -363,6 +378,11 @@ ClusterEntry *create_cluster(const char *name, size_t len);
 MemberEntry *create_member(ClusterEntry *cluster, const char *name, size_t len,
                            int64 now, TimestampTz wall_now);
 void remove_member(ClusterEntry *cluster, MemberEntry *member);
+// Whether the cluster has no members and holds nothing (no plain holds, no
+// slot key held or granted): it could be removed.
+bool cluster_is_empty(const ClusterEntry *cluster);
+// Frees the cluster's entry, slot set and holds (members must be gone).
+void remove_cluster(ClusterEntry *cluster);
 void reset_all();
 
 // Maps all of our shared memory into this process's page tables at once

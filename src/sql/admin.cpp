@@ -1,4 +1,5 @@
-// Operator controls: evict(), freeze(), unfreeze() (README, "Operations").
+// Operator controls: evict(), freeze(), unfreeze(), drop_cluster() (README,
+// "Operations").
 //
 // None of them is granted to anybody by the install script: an
 // administrator grants them to the roles that run the fleet.
@@ -37,12 +38,13 @@ void no_such_cluster(NameArg name) {
 }
 
 // Sets the cluster's frozen flag; returns the settings generation to wait
-// for, or 0 if the cluster does not exist.
-uint64 set_frozen(NameArg name, bool frozen) {
+// for, or 0 if the cluster does not exist (or is being dropped: *dropping).
+uint64 set_frozen(NameArg name, bool frozen, bool *dropping) {
   uint64 generation = 0;
   LWLockAcquire(shared->lock, LW_EXCLUSIVE);
   ClusterEntry *cluster = find_cluster(name.data, name.len);
-  if (cluster != nullptr) {
+  *dropping = cluster != nullptr && cluster->dropping;
+  if (cluster != nullptr && !*dropping) {
     if (cluster->frozen && !frozen) {
       // Whatever waited while frozen (joins, expiries, releases) is due.
       cluster->reshard_wanted = true;
@@ -57,7 +59,50 @@ uint64 set_frozen(NameArg name, bool frozen) {
   return generation;
 }
 
+// Marks the cluster dropping and every member as revoked; returns the
+// settings generation to wait for, or 0 if the cluster does not exist.
+uint64 start_drop(NameArg name, int32 *members) {
+  uint64 generation = 0;
+  *members = 0;
+  LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+  ClusterEntry *cluster = find_cluster(name.data, name.len);
+  if (cluster != nullptr) {
+    if (!cluster->dropping) {
+      cluster->dropping = true;
+      // Nothing waits for unfreeze() any more: the members go now.
+      cluster->frozen = false;
+      dlist_iter iter;
+      dlist_foreach(iter, &cluster->members) {
+        auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
+        if (member->removing) continue;
+        // A revocation: what it holds stays held until its promise ends.
+        member->leaving = true;
+        member->departure_held = true;
+      }
+      cluster->reshard_wanted = true;
+      cluster->reasons |= kReasonAdmin;
+      cluster->expiry_check_at = 0;
+      pg_atomic_write_u32(&cluster->grant_check_wanted, 1);
+    }
+    *members = cluster->member_count;
+    generation = ++cluster->config_generation;
+  }
+  LWLockRelease(shared->lock);
+  return generation;
+}
+
 }  // namespace
+
+void cluster_being_dropped(NameArg cluster, const char *action) {
+  ereport(ERROR,
+          (errcode(kDroppingSqlstate),
+           errmsg("cannot %s cluster \"%.*s\": it is being dropped", action,
+                  static_cast<int>(cluster.len), cluster.data),
+           errhint("drop_cluster() was called. The cluster is removed once "
+                   "the work of its members is released (at the latest when "
+                   "their promises end); after that a heartbeat or "
+                   "configure() makes it anew.")));
+}
 
 }  // namespace shard_coordinator::sql
 
@@ -69,6 +114,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(sc_evict);
 PG_FUNCTION_INFO_V1(sc_freeze);
 PG_FUNCTION_INFO_V1(sc_unfreeze);
+PG_FUNCTION_INFO_V1(sc_drop_cluster);
 
 // evict(cluster, member, reason): removes the member at the next reshard
 // and bans its incarnation. A revocation: its work is held until its
@@ -126,7 +172,9 @@ Datum sc_freeze(PG_FUNCTION_ARGS) {
   NameArg name = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
   require_ready_for_writes();
   require_cluster_access(name, Access::Admin);
-  const uint64 generation = set_frozen(name, true);
+  bool dropping = false;
+  const uint64 generation = set_frozen(name, true, &dropping);
+  if (dropping) cluster_being_dropped(name, "freeze");
   if (generation == 0) no_such_cluster(name);
   wake_worker();
   wait_until_stored(name, generation);
@@ -138,8 +186,29 @@ Datum sc_unfreeze(PG_FUNCTION_ARGS) {
   NameArg name = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
   require_ready_for_writes();
   require_cluster_access(name, Access::Admin);
-  const uint64 generation = set_frozen(name, false);
+  bool dropping = false;
+  const uint64 generation = set_frozen(name, false, &dropping);
+  if (dropping) cluster_being_dropped(name, "unfreeze");
   if (generation == 0) no_such_cluster(name);
+  wake_worker();
+  wait_until_stored(name, generation);
+  PG_RETURN_VOID();
+}
+
+// drop_cluster(cluster): its members are told `removed`; once nothing is
+// held (every holder released it or its promise ended) the worker frees the
+// name, its shared memory and its rows. Returns once the drop is stored.
+Datum sc_drop_cluster(PG_FUNCTION_ARGS) {
+  NameArg name = get_name_arg(fcinfo, 0, "cluster", kClusterNameMax);
+  require_ready_for_writes();
+  require_cluster_access(name, Access::Admin);
+  int32 members = 0;
+  const uint64 generation = start_drop(name, &members);
+  if (generation == 0) no_such_cluster(name);
+  ereport(LOG, (errmsg("shard_coordinator: cluster \"%.*s\" (%d members) "
+                       "dropped by %s",
+                       static_cast<int>(name.len), name.data, members,
+                       GetUserNameFromId(GetUserId(), false))));
   wake_worker();
   wait_until_stored(name, generation);
   PG_RETURN_VOID();

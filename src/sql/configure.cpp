@@ -115,13 +115,14 @@ Settings read_settings(FunctionCallInfo fcinfo) {
   return s;
 }
 
-enum class Applied { Done, ClustersFull, SlotSetsFull };
+enum class Applied { Done, ClustersFull, SlotSetsFull, Dropping };
 
 // Changes the cluster's settings (creating it if need be); the exclusive
 // lock is held. Everything that can refuse is checked before anything
 // changes: a refused call creates no cluster.
 Applied apply_settings(const Settings &s, uint64 *generation) {
   ClusterEntry *cluster = find_cluster(s.cluster.data, s.cluster.len);
+  if (cluster != nullptr && cluster->dropping) return Applied::Dropping;
   int32 new_set = -1;
   if (s.nkeys > 0 && (cluster == nullptr || cluster->slot_set < 0)) {
     new_set = allocate_slot_set(0);
@@ -196,6 +197,8 @@ Applied apply_settings(const Settings &s, uint64 *generation) {
     pg_atomic_write_u32(&cluster->grant_check_wanted, 1);
     cluster->reasons |= kReasonConfigure;
   }
+  // Never removed for being empty (shard_coordinator.empty_cluster_timeout).
+  cluster->configured = true;
   *generation = ++cluster->config_generation;
   return Applied::Done;
 }
@@ -247,6 +250,7 @@ Datum sc_configure(PG_FUNCTION_ARGS) {
   const Applied applied = apply_settings(settings, &generation);
   LWLockRelease(shared->lock);
   const NameArg &name = settings.cluster;
+  if (applied == Applied::Dropping) cluster_being_dropped(name, "configure");
   if (applied == Applied::SlotSetsFull)
     ereport(
         ERROR,

@@ -349,6 +349,7 @@ enum class RegisterOutcome {
   Retry,
   Refused,
   NoCluster,  // shard_coordinator.create_on_heartbeat is off
+  Dropping,   // drop_cluster() was called
 };
 
 // Registers a new member (or takes back a leave()).
@@ -364,6 +365,10 @@ RegisterOutcome heartbeat_register(NameArg cluster_name, NameArg member_name,
     outcome = RegisterOutcome::NoCluster;
   } else if (cluster != nullptr && needs_access_check(cluster, &unused)) {
     outcome = RegisterOutcome::Retry;  // the roles changed: check again
+  } else if (cluster != nullptr && cluster->dropping) {
+    // Its members are all on their way out (drop_cluster() marked them
+    // leaving): nobody joins or comes back.
+    outcome = RegisterOutcome::Dropping;
   } else if (cluster == nullptr && shared->member_count >= guc_max_members) {
     // Refused: do not leave an empty cluster behind.
     outcome = RegisterOutcome::MembersFull;
@@ -477,6 +482,10 @@ Datum sc_heartbeat(PG_FUNCTION_ARGS) {
       if (outcome == RegisterOutcome::Refused) {
         count_refusal(cluster);
         report_refusal("heartbeat", cluster, member, args.incarnation, refusal);
+      }
+      if (outcome == RegisterOutcome::Dropping) {
+        count_refusal(cluster);
+        cluster_being_dropped(cluster, "heartbeat in");
       }
       if (outcome == RegisterOutcome::NoCluster)
         ereport(ERROR,

@@ -68,6 +68,11 @@ text *channel_text(NameArg cluster, NameArg member);
 // survive a crash and show in the table); warns after kWorkerWaitMs.
 void wait_until_stored(NameArg name, uint64 generation);
 
+// SQLSTATE SC004: drop_cluster() was called; the cluster is on its way out.
+constexpr int kDroppingSqlstate = MAKE_SQLSTATE('S', 'C', '0', '0', '4');
+// Raises SC004 for the cluster (lock released).
+[[noreturn]] void cluster_being_dropped(NameArg cluster, const char *action);
+
 // --- access.cpp
 // ---------------------------------------------------------------
 

@@ -269,6 +269,7 @@ struct ClusterRow {
   NameData member_role;  // empty: none
   NameData admin_role;
   int64 fence_timeout_us;
+  bool dropping;
   int64 grants_held_until;  // monotonic
 };
 
@@ -320,6 +321,7 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
       row.member_role = cluster->member_role_name;
       row.admin_role = cluster->admin_role_name;
       row.fence_timeout_us = cluster->fence_timeout_us;
+      row.dropping = cluster->dropping;
       row.grants_held_until = cluster->grants_held_until;
     }
   }
@@ -328,8 +330,8 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
   const TimestampTz wall_now = GetCurrentTimestamp();
   for (int32 i = 0; i < nrows; ++i) {
     const ClusterRow &row = rows[i];
-    Datum values[24];
-    bool nulls[24];
+    Datum values[25];
+    bool nulls[25];
     memset(nulls, 0, sizeof(nulls));
     values[0] = CStringGetTextDatum(row.cluster);
     values[1] = IntervalPGetDatum(us_to_interval(row.heartbeat_interval_us));
@@ -373,6 +375,7 @@ Datum sc_live_clusters(PG_FUNCTION_ARGS) {
       values[22] = CStringGetTextDatum(NameStr(row.admin_role));
       nulls[22] = NameStr(row.admin_role)[0] == '\0';
       values[23] = IntervalPGetDatum(us_to_interval(row.fence_timeout_us));
+      values[24] = BoolGetDatum(row.dropping);
     }
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   }

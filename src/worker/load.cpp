@@ -208,6 +208,8 @@ void load_cluster_row(HeapTuple tuple, TupleDesc desc, int64 now) {
     cluster->acl_serial++;
     cluster->fence_timeout_us = stored_interval_us(
         SPI_getbinval(tuple, desc, 20, &isnull), name, "fence_timeout");
+    cluster->dropping = DatumGetBool(SPI_getbinval(tuple, desc, 21, &isnull));
+    cluster->configured = DatumGetBool(SPI_getbinval(tuple, desc, 22, &isnull));
     cluster->stored_generation = cluster->config_generation;
   }
   cluster->epoch = DatumGetInt64(SPI_getbinval(tuple, desc, 6, &isnull));
@@ -510,13 +512,32 @@ void delete_dropped_members(const DroppedMembers *dropped, int64 now) {
   LWLockRelease(shared->lock);
 }
 
+// The members of a cluster drop_cluster() was called for go (as revoked)
+// at the next step, as when it was called (lock held).
+void revoke_members_of_dropped_clusters() {
+  HASH_SEQ_STATUS status;
+  hash_seq_init(&status, cluster_table);
+  while (auto *cluster =
+             static_cast<ClusterEntry *>(hash_seq_search(&status))) {
+    if (!cluster->dropping) continue;
+    dlist_iter iter;
+    dlist_foreach(iter, &cluster->members) {
+      auto *member = dlist_container(MemberEntry, cluster_link, iter.cur);
+      member->leaving = true;
+      member->departure_held = true;
+    }
+    cluster->reshard_wanted = true;
+  }
+}
+
 // Reads the tables and merges them into shared memory.
 void load_tables() {
   if (SPI_execute("SELECT cluster, heartbeat_interval, grace_period, "
                   "reshard_interval, max_shards, epoch, num_shards, "
                   "resharded_at, slots, num_shards_epoch, pending_slots, "
                   "handover, grant_count, max_lease, timeline, synchronous, "
-                  "frozen, member_role, admin_role, fence_timeout "
+                  "frozen, member_role, admin_role, fence_timeout, dropping, "
+                  "configured "
                   "FROM shard_coordinator.cluster_state ORDER BY cluster",
                   true, 0) != SPI_OK_SELECT)
     elog(ERROR, "could not read shard_coordinator.cluster_state");
@@ -551,6 +572,7 @@ void load_tables() {
   for (uint64 i = 0; i < nmembers; ++i)
     load_member_row(members->vals[i], members->tupdesc, now, &dropped);
   load_pending_releases(releases, nreleases, now, false);
+  revoke_members_of_dropped_clusters();
   settle_after_load();
   shared->loaded = true;
   LWLockRelease(shared->lock);

@@ -63,16 +63,21 @@ void extend_release_deadlines(ClusterEntry *cluster, int64 by) {
 }
 
 // Finds the clusters due for a reshard or a settings store, and the time of
-// the next thing that will be due. Returns the names of the due clusters.
+// the next thing that will be due. Returns the names of the due clusters;
+// those due for removal go to *gone.
 //
 // Runs under the shared lock so that heartbeats go on meanwhile. It sets
-// reshard_wanted and expiry_check_at, which heartbeats under the shared lock
-// never touch; other writers of them hold the lock exclusively.
-char **find_due_clusters(int64 now, int64 *next_wake, int *ndue) {
+// reshard_wanted, expiry_check_at and empty_since, which heartbeats under
+// the shared lock never touch; other writers of the first two hold the
+// lock exclusively, and only the worker touches empty_since.
+char **find_due_clusters(int64 now, int64 *next_wake, int *ndue, char ***gone,
+                         int *ngone) {
   LWLockAcquire(shared->lock, LW_SHARED);
   int capacity = Max(shared->cluster_count, 1);
   char **due = static_cast<char **>(palloc(sizeof(char *) * capacity));
+  *gone = static_cast<char **>(palloc(sizeof(char *) * capacity));
   *ndue = 0;
+  *ngone = 0;
   HASH_SEQ_STATUS status;
   hash_seq_init(&status, cluster_table);
   while (auto *cluster =
@@ -92,6 +97,13 @@ char **find_due_clusters(int64 now, int64 *next_wake, int *ndue) {
       }
       cluster->expiry_check_at = earliest;
     }
+    note_emptiness(cluster, now);
+    const int64 removal = removal_due_at(cluster);
+    if (removal <= now && *ngone < capacity) {
+      (*gone)[(*ngone)++] = pstrdup(cluster->key.name);
+      continue;
+    }
+    if (removal < *next_wake) *next_wake = removal;
     if (cluster->expiry_check_at < *next_wake)
       *next_wake = cluster->expiry_check_at;
     if (cluster->retry_at > now) {
@@ -127,8 +139,14 @@ long run_cycle(bool *need_reload) {
   if (!stalls_measured(now)) return kStallCheckMs;
   int64 next_wake = now + kMaxSleepMs * 1000;
   int ndue = 0;
+  int ngone = 0;
+  char **gone = nullptr;
   bool any_waiting = false;
-  char **due = find_due_clusters(now, &next_wake, &ndue);
+  char **due = find_due_clusters(now, &next_wake, &ndue, &gone, &ngone);
+  for (int i = 0; i < ngone; ++i) {
+    CHECK_FOR_INTERRUPTS();
+    remove_cluster_if_due(gone[i]);
+  }
   for (int i = 0; i < ndue; ++i) {
     CHECK_FOR_INTERRUPTS();
     ReshardResult result = reshard_cluster(due[i]);

@@ -95,6 +95,8 @@ bool take_snapshot(const char *name, int64 now, bool settings_only,
       cluster->stored_generation < cluster->config_generation;
   snap->settings_only = settings_only;
   snap->frozen = cluster->frozen;
+  snap->dropping = cluster->dropping;
+  snap->configured = cluster->configured;
   snap->member_role_name = cluster->member_role_name;
   snap->fence_timeout_us = cluster->fence_timeout_us;
   snap->admin_role_name = cluster->admin_role_name;

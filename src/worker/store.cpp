@@ -80,20 +80,20 @@ SPIPlanPtr add_releases_plan = nullptr;
 
 void store_cluster_row(const Snapshot *snap, const BridgeOutput *out,
                        TimestampTz wall_now) {
-  Oid types[20] = {TEXTOID,      INTERVALOID,  INTERVALOID, INTERVALOID,
-                   INT4OID,      INT8OID,      INT4OID,     TIMESTAMPTZOID,
-                   INT4ARRAYOID, INT4ARRAYOID, TEXTOID,     INT4OID,
-                   INTERVALOID,  INT4OID,      BOOLOID,     BOOLOID,
-                   BOOLOID,      TEXTOID,      TEXTOID,     INTERVALOID};
+  Oid types[22] = {
+      TEXTOID,     INTERVALOID,    INTERVALOID,  INTERVALOID,  INT4OID, INT8OID,
+      INT4OID,     TIMESTAMPTZOID, INT4ARRAYOID, INT4ARRAYOID, TEXTOID, INT4OID,
+      INTERVALOID, INT4OID,        BOOLOID,      BOOLOID,      BOOLOID, TEXTOID,
+      TEXTOID,     INTERVALOID,    BOOLOID,      BOOLOID};
   SPIPlanPtr plan = prepared(
       &cluster_plan,
       "INSERT INTO shard_coordinator.cluster_state AS c (cluster, "
       "heartbeat_interval, grace_period, reshard_interval, max_shards, epoch, "
       "num_shards, num_shards_epoch, resharded_at, slots, pending_slots, "
       "handover, grant_count, max_lease, timeline, synchronous, frozen, "
-      "member_role, admin_role, fence_timeout) "
+      "member_role, admin_role, fence_timeout, dropping, configured) "
       "VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $16 THEN $6 ELSE 0 END, "
-      "$8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, $20) "
+      "$8, $9, $10, $11, $12, $13, $14, $15, $17, $18, $19, $20, $21, $22) "
       "ON CONFLICT (cluster) DO UPDATE SET "
       "heartbeat_interval = EXCLUDED.heartbeat_interval, "
       "grace_period = EXCLUDED.grace_period, "
@@ -109,11 +109,12 @@ void store_cluster_row(const Snapshot *snap, const BridgeOutput *out,
       "timeline = EXCLUDED.timeline, synchronous = EXCLUDED.synchronous, "
       "frozen = EXCLUDED.frozen, member_role = EXCLUDED.member_role, "
       "admin_role = EXCLUDED.admin_role, "
-      "fence_timeout = EXCLUDED.fence_timeout "
+      "fence_timeout = EXCLUDED.fence_timeout, "
+      "dropping = EXCLUDED.dropping, configured = EXCLUDED.configured "
       "WHERE c.epoch <= EXCLUDED.epoch",
-      20, types);
-  Datum values[20];
-  char nulls[21] = "                    ";
+      22, types);
+  Datum values[22];
+  char nulls[23] = "                      ";
   values[0] = CStringGetTextDatum(snap->name);
   values[1] = IntervalPGetDatum(us_to_interval(snap->heartbeat_interval_us));
   values[2] = IntervalPGetDatum(us_to_interval(snap->grace_period_us));
@@ -154,6 +155,8 @@ void store_cluster_row(const Snapshot *snap, const BridgeOutput *out,
   values[18] = CStringGetTextDatum(NameStr(snap->admin_role_name));
   if (NameStr(snap->admin_role_name)[0] == '\0') nulls[18] = 'n';
   values[19] = IntervalPGetDatum(us_to_interval(snap->fence_timeout_us));
+  values[20] = BoolGetDatum(snap->dropping);
+  values[21] = BoolGetDatum(snap->configured);
   const int rc = SPI_execute_plan(plan, values, nulls, false, 0);
   if (rc != SPI_OK_INSERT || SPI_processed != 1)
     ereport(ERROR, (errcode(kStaleSharedMemory),

@@ -6,6 +6,7 @@
 //   reshard.cpp      one cluster's reshard: snapshot, decision (the policy
 //                    in core/), publication, fences
 //   store.cpp        the transaction that stores a reshard and notifies
+//   remove.cpp       removing dropped and long-empty clusters
 //   stall_meter.cpp  the thread that measures stalls of the server
 //
 // C++ at the boundary: these files are written in C style (no C++ objects
@@ -108,7 +109,9 @@ struct Snapshot {
   // A fence holds the cluster: store the settings only, leave members,
   // epoch, keys and holds alone.
   bool settings_only;
-  bool frozen;  // freeze(): stored with the settings
+  bool frozen;      // freeze(): stored with the settings
+  bool dropping;    // drop_cluster(): stored with the settings
+  bool configured;  // configure() made or changed it: stored
   int64 fence_timeout_us;
   uint32 reasons;             // StepReason bits this step serves
   int64 store_us;             // how long its store transaction took
@@ -122,6 +125,16 @@ struct Snapshot {
   BridgeInput input;
   SnapMember *names;  // input.nmembers
 };
+
+// --- remove.cpp -----------------------------------------------------------
+
+// Keeps ClusterEntry.empty_since (lock held, either mode: only the worker
+// reads and writes it).
+void note_emptiness(ClusterEntry *cluster, int64 now);
+// When the cluster is to be removed (monotonic); PG_INT64_MAX: not.
+int64 removal_due_at(const ClusterEntry *cluster);
+// Removes the cluster if it is still due: its entry, then its row.
+void remove_cluster_if_due(const char *name);
 
 // --- store.cpp ------------------------------------------------------------
 

@@ -36,12 +36,13 @@ GRANT EXECUTE ON FUNCTION shard_coordinator.heartbeat(text, text, bigint, bigint
   TO tap_acc_a, tap_acc_b, tap_acc_ops;
 GRANT EXECUTE ON FUNCTION shard_coordinator.evict(text, text, text),
                           shard_coordinator.freeze(text),
-                          shard_coordinator.unfreeze(text)
+                          shard_coordinator.unfreeze(text),
+                          shard_coordinator.drop_cluster(text)
   TO tap_acc_a, tap_acc_ops;
 RESET client_min_messages;
 
 BEGIN;
-SELECT plan(26);
+SELECT plan(30);
 
 SELECT lives_ok($$SELECT shard_coordinator.configure('tap_acc_ca', heartbeat_interval => '1 h',
                     reshard_interval => '0', member_role => 'tap_acc_a', admin_role => 'tap_acc_ops')$$,
@@ -77,6 +78,10 @@ SELECT throws_ok($$SELECT shard_coordinator.freeze('tap_acc_ca')$$,
                  '42501', NULL, '... nor freeze it, with EXECUTE on freeze');
 SELECT throws_ok($$SELECT shard_coordinator.evict('tap_acc_cb', 'b1')$$,
                  '42501', NULL, '... nor evict a member of the other cluster');
+SELECT throws_ok($$SELECT shard_coordinator.drop_cluster('tap_acc_cb')$$,
+                 '42501', NULL, '... nor drop the other cluster');
+SELECT throws_ok($$SELECT shard_coordinator.drop_cluster('tap_acc_ca')$$,
+                 '42501', NULL, '... nor drop its own (administered by tap_acc_ops)');
 RESET ROLE;
 
 SET ROLE tap_acc_b;
@@ -98,6 +103,12 @@ SELECT lives_ok($$SELECT shard_coordinator.unfreeze('tap_acc_ca')$$, '... and un
 SELECT lives_ok($$SELECT shard_coordinator.heartbeat('tap_acc_ca', 'ops1', NULL, 31)$$,
                 '... and may join it');
 SELECT lives_ok($$SELECT shard_coordinator.leave('tap_acc_ca', 'ops1', 31)$$, '... and leave');
+RESET ROLE;
+SELECT lives_ok($$SELECT shard_coordinator.configure('tap_acc_cd', admin_role => 'tap_acc_ops')$$,
+                'a superuser makes tap_acc_cd for tap_acc_ops');
+SET ROLE tap_acc_ops;
+SELECT lives_ok($$SELECT shard_coordinator.drop_cluster('tap_acc_cd')$$,
+                'the admin role drops it');
 RESET ROLE;
 
 -- create_on_heartbeat = off: only configure() creates clusters.

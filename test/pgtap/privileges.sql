@@ -7,7 +7,7 @@
 -- heartbeat() and leave() are not transactional: the member registered here
 -- (cluster tap_priv) stays after the ROLLBACK, so it leaves at the end.
 BEGIN;
-SELECT plan(73);
+SELECT plan(75);
 
 -- Not granted to PUBLIC.
 SELECT ok(NOT has_function_privilege('public', f::regprocedure, 'EXECUTE'),
@@ -23,6 +23,7 @@ SELECT ok(NOT has_function_privilege('public', f::regprocedure, 'EXECUTE'),
     'shard_coordinator.evict(text, text, text)',
     'shard_coordinator.freeze(text)',
     'shard_coordinator.unfreeze(text)',
+    'shard_coordinator.drop_cluster(text)',
     'shard_coordinator._install_check()',
     'shard_coordinator._live_members()',
     'shard_coordinator._live_clusters()',
@@ -61,6 +62,8 @@ SELECT throws_ok($$SELECT shard_coordinator.freeze('tap_priv')$$, '42501',
                  NULL, 'a role without grants cannot freeze');
 SELECT throws_ok($$SELECT shard_coordinator.unfreeze('tap_priv')$$, '42501',
                  NULL, 'a role without grants cannot unfreeze');
+SELECT throws_ok($$SELECT shard_coordinator.drop_cluster('tap_priv')$$, '42501',
+                 NULL, 'a role without grants cannot drop a cluster');
 SELECT throws_ok($$SELECT * FROM shard_coordinator.members$$, '42501',
                  NULL, 'a role without grants cannot read members');
 SELECT throws_ok($$INSERT INTO shard_coordinator.cluster_state (cluster, heartbeat_interval,

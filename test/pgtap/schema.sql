@@ -2,7 +2,7 @@
 -- return types and columns, and the constraints that back the safety
 -- invariant.
 BEGIN;
-SELECT plan(151);
+SELECT plan(153);
 
 SELECT has_extension('shard_coordinator');
 SELECT has_schema('shard_coordinator');
@@ -29,6 +29,8 @@ SELECT has_function('shard_coordinator', 'fence', ARRAY['text', 'text', 'bigint'
 SELECT has_function('shard_coordinator', 'evict', ARRAY['text', 'text', 'text']);
 SELECT has_function('shard_coordinator', 'freeze', ARRAY['text']);
 SELECT has_function('shard_coordinator', 'unfreeze', ARRAY['text']);
+SELECT has_function('shard_coordinator', 'drop_cluster', ARRAY['text']);
+SELECT function_returns('shard_coordinator', 'drop_cluster', ARRAY['text'], 'void');
 SELECT function_returns('shard_coordinator', 'evict', ARRAY['text', 'text', 'text'], 'boolean');
 SELECT is(pg_get_function_arguments('shard_coordinator.evict(text, text, text)'::regprocedure),
           'cluster text, member text, reason text DEFAULT NULL::text', 'evict() arguments');
@@ -136,7 +138,7 @@ SELECT columns_are('shard_coordinator', 'clusters', ARRAY[
   'cluster', 'heartbeat_interval', 'grace_period', 'reshard_interval', 'max_shards',
   'epoch', 'num_shards', 'members', 'active', 'standby', 'pending', 'resharded_at', 'slots', 'fenced',
   'handover', 'grant_count', 'handover_pending', 'exclusive_since', 'grants_held_until',
-  'failover_safe', 'frozen', 'member_role', 'admin_role', 'fence_timeout']);
+  'failover_safe', 'frozen', 'member_role', 'admin_role', 'fence_timeout', 'dropping']);
 SELECT col_type_is('shard_coordinator', 'clusters', 'frozen', 'boolean', 'clusters.frozen is boolean');
 SELECT col_type_is('shard_coordinator', 'clusters', 'handover', 'text', 'clusters.handover is text');
 SELECT col_type_is('shard_coordinator', 'clusters', 'grant_count', 'integer', 'clusters.grant_count is integer');
@@ -162,7 +164,7 @@ SELECT columns_are('shard_coordinator', 'cluster_state', ARRAY[
   'cluster', 'heartbeat_interval', 'grace_period', 'reshard_interval', 'max_shards',
   'epoch', 'num_shards', 'num_shards_epoch', 'resharded_at', 'slots',
   'pending_slots', 'handover', 'grant_count', 'max_lease', 'timeline', 'synchronous',
-  'frozen', 'member_role', 'admin_role', 'fence_timeout']);
+  'frozen', 'member_role', 'admin_role', 'fence_timeout', 'dropping', 'configured']);
 SELECT col_default_is('shard_coordinator', 'cluster_state', 'frozen', 'false', 'clusters are not frozen by default');
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'pending_slots', 'integer[]', 'cluster_state.pending_slots is integer[]');
 SELECT col_type_is('shard_coordinator', 'cluster_state', 'handover', 'text', 'cluster_state.handover is text');

@@ -748,6 +748,35 @@ def test_admin_freeze_and_evict(ctx):
     ctx.note("evict of an unknown member: " + missing.stderr.strip())
 
 
+def test_admin_drop(ctx):
+    """admin drop: the agent is told it was removed, stops its child and
+    gives up (exit 3, SC004); the cluster goes once its promise ended"""
+    configure("it_drop", heartbeat="200ms", grace="300ms")
+    fleet = ctx.fleet("it_drop")
+    fleet.start("d1")
+    wait_until("d1 active", lambda: fleet.assignment(1))
+    child = fleet.child_of("d1")
+    admin = [ctx.agent, "admin"]
+    done = subprocess.run(admin + ["drop", "it_drop"], capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    if done.returncode != 0:
+        raise Failure("admin drop failed: " + done.stderr)
+    code = fleet.agents["d1"].wait(timeout=TIMEOUT)
+    if code != 3:
+        raise Failure(f"the agent of a dropped cluster exited {code}, "
+                      "expected 3")
+    if alive(child):
+        raise Failure("the dropped agent's child is still running")
+    wait_until("the cluster gone", lambda: psql(
+        "SELECT count(*) FROM shard_coordinator.cluster_state "
+        "WHERE cluster = 'it_drop'") == "0")
+    missing = subprocess.run(admin + ["drop", "it_drop"],
+                             capture_output=True, text=True, timeout=TIMEOUT)
+    if missing.returncode != 3:
+        raise Failure(f"dropping it again exited {missing.returncode}")
+    ctx.note("drop of an unknown cluster: " + missing.stderr.strip())
+
+
 class Context:
     def __init__(self, agent, workdir):
         self.agent = agent
@@ -797,6 +826,7 @@ TESTS = [
     test_status,
     test_a_second_process_with_the_same_name_waits,
     test_admin_freeze_and_evict,
+    test_admin_drop,
 ]
 
 

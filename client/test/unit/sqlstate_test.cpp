@@ -23,6 +23,8 @@ TEST(Diagnose, ANameInUseRetriesAnEvictionGivesUp) {
   EXPECT_NE(diagnose("SC002").advice.find("--member"), std::string::npos);
   EXPECT_EQ(diagnose("SC003").recovery, Recovery::GiveUp);
   EXPECT_NE(diagnose("SC003").advice.find("evict"), std::string::npos);
+  EXPECT_EQ(diagnose("SC004").recovery, Recovery::GiveUp);
+  EXPECT_NE(diagnose("SC004").advice.find("drop_cluster"), std::string::npos);
 }
 
 TEST(Diagnose, BadInputAndMissingExtensionGiveUp) {
