@@ -179,6 +179,39 @@ SQL
       awk -v n=$n '{printf "%.2f", $1 * 1000 / n}')"
 }
 
+# The cost of per-cluster access (README, "Access per cluster") on the
+# heartbeat path: the same 1,000 members heartbeat in clusters with a
+# member_role (the backend checks role membership once per cluster, then
+# compares a memo) and in the clusters without one; alternating passes of
+# 100,000 calls in one backend, medians of four each.
+percall_access() {
+  local n=100000 args_a args_c k
+  q "CREATE ROLE bench_members NOLOGIN" >/dev/null
+  q "GRANT bench_members TO CURRENT_USER" >/dev/null
+  for k in 0 1 2 3 4 5 6 7 8 9; do
+    q "SELECT shard_coordinator.configure('a$k', heartbeat_interval => '1 hour',
+         grace_period => '1 hour', reshard_interval => '1s', member_role => 'bench_members')" >/dev/null
+  done
+  q "SELECT count(*) FROM generate_series(1, 1000) g,
+       LATERAL shard_coordinator.heartbeat('a' || (g % 10), 'worker-' || g)" >/dev/null
+  wait_assigned 'a_' 1000
+  args_a="'a' || (((g % 1000) + 1) % 10), 'worker-' || ((g % 1000) + 1)"
+  args_c="'c' || (((g % 1000) + 1) % 10), 'worker-' || ((g % 1000) + 1)"
+  {
+    echo "SELECT count(*) FROM generate_series(0, 999) g, LATERAL shard_coordinator.heartbeat($args_a) x;"
+    echo "SELECT count(*) FROM generate_series(0, 999) g, LATERAL shard_coordinator.heartbeat($args_c) x;"
+    echo '\timing on'
+    for _ in 1 2 3 4 5 6; do
+      echo "SELECT count(*) FROM generate_series(0, $n - 1) g, LATERAL shard_coordinator.heartbeat($args_a) x;"
+      echo "SELECT count(*) FROM generate_series(0, $n - 1) g, LATERAL shard_coordinator.heartbeat($args_c) x;"
+    done
+  } | psql -X -At -q | awk '/^Time: / {print $2}' >"$out/percall_access.raw"
+  kv percall.access.with_role_us "$(awk -v n=$n 'NR % 2 == 1' "$out/percall_access.raw" | sort -g |
+      sed -n 2,5p | awk -v n=$n '{s += $1} END {printf "%.3f", s / 4 * 1000 / n}')"
+  kv percall.access.without_us "$(awk 'NR % 2 == 0' "$out/percall_access.raw" | sort -g |
+      sed -n 2,5p | awk -v n=$n '{s += $1} END {printf "%.3f", s / 4 * 1000 / n}')"
+}
+
 latency_phase() {  # label [perf]
   local wpid c0 t0 perfpid=""
   wpid=$(worker_pid)
@@ -236,6 +269,8 @@ wait_assigned 'c_' 1000
 wait_assigned 'lat-join' 10
 throughput_phase 1000
 percall 1k 1000
+log "access check: heartbeats in clusters with and without a member_role"
+percall_access
 latency_phase 1k
 
 # --- Phase 2: 100,000 members ---------------------------------------------------

@@ -123,6 +123,14 @@ for label, members in (("1k", "1,000"), ("100k", "100,000")):
                      f"channel() {fmt(num(f'percall.{label}.channel_us'), 2)} µs; "
                      f"loop and arguments alone {fmt(num(f'percall.{label}.floor_us'), 2)} µs",
                      "—"))
+if num("percall.access.with_role_us") is not None:
+    with_role = num("percall.access.with_role_us")
+    without = num("percall.access.without_us")
+    rows.append(("1. access check on the heartbeat path: server time per call in a cluster with a member_role "
+                 "vs one without (1,000 members, one backend)",
+                 "negligible (≤ 5 % more)",
+                 f"{fmt(with_role, 3)} vs {fmt(without, 3)} µs ({fmt((with_role / without - 1) * 100, 1)} %)",
+                 verdict(with_role <= without * 1.05)))
 for m in member_counts:
     for c in client_counts:
         ratio = paired_ratio(m, c, "heartbeat", "naive")

@@ -4,8 +4,10 @@
 // (has_privs_of_role), never while the shared lock is held.
 //
 // A heartbeat checks once per backend, cluster and role setting: the
-// result is remembered (AccessMemo) until the cluster's roles change
-// (acl_serial) or any role membership does (a syscache callback).
+// result is remembered (AccessMemo, a few clusters per backend, so that a
+// pooled connection serving members of several clusters checks each once)
+// until the cluster's roles change (acl_serial), the user does, or any
+// role membership does (a syscache callback).
 
 #include "sql/sql.hpp"
 
@@ -23,17 +25,19 @@ namespace shard_coordinator::sql {
 
 namespace {
 
+// One passed check; slot cluster_id % kAccessMemoSlots (cluster ids are
+// never reused, and 0 is never an id: an empty slot).
 struct AccessMemo {
-  bool valid;
   uint32 cluster_id;
   uint32 acl_serial;
-  Oid user;
 };
 
-AccessMemo memo = {false, 0, 0, InvalidOid};
+constexpr uint32 kAccessMemoSlots = 16;
+AccessMemo memo[kAccessMemoSlots] = {};
+Oid memo_user = InvalidOid;  // the user all of them were checked for
 bool callbacks_registered = false;
 
-void forget(Datum, int, uint32) { memo.valid = false; }
+void forget(Datum, int, uint32) { memset(memo, 0, sizeof(memo)); }
 
 void register_callbacks() {
   if (callbacks_registered) return;
@@ -86,16 +90,18 @@ void require_cluster_access(NameArg cluster_name, Access access) {
 }
 
 bool access_remembered(const ClusterEntry *cluster) {
-  return memo.valid && memo.cluster_id == cluster->id &&
-         memo.acl_serial == cluster->acl_serial && memo.user == GetUserId();
+  const AccessMemo &slot = memo[cluster->id % kAccessMemoSlots];
+  return slot.cluster_id == cluster->id &&
+         slot.acl_serial == cluster->acl_serial && memo_user == GetUserId();
 }
 
 void remember_access(uint32 cluster_id, uint32 acl_serial) {
   register_callbacks();
-  memo.valid = true;
-  memo.cluster_id = cluster_id;
-  memo.acl_serial = acl_serial;
-  memo.user = GetUserId();
+  if (memo_user != GetUserId()) {
+    forget(0, 0, 0);
+    memo_user = GetUserId();
+  }
+  memo[cluster_id % kAccessMemoSlots] = {cluster_id, acl_serial};
 }
 
 Oid role_arg_oid(const char *name, const char *what) {
