@@ -20,6 +20,7 @@ FAIL_SAMPLES=${SC_BENCH_FAIL_SAMPLES:-100}
 BIG=${SC_BENCH_BIG:-10000}       # members of the cluster of figure 5
 LEAVES=${SC_BENCH_LEAVES:-5}
 LISTENERS=${SC_BENCH_LISTENERS:-100}
+MASS_ROUNDS=${SC_BENCH_MASS_ROUNDS:-5}
 HOUR_MS=3600000
 
 log() { echo "[bench $(date +%T)] $*" >&2; }
@@ -272,6 +273,13 @@ percall 1k 1000
 log "access check: heartbeats in clusters with and without a member_role"
 percall_access
 latency_phase 1k
+
+# --- Mass events (issue 16, 3) ---------------------------------------------------
+
+log "mass event: 1,000 clusters of 10 members each lose one member at once (${MASS_ROUNDS} rounds)"
+"$lat" mass 1000 10 "$MASS_ROUNDS" "$out/mass.txt"
+log "mass join: 10,000 members over 100 clusters within one second"
+"$lat" joins 100 100 1000 "$out/joins.txt"
 
 # --- Phase 2: 100,000 members ---------------------------------------------------
 

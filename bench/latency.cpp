@@ -33,6 +33,26 @@
 //       reshard_txn = commit timestamp (track_commit_timestamp) of the
 //       cluster_state row - its resharded_at (taken when the reshard starts).
 //
+//   sc_bench_latency mass CLUSTERS MEMBERS ROUNDS OUT
+//       Mass event (issue 16, 3). CLUSTERS clusters mass-0 .. of MEMBERS
+//       members each (handover immediate, leases of an hour); in each round
+//       one member of every cluster leaves in one statement, at the same
+//       moment, and the listener waits for every cluster's notice (the
+//       count changed: every survivor is told). One line per cluster and
+//       round: "<leave statement end → cluster notice ms>
+//       <reshard_commit - leave statement end ms>". The members come back
+//       between rounds.
+//
+//   sc_bench_latency joins CLUSTERS MEMBERS SPREAD_MS OUT
+//       Mass join (issue 16, 3). CLUSTERS * MEMBERS new members (clusters
+//       join-0 ..) send their first heartbeat within SPREAD_MS, from one
+//       connection; then the clusters are polled until every member is
+//       active or standby. Writes "<heartbeat call ms>" per call to OUT and
+//       "all_active_ms <ms from the first heartbeat>" as the last line.
+//       Clusters configured with handover immediate and reshard_interval 0,
+//       so that the figure is the worker's, not the members'
+//       acknowledgements'. Both commands drop their clusters at the end.
+//
 // Timestamps: the client reads CLOCK_REALTIME, the same clock the server's
 // GetCurrentTimestamp() reads (one machine), in microseconds since 1970.
 
@@ -444,9 +464,131 @@ int cmd_leave(const std::string &cluster, int members, int nlisteners, int leave
 
 }  // namespace
 
+// --- Mass events -------------------------------------------------------------
+
+int cmd_mass(int nclusters, int nmembers, int rounds, const char *out_path) {
+  PGconn *ctl = connect_db("sc_bench_mass");
+  PGconn *listener = connect_db("sc_bench_mass_listener");
+  const std::string n = std::to_string(nclusters);
+  const std::string m = std::to_string(nmembers);
+  PQclear(run(ctl,
+              "SELECT shard_coordinator.configure('mass-' || c, "
+              "heartbeat_interval => '1 hour', grace_period => '1 hour', "
+              "reshard_interval => '0', handover => 'immediate') "
+              "FROM generate_series(0, $1::int - 1) c",
+              {n}));
+  const char *join_all =
+      "SELECT count(*) FROM generate_series(0, $1::int - 1) c, "
+      "generate_series(1, $2::int) k, "
+      "LATERAL shard_coordinator.heartbeat('mass-' || c, 'm' || k) h";
+  PQclear(run(ctl, join_all, {n, m}));
+  for (int c = 0; c < nclusters; ++c)
+    listen_on(listener, cluster_channel_of(listener, "mass-" + std::to_string(c)));
+  const char *settled =
+      "SELECT count(*) FILTER (WHERE pending = 0 AND active + standby = $2::int "
+      "AND NOT handover_pending) = $1::int FROM shard_coordinator.clusters "
+      "WHERE cluster LIKE 'mass-%'";
+  auto wait_settled = [&] {
+    for (int i = 0; i < 3000 && scalar(ctl, settled, {n, m}) != "t"; ++i) sleep_ms(20);
+    if (scalar(ctl, settled, {n, m}) != "t") die("mass: the clusters did not settle");
+  };
+  wait_settled();
+  FILE *out = open_out(out_path);
+  int failures = 0;
+  for (int r = 0; r < rounds; ++r) {
+    wait_notices(listener, now_us() + 300000, [](const Notice &) { return false; });
+    PQclear(run(ctl, "SELECT count(*) FROM generate_series(0, $1::int - 1) c, "
+                     "LATERAL shard_coordinator.leave('mass-' || c, 'm1')",
+                {n}));
+    const i64 t0 = now_us();
+    std::vector<i64> arrival(static_cast<size_t>(nclusters), 0);
+    int told = 0;
+    const std::string expect = std::to_string(nmembers - 1);
+    bool ok = wait_notices(listener, t0 + 30000000, [&](const Notice &note) {
+      const std::string cluster = json_str(note.payload, "cluster");
+      if (cluster.rfind("mass-", 0) != 0) return false;
+      if (json_int(note.payload, "num_shards") != nmembers - 1) return false;
+      const size_t c = static_cast<size_t>(atoi(cluster.c_str() + 5));
+      if (c < arrival.size() && arrival[c] == 0) {
+        arrival[c] = note.arrival_us;
+        ++told;
+      }
+      return told == nclusters;
+    });
+    if (!ok) ++failures;
+    PGresult *res = run(ctl,
+                        "SELECT substr(cluster, 6)::int, "
+                        "(extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000000)::int8 "
+                        "FROM shard_coordinator.cluster_state WHERE cluster LIKE 'mass-%'");
+    std::vector<i64> committed(static_cast<size_t>(nclusters), 0);
+    for (int i = 0; i < PQntuples(res); ++i) {
+      const int c = atoi(PQgetvalue(res, i, 0));
+      if (c >= 0 && c < nclusters && !PQgetisnull(res, i, 1))
+        committed[static_cast<size_t>(c)] = atoll(PQgetvalue(res, i, 1));
+    }
+    PQclear(res);
+    for (size_t c = 0; c < arrival.size(); ++c)
+      if (arrival[c] != 0)
+        fprintf(out, "%.3f %.3f\n", (arrival[c] - t0) / 1000.0, ms_since(committed[c], t0));
+    // Everybody back for the next round.
+    PQclear(run(ctl, join_all, {n, m}));
+    wait_settled();
+  }
+  fclose(out);
+  PQclear(run(ctl, "SELECT count(*) FROM generate_series(0, $1::int - 1) c, "
+                   "LATERAL shard_coordinator.drop_cluster('mass-' || c)",
+              {n}));
+  PQfinish(listener);
+  PQfinish(ctl);
+  if (failures) fprintf(stderr, "mass: %d rounds timed out\n", failures);
+  return failures ? 1 : 0;
+}
+
+int cmd_joins(int nclusters, int nmembers, int spread_ms, const char *out_path) {
+  PGconn *conn = connect_db("sc_bench_joins");
+  const int total = nclusters * nmembers;
+  PQclear(run(conn,
+              "SELECT shard_coordinator.configure('join-' || c, "
+              "heartbeat_interval => '1 hour', grace_period => '1 hour', "
+              "reshard_interval => '0', handover => 'immediate') "
+              "FROM generate_series(0, $1::int - 1) c",
+              {std::to_string(nclusters)}));
+  FILE *out = open_out(out_path);
+  const i64 t0 = now_us();
+  for (int i = 0; i < total; ++i) {
+    // Paced over SPREAD_MS (as fast as the server answers if it is slower).
+    const i64 due = t0 + static_cast<i64>(spread_ms) * 1000 * i / total;
+    while (now_us() < due) usleep(50);
+    const i64 before = now_us();
+    heartbeat(conn, "join-" + std::to_string(i % nclusters),
+              "m" + std::to_string(i / nclusters));
+    fprintf(out, "%.3f\n", (now_us() - before) / 1000.0);
+  }
+  const std::string expect = std::to_string(total);
+  i64 done = 0;
+  for (int i = 0; i < 6000; ++i) {
+    if (scalar(conn,
+               "SELECT coalesce(sum(active + standby), 0) FROM shard_coordinator.clusters "
+               "WHERE cluster LIKE 'join-%'") == expect) {
+      done = now_us();
+      break;
+    }
+    sleep_ms(5);
+  }
+  fprintf(out, "all_active_ms %.3f\n", done ? (done - t0) / 1000.0 : -1.0);
+  fclose(out);
+  PQclear(run(conn, "SELECT count(*) FROM shard_coordinator.clusters c, "
+                    "LATERAL shard_coordinator.drop_cluster(c.cluster) "
+                    "WHERE c.cluster LIKE 'join-%'"));
+  PQfinish(conn);
+  return done ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "join" && argc == 6) return cmd_join(argv[2], atoi(argv[3]), atoll(argv[4]), argv[5]);
+  if (cmd == "mass" && argc == 6) return cmd_mass(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argv[5]);
+  if (cmd == "joins" && argc == 6) return cmd_joins(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argv[5]);
   if (cmd == "fail" && argc == 6) return cmd_fail(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5]);
   if (cmd == "leave" && argc == 7)
     return cmd_leave(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argv[6]);

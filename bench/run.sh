@@ -91,7 +91,7 @@ g++ -std=c++17 -O2 -Wall -Wextra -static -o "$out/sc_bench_handover_child" "$ben
 
 common=(-o fsync=on -o max_connections=300 -o track_commit_timestamp=on
         -o checkpoint_timeout=1h -o max_wal_size=8GB
-        -o shard_coordinator.max_clusters=100)
+        -o shard_coordinator.max_clusters=1200)
 
 if want main; then
   # --- Figure 6: shared memory per member slot, by difference of two servers ------

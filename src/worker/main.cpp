@@ -132,6 +132,15 @@ char **find_due_clusters(int64 now, int64 *next_wake, int *ndue, char ***gone,
   return due;
 }
 
+// How many members the cluster has (0 if it is gone).
+int cluster_members(const char *name) {
+  LWLockAcquire(shared->lock, LW_SHARED);
+  const ClusterEntry *cluster = find_cluster(name, strlen(name));
+  const int members = cluster != nullptr ? cluster->member_count : 0;
+  LWLockRelease(shared->lock);
+  return members;
+}
+
 // One pass; returns how long to sleep (ms).
 long run_cycle(bool *need_reload) {
   const int64 now = mono_now_us();
@@ -147,21 +156,33 @@ long run_cycle(bool *need_reload) {
     CHECK_FOR_INTERRUPTS();
     remove_cluster_if_due(gone[i]);
   }
-  for (int i = 0; i < ndue; ++i) {
+  // In batches: their stores share one transaction (one commit and one
+  // synchronous flush for many clusters when many are due at once).
+  for (int first = 0; first < ndue;) {
+    int n = 0;
+    int members = 0;
+    while (first + n < ndue && n < kBatchClusters &&
+           (n == 0 || members < kBatchMembers)) {
+      members += cluster_members(due[first + n]);
+      ++n;
+    }
+    auto *results = static_cast<ReshardResult *>(
+        palloc(sizeof(ReshardResult) * static_cast<size_t>(n)));
     CHECK_FOR_INTERRUPTS();
-    ReshardResult result = reshard_cluster(due[i]);
-    if (result == ReshardResult::Reload) {
-      *need_reload = true;
-      return kRetryMs;
+    reshard_clusters(due + first, n, results);
+    first += n;
+    for (int i = 0; i < n; ++i) {
+      if (results[i] == ReshardResult::Reload) *need_reload = true;
+      long retry_ms = 0;
+      if (results[i] == ReshardResult::Failed) retry_ms = kRetryMs;
+      if (results[i] == ReshardResult::Fenced) retry_ms = kFenceRetryMs;
+      if (results[i] == ReshardResult::NotYet) retry_ms = kStallCheckMs;
+      if (retry_ms > 0) {
+        any_waiting = true;
+        next_wake = Min(next_wake, now + retry_ms * 1000);
+      }
     }
-    long retry_ms = 0;
-    if (result == ReshardResult::Failed) retry_ms = kRetryMs;
-    if (result == ReshardResult::Fenced) retry_ms = kFenceRetryMs;
-    if (result == ReshardResult::NotYet) retry_ms = kStallCheckMs;
-    if (retry_ms > 0) {
-      any_waiting = true;
-      next_wake = Min(next_wake, now + retry_ms * 1000);
-    }
+    if (*need_reload) return kRetryMs;
   }
   // Look again at once after work (deadlines may have moved), unless a
   // cluster failed or is held up: then wait for its retry time.

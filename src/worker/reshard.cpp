@@ -27,7 +27,10 @@
 #include "worker/worker.hpp"
 
 extern "C" {
+#include "access/xact.h"
+#include "miscadmin.h"
 #include "storage/condition_variable.h"
+#include "utils/resowner.h"
 }
 
 #include "module.hpp"
@@ -433,53 +436,6 @@ bool set_reshard_fenced(const char *name, bool fenced) {
   return fenced;
 }
 
-// Snapshot, decision, store, publication (or the settings alone).
-ReshardResult step_or_store_settings(const char *name, bool settings_only) {
-  const int64 now = mono_now_us();
-  // Nobody's deadline is judged before every stall up to now is measured.
-  if (!stalls_measured(now)) return ReshardResult::NotYet;
-  Snapshot snap;
-  if (!take_snapshot(name, now, settings_only, &snap))
-    return ReshardResult::Done;
-
-  BridgeOutput out;
-  allocate_output(&snap, &out);
-  char error[256];
-  if (!snap.settings_only &&
-      !decide_reshard_into(snap.input, &out, error, sizeof(error))) {
-    ereport(LOG, (errmsg("shard_coordinator: reshard of cluster \"%s\" "
-                         "failed: %s",
-                         name, error)));
-    take_back(&snap, now + kRetryMs * 1000);
-    return ReshardResult::Failed;
-  }
-
-  const TimestampTz wall_now = GetCurrentTimestamp();
-  if (out.store || snap.settings_unstored) {
-    volatile int failure = 0;
-    char *what = psprintf("reshard of cluster \"%s\"", name);
-    PG_TRY();
-    {
-      const int64 started = mono_now_us();
-      store_reshard(&snap, &out, wall_now);
-      snap.store_us = mono_now_us() - started;
-    }
-    PG_CATCH();
-    { failure = recover_from_error(reshard_context, what); }
-    PG_END_TRY();
-    if (failure != 0) {
-      take_back(&snap, now + kRetryMs * 1000);
-      // Only a stale shared memory needs a reload; any other failure (a
-      // lock timeout, a write or NOTIFY that failed) is this cluster's
-      // alone and is retried later.
-      return failure == kStaleSharedMemory ? ReshardResult::Reload
-                                           : ReshardResult::Failed;
-    }
-  }
-  publish(&snap, &out, now, wall_now);
-  return ReshardResult::Done;
-}
-
 }  // namespace
 
 // configure(fence_timeout): a reshard held up by fence() transactions for
@@ -534,27 +490,158 @@ bool step_due(ClusterEntry *cluster, int64 now) {
          cluster->grants_held_until <= now;
 }
 
-ReshardResult reshard_cluster(const char *name) {
-  size_t len = strlen(name);
-  MemoryContext old = MemoryContextSwitchTo(reshard_context);
-  ReshardResult result;
-  if (cluster_frozen(name, len)) {
-    // freeze(): no work moves; configure() and freeze() are still stored.
-    result = step_or_store_settings(name, true);
-  } else if (!try_lock_cluster_for_reshard(name, len)) {
-    result = step_or_store_settings(name, true);
-    if (result == ReshardResult::Done && set_reshard_fenced(name, true)) {
-      result = ReshardResult::Fenced;
-      enforce_fence_timeout(name, len);
-    }
+namespace {
+
+// One cluster's part of a batch.
+struct BatchItem {
+  const char *name;
+  bool frozen;   // freeze(): its settings only
+  bool locked;   // its fence lock is held (a full step)
+  bool skipped;  // gone, or its decision failed: nothing to store
+  bool store;    // something to store
+  int failure;   // the SQLSTATE of its store's failure; 0: none
+  Snapshot snap;
+  BridgeOutput out;
+};
+
+// Snapshot and decision (no transaction). Returns false if there is
+// nothing more to do for it (its result is set).
+bool prepare_item(BatchItem *item, int64 now, ReshardResult *result) {
+  const char *name = item->name;
+  const size_t len = strlen(name);
+  item->frozen = cluster_frozen(name, len);
+  // A fence() holds it: store the settings only.
+  item->locked = !item->frozen && try_lock_cluster_for_reshard(name, len);
+  const bool settings_only = !item->locked;
+  item->skipped = true;
+  item->store = false;
+  item->failure = 0;
+  *result = ReshardResult::Done;
+  if (!take_snapshot(name, now, settings_only, &item->snap)) return false;
+  allocate_output(&item->snap, &item->out);
+  char error[256];
+  if (!settings_only && !decide_reshard_into(item->snap.input, &item->out,
+                                             error, sizeof(error))) {
+    ereport(LOG, (errmsg("shard_coordinator: reshard of cluster \"%s\" "
+                         "failed: %s",
+                         name, error)));
+    take_back(&item->snap, now + kRetryMs * 1000);
+    *result = ReshardResult::Failed;
+    return false;
+  }
+  item->skipped = false;
+  item->store = item->out.store || item->snap.settings_unstored;
+  return true;
+}
+
+// Stores one item in a subtransaction of the current transaction; an
+// error rolls back its writes and notifications alone.
+void store_item(BatchItem *item, TimestampTz wall_now) {
+  MemoryContext context = CurrentMemoryContext;
+  ResourceOwner owner = CurrentResourceOwner;
+  BeginInternalSubTransaction(nullptr);
+  MemoryContextSwitchTo(context);
+  PG_TRY();
+  {
+    const int64 started = mono_now_us();
+    store_reshard(&item->snap, &item->out, wall_now);
+    item->snap.store_us = mono_now_us() - started;
+    ReleaseCurrentSubTransaction();
+    MemoryContextSwitchTo(context);
+    CurrentResourceOwner = owner;
+  }
+  PG_CATCH();
+  {
+    MemoryContextSwitchTo(context);
+    ErrorData *edata = CopyErrorData();
+    FlushErrorState();
+    RollbackAndReleaseCurrentSubTransaction();
+    MemoryContextSwitchTo(context);
+    CurrentResourceOwner = owner;
+    ereport(LOG, (errmsg("shard_coordinator: reshard of cluster \"%s\" "
+                         "failed: %s",
+                         item->name, edata->message)));
+    item->failure = edata->sqlerrcode;
+    FreeErrorData(edata);
+  }
+  PG_END_TRY();
+}
+
+// The stores of the batch in one transaction. Returns the SQLSTATE of a
+// failure of the transaction as a whole (its commit), 0 if none; the
+// items' own failures are in item->failure.
+int store_batch(BatchItem *items, int n, TimestampTz wall_now) {
+  volatile int failure = 0;
+  PG_TRY();
+  {
+    begin_transaction("shard_coordinator: resharding");
+    for (int i = 0; i < n; ++i)
+      if (!items[i].skipped && items[i].store) store_item(&items[i], wall_now);
+    commit_transaction(reshard_context);
+  }
+  PG_CATCH();
+  { failure = recover_from_error(reshard_context, "reshard transaction"); }
+  PG_END_TRY();
+  return failure;
+}
+
+// Publication, or taking back; then the fence lock.
+ReshardResult finish_item(BatchItem *item, int batch_failure, int64 now,
+                          TimestampTz wall_now) {
+  ReshardResult result = ReshardResult::Done;
+  const int failure =
+      item->store && batch_failure != 0 ? batch_failure : item->failure;
+  if (failure != 0) {
+    take_back(&item->snap, now + kRetryMs * 1000);
+    // Only a stale shared memory needs a reload; any other failure (a
+    // lock timeout, a write or NOTIFY that failed) is this cluster's
+    // alone and is retried later.
+    result = failure == kStaleSharedMemory ? ReshardResult::Reload
+                                           : ReshardResult::Failed;
   } else {
-    result = step_or_store_settings(name, false);
-    unlock_cluster_after_reshard(name, len);
-    set_reshard_fenced(name, false);
+    publish(&item->snap, &item->out, now, wall_now);
+  }
+  return result;
+}
+
+}  // namespace
+
+void reshard_clusters(char **names, int n, ReshardResult *results) {
+  MemoryContext old = MemoryContextSwitchTo(reshard_context);
+  const int64 now = mono_now_us();
+  // Nobody's deadline is judged before every stall up to now is measured.
+  if (!stalls_measured(now)) {
+    for (int i = 0; i < n; ++i) results[i] = ReshardResult::NotYet;
+    MemoryContextSwitchTo(old);
+    return;
+  }
+  auto *items = static_cast<BatchItem *>(
+      palloc0(sizeof(BatchItem) * static_cast<size_t>(Max(n, 1))));
+  bool any_store = false;
+  for (int i = 0; i < n; ++i) {
+    items[i].name = names[i];
+    CHECK_FOR_INTERRUPTS();
+    if (prepare_item(&items[i], now, &results[i]))
+      any_store = any_store || items[i].store;
+  }
+  const TimestampTz wall_now = GetCurrentTimestamp();
+  const int batch_failure = any_store ? store_batch(items, n, wall_now) : 0;
+  for (int i = 0; i < n; ++i) {
+    BatchItem &item = items[i];
+    const size_t len = strlen(item.name);
+    if (!item.skipped)
+      results[i] = finish_item(&item, batch_failure, now, wall_now);
+    if (item.locked) {
+      unlock_cluster_after_reshard(item.name, len);
+      set_reshard_fenced(item.name, false);
+    } else if (!item.frozen && results[i] == ReshardResult::Done &&
+               set_reshard_fenced(item.name, true)) {
+      results[i] = ReshardResult::Fenced;
+      enforce_fence_timeout(item.name, len);
+    }
   }
   MemoryContextSwitchTo(old);
   MemoryContextReset(reshard_context);
-  return result;
 }
 
 }  // namespace shard_coordinator::worker

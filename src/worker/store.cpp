@@ -494,7 +494,6 @@ void queue_notices(const Snapshot *snap, const BridgeOutput *out) {
 
 void store_reshard(const Snapshot *snap, const BridgeOutput *out,
                    TimestampTz wall_now) {
-  begin_transaction("shard_coordinator: resharding");
   store_cluster_row(snap, out, wall_now);
   if (!snap->settings_only) {
     delete_removed_members(snap, out);
@@ -502,7 +501,6 @@ void store_reshard(const Snapshot *snap, const BridgeOutput *out,
     write_pending_releases(snap, out);
     queue_notices(snap, out);
   }
-  commit_transaction(reshard_context);
 }
 
 }  // namespace shard_coordinator::worker

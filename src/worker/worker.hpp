@@ -77,10 +77,17 @@ bool stalls_measured(int64 now);
 // just have happened, retried soon).
 enum class ReshardResult { Done, Failed, Reload, Fenced, NotYet };
 
-// One step of one cluster: a reshard (when the membership changed and the
-// gate is open), releases and grants; or only its settings when a fence
-// holds it.
-ReshardResult reshard_cluster(const char *name);
+// At most this many clusters' steps share one transaction (one commit,
+// one synchronous flush), and at most about this many members in all.
+constexpr int kBatchClusters = 64;
+constexpr int kBatchMembers = 20000;
+
+// One step of each of these clusters: a reshard (when the membership
+// changed and the gate is open), releases and grants; or only its settings
+// when a fence holds it. Their stores share one transaction, each in a
+// subtransaction of its own, so that one cluster's failure is that
+// cluster's alone. results[i] is names[i]'s.
+void reshard_clusters(char **names, int n, ReshardResult *results);
 
 // Whether a step that may move work is due (lock held): a membership change
 // with the gate open, an acknowledgement that released something, a release
@@ -138,8 +145,9 @@ void remove_cluster_if_due(const char *name);
 
 // --- store.cpp ------------------------------------------------------------
 
-// The transaction that stores a reshard (or only the settings) and queues
-// its notifications; commits. Raises a PostgreSQL ERROR on failure (with
+// Stores a step (or only the settings) and queues its notifications, in
+// the current transaction (the caller's subtransaction: several clusters'
+// steps share one commit). Raises a PostgreSQL ERROR on failure (with
 // kStaleSharedMemory if the stored epoch is ahead of shared memory).
 void store_reshard(const Snapshot *snap, const BridgeOutput *out,
                    TimestampTz wall_now);
