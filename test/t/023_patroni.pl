@@ -279,17 +279,23 @@ sub caught_up
 		sub { (psql($standby, "SELECT pg_last_wal_replay_lsn() >= '$lsn'") // '') eq 't' });
 }
 
-# The old primary $node is back as a streaming standby of $primary.
+# The old primary $node is back as a standby of $primary, streaming on the
+# primary's timeline (a standby that has diverged connects and streams the
+# old timeline for a moment before it finds that it cannot follow).
 sub rejoined
 {
 	my ($node, $primary, $sync) = @_;
+	my $tl = psql_ok($primary,
+		q{SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int});
 	return wait_until(
 		"$node to rejoin as a standby of $primary",
 		sub {
 			my $m = members_of_cluster();
 			return 0 unless ($m->{$primary}{role} // '') eq 'leader';
 			return 0 unless ($m->{$node}{role} // '') =~ /^(replica|sync_standby)$/;
-			return 0 unless (psql($node, 'SELECT pg_is_in_recovery()') // '') eq 't';
+			return 0 unless (psql($node, q{SELECT pg_is_in_recovery() AND status = 'streaming'
+				                                 AND received_tli = } . $tl
+				  . ' FROM pg_stat_wal_receiver') // '') eq 't';
 			my $state = psql($primary,
 				"SELECT state || ' ' || sync_state FROM pg_stat_replication "
 				  . "WHERE application_name = '$node'") // '';
@@ -880,7 +886,9 @@ check_no_overlap('asynchronous failover', 'node1', 2, 'A', 'B', 'C');
 ok(rejoined('node2', 'node1', 0),
 	'the old primary, which had diverged, rejoins as a standby')
   or diag(describe_cluster());
-like(slurp_file("$logs/patroni-node2.log"), qr/running pg_rewind/, '... after pg_rewind');
+ok(slurp_file("$logs/patroni-node2.log") =~ /running pg_rewind/, '... after pg_rewind')
+  or diag(join("\n", grep { /rewind|diverg|timeline|reinit|crash|starting|follow/i }
+		split /\n/, slurp_file("$logs/patroni-node2.log")));
 caught_up('node1', 'node2');
 like(assignment('node2', 'pa'), qr{^A=0/2 \d+,C=1/2 \d+$}, '... and has the promoted server\'s assignment');
 
