@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs, from Debian 12's own packages, everything shard_coordinator needs to
 # build, test and demo: compilers, CMake, PostgreSQL 15 with headers, pgTAP,
-# the client's libraries, and Node.js with npm (the Node package; its own
-# dependencies come from npm with `npm ci`). Skips what is already there. Needs root (or sudo).
+# the client's libraries, Patroni and etcd (the high-availability test,
+# test/t/023_patroni.pl, which runs its own etcd on ports of its own), and
+# Node.js with npm (the Node package; its own dependencies come from npm with
+# `npm ci`). Skips what is already there. Needs root (or sudo).
 set -euo pipefail
 
 packages=(
@@ -12,6 +14,7 @@ packages=(
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl pgbouncer
   nlohmann-json3-dev libcli11-dev libgtest-dev
   clang-format clang-tidy python3 procps perl libfaketime
+  patroni python3-etcd etcd-server
   nodejs npm
 )
 
@@ -43,3 +46,10 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+
+# On a machine that runs systemd, the etcd-server package starts a system
+# etcd (loopback ports 2379 and 2380). The tests start their own; one that
+# this script brought along is stopped and disabled again.
+if [[ " ${missing[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now etcd.service >/dev/null 2>&1 || true
+fi

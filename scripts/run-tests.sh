@@ -7,7 +7,7 @@
 #
 # Suites: lint (clang-format, clang-tidy), unit (pure C++, GoogleTest), regress (pg_regress), isolation
 # (isolation specs), pgtap (pg_prove), tap (PostgreSQL::Test::Cluster: restarts,
-# crashes, standby, promotion, PgBouncer, failover), chaos (56 agents in 4
+# crashes, standby, promotion, PgBouncer, failover, Patroni), chaos (56 agents in 4
 # clusters under random faults; no key worked on by two children at once in
 # exclusive clusters), client (the C++ client's own tests),
 # node (the Node.js package: its unit tests and integration tests). The server suites run on throwaway PostgreSQL
