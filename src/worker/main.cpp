@@ -230,6 +230,12 @@ using namespace shard_coordinator::worker;
 void sc_worker_main(Datum main_arg) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGTERM, die);
+  // No query cancels (pg_cancel_backend): PostgreSQL ends a cancelled wait
+  // for the synchronous standby with a WARNING and goes on as if the commit
+  // were replicated, so the worker would tell members of a step a promoted
+  // standby does not know (TAP 025). Its own lock_timeout still works (a
+  // timer, not this signal); pg_terminate_backend restarts it.
+  pqsignal(SIGINT, SIG_IGN);
   BackgroundWorkerUnblockSignals();
 
   BackgroundWorkerInitializeConnection(guc_database, nullptr, 0);
