@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian 12's own packages, everything shard_coordinator needs to
 # build, test and demo: compilers, CMake, PostgreSQL 15 with headers, pgTAP,
-# the client's libraries, and Node.js with npm (the Node package; its own
+# the client's libraries, the Debian packaging tools (debian/, make deb and
+# the package suite), and Node.js with npm (the Node package; its own
 # dependencies come from npm with `npm ci`). Skips what is already there. Needs root (or sudo).
 set -euo pipefail
 
@@ -12,6 +13,7 @@ packages=(
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl pgbouncer
   nlohmann-json3-dev libcli11-dev libgtest-dev
   clang-format clang-tidy python3 procps perl libfaketime
+  debhelper dpkg-dev postgresql-server-dev-all
   nodejs npm
 )
 
