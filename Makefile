@@ -9,6 +9,8 @@
 #   make test            install packages if missing, build, install, run every suite
 #   make demo            the main job on a throwaway server
 #   make bench           the benchmarks
+#   make deb             the Debian packages postgresql-15-shard-coordinator and
+#                        shard-coordinator-agent (debian/), in the top directory
 
 .DEFAULT_GOAL := all
 
@@ -47,7 +49,7 @@ override with_llvm = no
 override autodepend = yes
 
 # test/ is a directory: without this, `make test` would be "up to date".
-.PHONY: all install test demo unit-test deps format lint bench \
+.PHONY: all install test demo unit-test deps format lint bench deb \
 	client install-client clean-client
 
 deps:
@@ -67,6 +69,12 @@ clean-client:
 # bench/results.png, on throwaway servers. Installs what it needs itself.
 bench:
 	bash bench/run.sh
+
+# The Debian packages: dpkg-buildpackage -us -uc -b in a copy of the tree,
+# the .deb files into this directory (needs the build dependencies:
+# apt-get build-dep ./).
+deb:
+	bash scripts/build-deb.sh
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(wildcard $(PGXS)),)

@@ -13,6 +13,8 @@
 - client/node/package.json and package-lock.json: the Node package's
   version, and its licence "PostgreSQL";
 - CHANGELOG.md: the newest entry is this version;
+- debian/changelog: the packages' version (its newest entry) is this
+  version;
 - LICENSE: the PostgreSQL Licence.
 
 Prints each disagreement and exits 1 if there is any.
@@ -190,6 +192,20 @@ def check_docs(release):
         problem("LICENSE", "is not the PostgreSQL Licence")
 
 
+def check_debian(release):
+    first = read("debian/changelog").split("\n", 1)[0]
+    m = re.match(r"^(\S+) \(([^()\s]+)\)", first)
+    if not m:
+        problem("debian/changelog", f"cannot read its first line: {first!r}")
+        return
+    version = m.group(2)
+    # Epoch and Debian revision aside (a native package has neither).
+    upstream = version.split(":", 1)[-1].rsplit("-", 1)[0]
+    if upstream != release:
+        problem("debian/changelog", f"the packages' version is {version!r}, "
+                f"the release is {release!r}")
+
+
 def main():
     release = check_meta()
     default = check_control(release)
@@ -197,6 +213,7 @@ def main():
     if release:
         check_clients(release)
         check_docs(release)
+        check_debian(release)
     for p in problems:
         print(p)
     if not problems:

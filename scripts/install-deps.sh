@@ -2,7 +2,8 @@
 # Installs, from Debian 12's own packages, everything shard_coordinator needs to
 # build, test and demo: compilers, CMake, PostgreSQL 15 with headers, pgTAP,
 # the client's libraries, Patroni and etcd (the high-availability test,
-# test/t/023_patroni.pl, which runs its own etcd on ports of its own), and
+# test/t/023_patroni.pl, which runs its own etcd on ports of its own), the
+# Debian packaging tools (debian/, make deb and the package suite), and
 # Node.js with npm (the Node package; its own dependencies come from npm with
 # `npm ci`). Skips what is already there. Needs root (or sudo).
 set -euo pipefail
@@ -15,6 +16,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libgtest-dev
   clang-format clang-tidy python3 procps perl libfaketime
   patroni python3-etcd etcd-server
+  debhelper dpkg-dev postgresql-server-dev-all
   nodejs npm
 )
 

@@ -10,15 +10,18 @@
 # crashes, standby, promotion, PgBouncer, failover, Patroni), chaos (56 agents in 4
 # clusters under random faults; no key worked on by two children at once in
 # exclusive clusters), client (the C++ client's own tests),
-# node (the Node.js package: its unit tests and integration tests). The server suites run on throwaway PostgreSQL
-# servers (scripts/with-pg.sh); the extension is installed first.
+# node (the Node.js package: its unit tests and integration tests), package
+# (the Debian packages: built, installed, a smoke test, purged; what was
+# installed at their paths is put back). The server suites run on throwaway PostgreSQL
+# servers (scripts/with-pg.sh); the extension is installed first (not for
+# lint and package alone, which need no installed extension).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 
 # chaos runs for SC_CHAOS_DURATION seconds (default 90); scripts/soak.sh runs
 # it for longer.
-suites=${SC_SUITES:-"lint unit regress isolation pgtap tap client node chaos"}
+suites=${SC_SUITES:-"lint unit regress isolation pgtap tap client node chaos package"}
 logs=$(mktemp -d)
 total_passed=0
 total_failed=0
@@ -78,7 +81,13 @@ run_suite() {  # name command...
   echo "=== suite $name: $p passed, $f failed (exit $rc)"
 }
 
-$sudo make -s install install-client >/dev/null || { echo "make install install-client failed"; echo "0 passed, 1 failed"; exit 1; }
+needs_install=""
+for suite in $suites; do
+  case $suite in lint|package) ;; *) needs_install=1 ;; esac
+done
+if [ -n "$needs_install" ]; then
+  $sudo make -s install install-client >/dev/null || { echo "make install install-client failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
 
 for suite in $suites; do
   case $suite in
@@ -117,6 +126,8 @@ for suite in $suites; do
       if [ -f client/node/package.json ]; then
         run_suite node client/node/scripts/test.sh
       fi ;;
+    package)
+      run_suite package test/package/run.sh ;;
     *)
       echo "unknown suite $suite" >&2
       total_failed=$((total_failed + 1)) ;;
