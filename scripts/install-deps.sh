@@ -10,7 +10,7 @@ packages=(
   postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
   postgresql-common libpq-dev
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl pgbouncer
-  nlohmann-json3-dev libcli11-dev libgtest-dev
+  nlohmann-json3-dev libcli11-dev libgtest-dev prometheus-cpp-dev
   clang-format clang-tidy python3 procps perl libfaketime
   nodejs npm
 )
