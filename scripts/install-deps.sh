@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, from Debian 12's own packages, everything shard_coordinator needs to
 # build, test and demo: compilers, CMake, PostgreSQL 15 with headers, pgTAP,
-# the client's libraries, and Node.js with npm (the Node package; its own
+# the client's libraries, prometheus-postgres-exporter (the test of
+# contrib/prometheus), and Node.js with npm (the Node package; its own
 # dependencies come from npm with `npm ci`). Skips what is already there. Needs root (or sudo).
 set -euo pipefail
 
@@ -11,6 +12,7 @@ packages=(
   postgresql-common libpq-dev
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl pgbouncer
   nlohmann-json3-dev libcli11-dev libgtest-dev prometheus-cpp-dev
+  prometheus-postgres-exporter
   clang-format clang-tidy python3 procps perl libfaketime
   nodejs npm
 )
@@ -43,3 +45,16 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null
+
+# The exporter's package starts a system exporter on port 9187 where an init
+# system runs. The test runs its own on a free port; leave nothing listening
+# for the machine's PostgreSQL: stop and disable the service just installed
+# (an exporter installed before is left alone).
+if [[ " ${missing[*]} " == *" prometheus-postgres-exporter "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus-postgres-exporter.service >/dev/null 2>&1 || true
+  else
+    $sudo /etc/init.d/prometheus-postgres-exporter stop >/dev/null 2>&1 || true
+    $sudo update-rc.d prometheus-postgres-exporter disable >/dev/null 2>&1 || true
+  fi
+fi

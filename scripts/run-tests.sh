@@ -9,7 +9,8 @@
 # (isolation specs), pgtap (pg_prove), tap (PostgreSQL::Test::Cluster: restarts,
 # crashes, standby, promotion, PgBouncer, failover), chaos (56 agents in 4
 # clusters under random faults; no key worked on by two children at once in
-# exclusive clusters), client (the C++ client's own tests),
+# exclusive clusters), client (the C++ client's own tests), prometheus
+# (contrib/prometheus's queries file with Debian's prometheus-postgres-exporter),
 # node (the Node.js package: its unit tests and integration tests). The server suites run on throwaway PostgreSQL
 # servers (scripts/with-pg.sh); the extension is installed first.
 set -uo pipefail
@@ -18,7 +19,7 @@ top=$(pwd)
 
 # chaos runs for SC_CHAOS_DURATION seconds (default 90); scripts/soak.sh runs
 # it for longer.
-suites=${SC_SUITES:-"lint unit regress isolation pgtap tap client node chaos"}
+suites=${SC_SUITES:-"lint unit regress isolation pgtap tap client prometheus node chaos"}
 logs=$(mktemp -d)
 total_passed=0
 total_failed=0
@@ -113,6 +114,8 @@ for suite in $suites; do
         run_suite client-unit make -s -C client unit-test
         run_suite client scripts/with-pg.sh make -s -C client integration-test
       fi ;;
+    prometheus)
+      run_suite prometheus scripts/with-pg.sh python3 test/prometheus/exporter_test.py ;;
     node)
       if [ -f client/node/package.json ]; then
         run_suite node client/node/scripts/test.sh
