@@ -105,7 +105,7 @@ int sca::agent_main(int argc, char **argv) {
                   "http://HOST:PORT/metrics (lease remaining, grant, "
                   "revocations, lease losses, command starts, connection "
                   "failures; README, Operations). HOST: an IPv4 address, "
-                  "localhost, [IPv6], or empty for every IPv4 interface; "
+                  "localhost, or empty for every IPv4 interface; "
                   "port 0 picks a free one (logged with -v). Default: none")
       ->type_name("HOST:PORT")
       ->check(CLI::Validator(

@@ -186,15 +186,15 @@ std::optional<MetricsAddress> parse_metrics_address(const std::string &text,
     return fail("the port must be a number from 0 to 65535");
   std::string &host = address.host;
   if (host == "localhost") host = "127.0.0.1";
-  unsigned char buffer[16];
+  unsigned char buffer[sizeof(in_addr)];
   if (host.empty() || inet_pton(AF_INET, host.c_str(), buffer) == 1)
     return address;
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']' &&
-      inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), buffer) == 1)
-    return address;
+  // Debian's civetweb, under prometheus-cpp, binds no IPv6 address.
+  if (host.front() == '[')
+    return fail("IPv6 addresses are not supported: give an IPv4 one");
   return fail(
-      "HOST must be an IPv4 address, localhost, an IPv6 address in "
-      "brackets, or empty for every IPv4 interface");
+      "HOST must be an IPv4 address, localhost, or empty for every IPv4 "
+      "interface");
 }
 
 class MetricsEndpoint::Collector final : public prometheus::Collectable {

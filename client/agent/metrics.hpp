@@ -69,9 +69,9 @@ struct MetricsAddress {
 };
 
 // Checks --metrics-addr: HOST:PORT, where HOST is an IPv4 address,
-// `localhost`, an IPv6 address in brackets, or empty for every IPv4
-// interface, and PORT 0 to 65535. Returns nullopt and why in *error (one
-// sentence, without the address).
+// `localhost`, or empty for every IPv4 interface (the server, civetweb as
+// Debian builds it, binds no IPv6 address), and PORT 0 to 65535. Returns
+// nullopt and why in *error (one sentence, without the address).
 std::optional<MetricsAddress> parse_metrics_address(const std::string &text,
                                                     std::string *error);
 

@@ -143,15 +143,16 @@ TEST(MetricsAddress, Accepted) {
   a = parse_metrics_address(":9187", &error);
   ASSERT_TRUE(a);
   EXPECT_EQ(a->host, "");
-  a = parse_metrics_address("[::1]:65535", &error);
+  a = parse_metrics_address("0.0.0.0:65535", &error);
   ASSERT_TRUE(a);
-  EXPECT_EQ(a->host, "[::1]");
+  EXPECT_EQ(a->host, "0.0.0.0");
 }
 
 TEST(MetricsAddress, Refused) {
-  for (const char *bad : {"9187", "127.0.0.1:", "127.0.0.1:65536",
-                          "127.0.0.1:9187s", "127.0.0.1:-1", "db.example:9187",
-                          "::1:9187", "127.0.0.1:1,2:3", "[nonsense]:1"}) {
+  for (const char *bad :
+       {"9187", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:9187s",
+        "127.0.0.1:-1", "db.example:9187", "::1:9187", "[::1]:9187",
+        "127.0.0.1:1,2:3", "[nonsense]:1"}) {
     std::string error;
     EXPECT_FALSE(parse_metrics_address(bad, &error)) << bad;
     EXPECT_FALSE(error.empty()) << bad;
