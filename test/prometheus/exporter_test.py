@@ -17,6 +17,7 @@ Python 3 standard library only.
 import math
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -368,7 +369,7 @@ TESTS = [
 
 
 def main():
-    if subprocess.run(["which", EXPORTER], capture_output=True).returncode:
+    if shutil.which(EXPORTER) is None:
         print(f"Bail out! {EXPORTER} is not installed "
               "(scripts/install-deps.sh installs it)")
         return 1
