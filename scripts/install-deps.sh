@@ -2,10 +2,11 @@
 # Installs, from Debian 12's own packages, everything shard_coordinator needs to
 # build, test and demo: compilers, CMake, PostgreSQL 15 with headers, pgTAP,
 # the client's libraries, Patroni and etcd (the high-availability test,
-# test/t/023_patroni.pl, which runs its own etcd on ports of its own), the
-# Debian packaging tools (debian/, make deb and the package suite), and
-# Node.js with npm (the Node package; its own dependencies come from npm with
-# `npm ci`). Skips what is already there. Needs root (or sudo).
+# test/t/023_patroni.pl, which runs its own etcd on ports of its own),
+# prometheus-postgres-exporter (the test of contrib/prometheus), the Debian
+# packaging tools (debian/, make deb and the package suite), and Node.js with
+# npm (the Node package; its own dependencies come from npm with `npm ci`).
+# Skips what is already there. Needs root (or sudo).
 set -euo pipefail
 
 packages=(
@@ -13,7 +14,8 @@ packages=(
   postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
   postgresql-common libpq-dev
   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl pgbouncer
-  nlohmann-json3-dev libcli11-dev libgtest-dev
+  nlohmann-json3-dev libcli11-dev libgtest-dev prometheus-cpp-dev
+  prometheus-postgres-exporter
   clang-format clang-tidy python3 procps perl libfaketime
   patroni python3-etcd etcd-server
   debhelper dpkg-dev postgresql-server-dev-all
@@ -54,4 +56,16 @@ $sudo apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-
 # this script brought along is stopped and disabled again.
 if [[ " ${missing[*]} " == *" etcd-server "* ]] && [ -d /run/systemd/system ]; then
   $sudo systemctl disable --now etcd.service >/dev/null 2>&1 || true
+fi
+# The exporter's package starts a system exporter on port 9187 where an init
+# system runs. The test runs its own on a free port; leave nothing listening
+# for the machine's PostgreSQL: stop and disable the service just installed
+# (an exporter installed before is left alone).
+if [[ " ${missing[*]} " == *" prometheus-postgres-exporter "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus-postgres-exporter.service >/dev/null 2>&1 || true
+  else
+    $sudo /etc/init.d/prometheus-postgres-exporter stop >/dev/null 2>&1 || true
+    $sudo update-rc.d prometheus-postgres-exporter disable >/dev/null 2>&1 || true
+  fi
 fi

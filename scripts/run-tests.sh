@@ -9,7 +9,8 @@
 # (isolation specs), pgtap (pg_prove), tap (PostgreSQL::Test::Cluster: restarts,
 # crashes, standby, promotion, PgBouncer, failover, Patroni), chaos (56 agents in 4
 # clusters under random faults; no key worked on by two children at once in
-# exclusive clusters), client (the C++ client's own tests),
+# exclusive clusters), client (the C++ client's own tests), prometheus
+# (contrib/prometheus's queries file with Debian's prometheus-postgres-exporter),
 # node (the Node.js package: its unit tests and integration tests), package
 # (the Debian packages: built, installed, a smoke test, purged; what was
 # installed at their paths is put back). The server suites run on throwaway PostgreSQL
@@ -21,7 +22,7 @@ top=$(pwd)
 
 # chaos runs for SC_CHAOS_DURATION seconds (default 90); scripts/soak.sh runs
 # it for longer.
-suites=${SC_SUITES:-"lint unit regress isolation pgtap tap client node chaos package"}
+suites=${SC_SUITES:-"lint unit regress isolation pgtap tap client prometheus node chaos package"}
 logs=$(mktemp -d)
 total_passed=0
 total_failed=0
@@ -122,6 +123,8 @@ for suite in $suites; do
         run_suite client-unit make -s -C client unit-test
         run_suite client scripts/with-pg.sh make -s -C client integration-test
       fi ;;
+    prometheus)
+      run_suite prometheus scripts/with-pg.sh python3 test/prometheus/exporter_test.py ;;
     node)
       if [ -f client/node/package.json ]; then
         run_suite node client/node/scripts/test.sh

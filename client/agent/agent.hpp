@@ -42,6 +42,8 @@ struct WatchOptions : MemberOptions {
 struct RunOptions : MemberOptions {
   std::vector<std::string> command;
   std::chrono::milliseconds kill_timeout{10000};
+  // HOST:PORT to serve the agent's metrics on (metrics.hpp); empty: none.
+  std::string metrics_address;
 };
 
 struct StatusOptions {

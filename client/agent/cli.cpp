@@ -10,6 +10,7 @@
 
 #include "agent.hpp"
 #include "log.hpp"
+#include "metrics.hpp"
 
 namespace sca = shard_coordinator::agent;
 
@@ -22,7 +23,8 @@ const char *const kExitCodesHelp =
     "Exit status:\n"
     "  0  stopped by SIGTERM, SIGINT or SIGHUP (run: the command was stopped\n"
     "     first); the member left the cluster. status: success\n"
-    "  1  unexpected error; status: cannot connect or read the views\n"
+    "  1  unexpected error; status: cannot connect or read the views; run:\n"
+    "     cannot listen on --metrics-addr\n"
     "  2  invalid command line\n"
     "  3  the server refused: invalid cluster or member name, extension not\n"
     "     installed in this database, or no privilege\n"
@@ -98,6 +100,22 @@ int sca::agent_main(int argc, char **argv) {
       ->check(CLI::Range(0.0, 86400.0).description(""))
       ->type_name("DURATION")
       ->default_str("10s");
+  run->add_option("--metrics-addr", run_options.metrics_address,
+                  "Serve the agent's state in the Prometheus text format at "
+                  "http://HOST:PORT/metrics (lease remaining, grant, "
+                  "revocations, lease losses, command starts, connection "
+                  "failures; README, Operations). HOST: an IPv4 address, "
+                  "localhost, or empty for every IPv4 interface; "
+                  "port 0 picks a free one (logged with -v). Default: none")
+      ->type_name("HOST:PORT")
+      ->check(CLI::Validator(
+          [](std::string &text) {
+            std::string error;
+            return sca::parse_metrics_address(text, &error) ? std::string()
+                                                            : error;
+          },
+          "", "HOST:PORT"))
+      ->envname("SHARD_COORDINATOR_METRICS_ADDR");
   run->add_option("COMMAND", run_options.command,
                   "The worker command and its arguments, after --")
       ->required();

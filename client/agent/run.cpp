@@ -25,6 +25,10 @@
 // - the child exits by itself: leave and exit (5 or 6); a supervisor such as
 //   systemd or Kubernetes restarts the agent.
 //
+// With --metrics-addr the loop hands its state to the metrics endpoint
+// (metrics.hpp) after every wake-up, with what it counted: revocations by
+// reason, lease losses, children started, acknowledgements.
+//
 // With -v each child's start (its whole grant) and the moment nothing of its
 // process tree is left are logged with CLOCK_MONOTONIC stamps, which tools
 // can line up with other processes' (test/chaos does): the start is read
@@ -45,6 +49,7 @@
 #include "log.hpp"
 #include "loop.hpp"
 #include "member.hpp"
+#include "metrics.hpp"
 #include "proctree.hpp"
 #include "signals.hpp"
 #include "supervise.hpp"
@@ -88,8 +93,10 @@ std::string describe_in_full(const client::Grant &grant) {
 
 class Runner final : public LoopHandler {
  public:
-  explicit Runner(const RunOptions &options)
+  // `metrics`, if any, must outlive the runner.
+  Runner(const RunOptions &options, MetricsEndpoint *metrics)
       : kill_timeout_(options.kill_timeout),
+        metrics_(metrics),
         registrar_(options_for(options)),
         child_(options.command, options.kill_timeout) {
     log(Level::Info, "member " + registrar_.member() + " of cluster " +
@@ -105,6 +112,7 @@ class Runner final : public LoopHandler {
       shut_down(registrar_.failed() ? kExitRejected : kExitInternal);
     warn_about_kill_timeout();
     supervise();
+    publish_metrics();
     return !(registrar_.finished() && !child_.running());
   }
 
@@ -158,7 +166,31 @@ class Runner final : public LoopHandler {
     client::Options reg_options = registrar_options(options, repeats_);
     // Revoked work has stopped only once the child's tree is gone.
     reg_options.acknowledge = client::Acknowledge::Explicit;
+    // Counted for the metrics; supervise() acts on releases().
+    reg_options.on_revoked = [this](const client::Revocation &r) {
+      ++counts_.revocations.at(static_cast<size_t>(r.reason));
+    };
+    reg_options.on_assignment = [this](const client::Assignment &a) {
+      if (a.state == client::State::Lost) ++counts_.lease_losses;
+    };
     return reg_options;
+  }
+
+  void publish_metrics() {
+    if (metrics_ == nullptr) return;
+    AgentSnapshot snapshot;
+    snapshot.cluster = registrar_.cluster();
+    snapshot.member = registrar_.member();
+    snapshot.assignment = registrar_.assignment();
+    snapshot.grant = registrar_.grant();
+    if (std::optional<client::LeaseTimes> lease = registrar_.lease())
+      snapshot.lease_end = lease->end;
+    snapshot.acknowledged_epoch = registrar_.acknowledged_epoch();
+    snapshot.releases_pending = registrar_.releases().size();
+    snapshot.child_running = child_.running();
+    snapshot.registrar = registrar_.statistics();
+    snapshot.counts = counts_;
+    metrics_->update(std::move(snapshot));
   }
 
   void shut_down(int code) {
@@ -228,6 +260,7 @@ class Runner final : public LoopHandler {
                            std::to_string(*decision.acknowledge) +
                            ": no process of the command is left");
       registrar_.acknowledge(*decision.acknowledge);
+      ++counts_.acknowledgements;
     }
     switch (decision.action) {
       case ChildAction::Nothing:
@@ -246,6 +279,7 @@ class Runner final : public LoopHandler {
         }
         child_grant_ = grant;
         child_pid_ = child_.pid();
+        ++counts_.child_starts;
         log(Level::Info, "started pid " + std::to_string(child_.pid()) +
                              " (CLOCK_MONOTONIC " + started_at +
                              "): " + describe_in_full(grant));
@@ -271,6 +305,8 @@ class Runner final : public LoopHandler {
 
   RepeatFilter repeats_{std::chrono::seconds(30)};
   std::chrono::milliseconds kill_timeout_;
+  MetricsEndpoint *metrics_;  // null without --metrics-addr
+  AgentCounts counts_;
   client::Registrar registrar_;  // after what its callbacks use
   ChildProcess child_;
   client::Grant child_grant_;  // what the running child was given
@@ -284,6 +320,21 @@ class Runner final : public LoopHandler {
 }  // namespace
 
 int run_command(const RunOptions &options) {
+  // Listening first: an address that cannot be used stops the agent before
+  // it joins the cluster. Static, so never destroyed: it serves until the
+  // agent's _exit() (exit_process), and stopping civetweb would hold up the
+  // exit for up to 2 s (its listening thread's poll timeout).
+  static std::unique_ptr<MetricsEndpoint> metrics;
+  if (!options.metrics_address.empty()) {
+    std::string error;
+    metrics = MetricsEndpoint::listen(options.metrics_address, &error);
+    if (!metrics) {
+      log(Level::Error, error);
+      return kExitInternal;
+    }
+    log(Level::Info,
+        "serving metrics on http://" + metrics->where() + "/metrics");
+  }
   // Orphans of the child's tree come to the agent, which finds and kills
   // them (child.hpp).
   std::string why = become_subreaper();
@@ -293,7 +344,7 @@ int run_command(const RunOptions &options) {
             "; descendants of the command that leave its process group "
             "are not stopped");
   SignalPipe signals({SIGTERM, SIGINT, SIGHUP, SIGCHLD});
-  Runner runner(options);
+  Runner runner(options, metrics.get());
   run_event_loop(runner.registrar(), signals, runner);
   return runner.exit_code();
 }

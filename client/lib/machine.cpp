@@ -26,6 +26,12 @@ std::optional<LeaseTimes> Machine::lease() const {
                     lease.interval()};
 }
 
+Statistics Machine::statistics() const {
+  Statistics statistics = statistics_;
+  statistics.connected = connected();
+  return statistics;
+}
+
 void Machine::log(LogLevel level, const std::string &message) const {
   if (options_.on_log) options_.on_log(level, message);
 }
@@ -101,6 +107,7 @@ void Machine::give_up(const std::string &message, const std::string &sqlstate) {
 }
 
 void Machine::drop_connection() {
+  if (query_ == QueryKind::Heartbeat) ++statistics_.heartbeat_failures;
   session_.disconnect();
   query_.reset();
   channels_ = Channels{};
@@ -117,6 +124,7 @@ void Machine::schedule_reconnect() {
     finish();
     return;
   }
+  ++statistics_.connection_failures;
   auto delay = backoff_.next();
   retry_at_ = now() + delay;
   phase_ = Phase::Backoff;
@@ -152,6 +160,7 @@ void Machine::finish_connect() {
     return;
   }
   phase_ = Phase::Connected;
+  ++statistics_.connections;
   next_heartbeat_at_.reset();  // heartbeat at once after LISTEN
   tracker_.on_new_connection();
   log(LogLevel::Info, "connected to " + session_.server());
@@ -305,10 +314,12 @@ void Machine::complete(QueryKind kind, const QueryResult &result) {
 void Machine::heartbeat_done(const QueryResult &result) {
   HeartbeatReply reply = Protocol::read_heartbeat(result);
   if (const auto *bad = std::get_if<NotUnderstood>(&reply)) {
+    ++statistics_.heartbeat_failures;
     error(bad->message, "", false);
     next_heartbeat_at_ = now() + backoff_.next();
     return;
   }
+  ++statistics_.heartbeats;
   const HeartbeatRow &row = std::get<HeartbeatRow>(reply);
   heartbeat_interval_ = row.heartbeat_interval;
   backoff_.set_cap(std::min<Backoff::Duration>(options_.max_backoff,
@@ -329,6 +340,7 @@ void Machine::heartbeat_done(const QueryResult &result) {
 }
 
 void Machine::failed_query(QueryKind kind, const QueryResult &result) {
+  if (kind == QueryKind::Heartbeat) ++statistics_.heartbeat_failures;
   const std::string &sqlstate = result.sqlstate;
   const std::string &message = result.message;
   if (kind == QueryKind::Channels && Protocol::lacks_cluster_channel(result) &&
@@ -387,6 +399,7 @@ void Machine::read_notifications() {
   while (connected()) {
     std::optional<Notification> note = session_.notification();
     if (!note) return;
+    ++statistics_.notifications;
     NotificationEvent event = protocol_.read_notification(*note, channels_);
     if (const auto *notice = std::get_if<Notice>(&event)) {
       member_notice(*notice);

@@ -95,6 +95,7 @@ class Machine {
   }
   std::int64_t incarnation() const { return protocol_.incarnation(); }
   std::optional<LeaseTimes> lease() const;
+  Statistics statistics() const;
 
  private:
   Clock::time_point now() const { return options_.clock(); }
@@ -167,6 +168,8 @@ class Machine {
   bool stop_pending_ = false;
   Clock::time_point stop_deadline_{};
   bool failed_ = false;
+
+  Statistics statistics_;  // counts only; connected is read from phase_
 };
 
 }  // namespace shard_coordinator::client

@@ -148,6 +148,8 @@ void Registrar::acknowledge(std::int64_t epoch) {
   errno = saved;
 }
 
+Statistics Registrar::statistics() const { return impl_->machine.statistics(); }
+
 std::int64_t Registrar::incarnation() const {
   return impl_->machine.incarnation();
 }

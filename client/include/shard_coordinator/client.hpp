@@ -247,6 +247,23 @@ struct LeaseTimes {
   Clock::duration heartbeat_interval{};
 };
 
+// What the registrar has done since it was made, for monitoring (the
+// agent's --metrics-addr). Counts only grow.
+struct Statistics {
+  bool connected = false;         // a connection is up now
+  std::uint64_t connections = 0;  // connections made
+  // Connection attempts that failed, and connections lost or dropped (a
+  // query without an answer in time, an error that asks for a new one):
+  // each is followed by a reconnect after the backoff.
+  std::uint64_t connection_failures = 0;
+  std::uint64_t heartbeats = 0;  // heartbeats answered with a row
+  // Heartbeats sent that got no row: an error, an answer not understood, or
+  // the connection gone while one was in flight.
+  std::uint64_t heartbeat_failures = 0;
+  // Notifications received on the member's and the cluster's channels.
+  std::uint64_t notifications = 0;
+};
+
 class Registrar {
  public:
   explicit Registrar(Options options);
@@ -275,6 +292,8 @@ class Registrar {
   std::optional<std::int64_t> applied_epoch() const;
   // The epoch the server last said it counts as acknowledged.
   std::optional<std::int64_t> acknowledged_epoch() const;
+  // Connections, heartbeats and notifications so far (see Statistics).
+  Statistics statistics() const;
 
   // The application stopped every revoked work of `epoch` or earlier (see
   // Revocation::epoch); releases() no longer lists it, and the server hears

@@ -18,6 +18,7 @@ timeouts; no sleep is used to synchronise.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "child.sh")
@@ -277,12 +279,14 @@ def test_sigterm_reaches_others_before_expiry(ctx):
 
 def test_lost_lease_stops_child_before_reassignment(ctx):
     """when heartbeats stop getting answers, the agent stops its child
-    before the server expires the member and gives the shard away"""
+    before the server expires the member and gives the shard away; its
+    metrics show the lease lost"""
     fleet = ctx.fleet("it_fence")
     configure("it_fence", heartbeat="200ms", grace="800ms")
     app = "sc_it_fence_victim"
     fleet.start("f1")
-    fleet.start("f2", extra_args=["--dsn", f"application_name={app}"])
+    fleet.start("f2", extra_args=["--dsn", f"application_name={app}",
+                                  "--metrics-addr", "127.0.0.1:0"])
     fleet.start("f3")
     with Sampler(fleet):
         before = wait_until("3 children of 3", lambda: fleet.assignment(3))
@@ -297,6 +301,7 @@ def test_lost_lease_stops_child_before_reassignment(ctx):
         try:
             wait_until("the victim's child to stop", lambda: not alive(child))
             died = time.monotonic() - frozen_at
+            lost = metrics_of(fleet, "f2")
             # Others learn of the expiry when the server reshards.
             def resharded():
                 return any(c[3] == 2 for c in fleet.sample())
@@ -309,6 +314,22 @@ def test_lost_lease_stops_child_before_reassignment(ctx):
                  "(lease: 200ms interval + 800ms grace)")
         if died >= reshard:
             raise Failure("the child outlived the lease")
+        def lost_metric(name, **labels):
+            return agent_metric(lost, "it_fence", "f2", name, **labels)
+        for name, labels, expected in (
+                ("state", {"state": "lost"}, 1),
+                ("lease_losses_total", {}, 1),
+                ("revocations_total", {"reason": "lost"}, 1),
+                ("granted", {}, 0)):
+            if lost_metric(name, **labels) != expected:
+                raise Failure(f"the lost agent's {name} {labels} is "
+                              f"{lost_metric(name, **labels)}, expected "
+                              f"{expected}")
+        # Lost a safety margin (here 200ms) before the lease's end.
+        remaining = lost_metric("lease_remaining_seconds")
+        if not 0 <= remaining <= 0.2:
+            raise Failure(f"the lost agent's lease_remaining_seconds is "
+                          f"{remaining}, expected at most 0.2")
         # The victim's heartbeat in flight is answered once its backend runs
         # again (well within the query timeout), and it rejoins.
         after = wait_until("3 children of 3 again", lambda: fleet.assignment(3))
@@ -777,6 +798,158 @@ def test_admin_drop(ctx):
     ctx.note("drop of an unknown cluster: " + missing.stderr.strip())
 
 
+def scrape(url):
+    """{(name, frozenset of (label, value)): value} from a Prometheus text
+    page."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)', line)
+        if not m:
+            raise Failure(f"not a sample line: {line!r}")
+        labels = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"',
+                                      m.group(2) or ""))
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return samples
+
+
+def agent_metric(samples, cluster, member, name, **labels):
+    """shard_coordinator_agent_<name> of a member in scraped samples."""
+    key = (f"shard_coordinator_agent_{name}",
+           frozenset({("cluster", cluster), ("member", member),
+                      *labels.items()}))
+    return samples.get(key)
+
+
+def metrics_url(fleet, member):
+    """Where an agent started with --metrics-addr 127.0.0.1:0 serves."""
+    return wait_until(f"{member} to say where it serves metrics",
+                      lambda: re.search(
+                          r"serving metrics on (http://127\.0\.0\.1:\d+"
+                          r"/metrics)", fleet.log(member))).group(1)
+
+
+def metrics_of(fleet, member):
+    return scrape(metrics_url(fleet, member))
+
+
+def listening_inodes():
+    """The socket inodes of every listening TCP socket on the machine."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A":  # LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def listens(pid):
+    """True if process `pid` holds a listening TCP socket."""
+    mine = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            mine.add(target[len("socket:["):-1])
+    return bool(mine & listening_inodes())
+
+
+def test_metrics_endpoint(ctx):
+    """`run --metrics-addr` serves the agent's state in the Prometheus text
+    format: its grant (shard 0 of 1, then of 2 when a second agent joins,
+    and of 1 again when it leaves), the revocation and acknowledgement of
+    the join, the command's restarts, the lease remaining and heartbeats;
+    an agent without the option listens on nothing; a taken port or a bad
+    address stops the agent before it joins"""
+    configure("it_metrics", heartbeat="200ms", grace="2s")
+    fleet = ctx.fleet("it_metrics")
+    first = fleet.start("p1", extra_args=["--metrics-addr", "127.0.0.1:0"])
+    url = metrics_url(fleet, "p1")
+
+    def value(samples, name, **labels):
+        return agent_metric(samples, "it_metrics", "p1", name, **labels)
+
+    def scraped(what, predicate):
+        def check():
+            samples = scrape(url)
+            return samples if predicate(samples) else None
+        return wait_until(what, check)
+
+    one = scraped("p1 granted shard 0 of 1 with its child running",
+                  lambda s: value(s, "grant_num_shards") == 1
+                  and value(s, "grant_shard") == 0
+                  and value(s, "child_running") == 1
+                  and value(s, "state", state="active") == 1)
+    lease = value(one, "lease_remaining_seconds")
+    if not 0 < lease <= 2.2:
+        raise Failure(f"lease_remaining_seconds {lease}, expected in "
+                      "(0, 2.2] (200ms interval + 2s grace)")
+    for name in ("connected", "granted", "child_starts_total",
+                 "connections_total"):
+        if value(one, name) != 1:
+            raise Failure(f"{name} is {value(one, name)}, expected 1")
+    if value(one, "revocations_total", reason="server") != 0:
+        raise Failure("a revocation before anybody joined")
+    ctx.note(f"{url}: shard 0 of 1, lease remaining {lease:.3f}s, "
+             f"{value(one, 'heartbeats_total'):.0f} heartbeats")
+
+    fleet.start("p2")
+    two = scraped("p1's grant to become shard 0 of 2, acknowledged, with "
+                  "more heartbeats",
+                  lambda s: value(s, "grant_num_shards") == 2
+                  and value(s, "acknowledgements_total") >= 1
+                  and value(s, "heartbeats_total")
+                  > value(one, "heartbeats_total"))
+    if value(two, "revocations_total", reason="server") < 1:
+        raise Failure("the join's revocation was not counted")
+    if value(two, "child_starts_total") != 2:
+        raise Failure(f"child_starts_total {value(two, 'child_starts_total')}"
+                      ", expected 2 (the first, and one for shard 0 of 2)")
+    # The check can see a listening agent: p1.
+    if not listens(first.pid):
+        raise Failure("p1's listening socket is not in /proc/net/tcp")
+    if listens(fleet.agents["p2"].pid):
+        raise Failure("p2, without --metrics-addr, listens on a TCP port")
+
+    fleet.agents["p2"].send_signal(signal.SIGTERM)
+    back = scraped("p1's grant to become shard 0 of 1 again",
+                   lambda s: value(s, "grant_num_shards") == 1
+                   and value(s, "grant_shard") == 0)
+    ctx.note(f"after p2 joined: shard 0 of 2, "
+             f"{value(two, 'revocations_total', reason='server'):.0f} "
+             f"revocation, {value(two, 'child_starts_total'):.0f} starts; "
+             f"after it left: shard 0 of 1 at epoch "
+             f"{value(back, 'grant_epoch'):.0f}")
+
+    port = url.split(":")[2].split("/")[0]
+    for expected, address in ((1, f"127.0.0.1:{port}"), (2, "db.invalid:1")):
+        done = subprocess.run(
+            [ctx.agent, "run", "--cluster", "it_metrics", "--member", "p3",
+             "--metrics-addr", address, "--", "true"],
+            capture_output=True, text=True, timeout=TIMEOUT)
+        if done.returncode != expected or "--metrics-addr" not in done.stderr:
+            raise Failure(f"--metrics-addr {address}: exit "
+                          f"{done.returncode}, expected {expected}: "
+                          f"{done.stderr.strip()}")
+        ctx.note(done.stderr.strip().splitlines()[-1])
+    if psql("SELECT count(*) FROM shard_coordinator.members "
+            "WHERE cluster = 'it_metrics' AND member = 'p3'") != "0":
+        raise Failure("an agent that could not listen joined the cluster")
+    if first.poll() is not None:
+        raise Failure("p1 exited:\n" + fleet.log("p1"))
+
+
 class Context:
     def __init__(self, agent, workdir):
         self.agent = agent
@@ -827,6 +1000,7 @@ TESTS = [
     test_a_second_process_with_the_same_name_waits,
     test_admin_freeze_and_evict,
     test_admin_drop,
+    test_metrics_endpoint,
 ]
 
 

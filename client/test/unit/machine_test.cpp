@@ -610,6 +610,45 @@ TEST_F(MachineTest, FailedStartOfAnAttemptBacksOff) {
             "cannot start connecting: pipe2: Too many open files");
 }
 
+TEST_F(MachineTest, StatisticsCountConnectionsHeartbeatsAndNotifications) {
+  EXPECT_FALSE(machine().statistics().connected);
+  join(active(0, 2, 5));
+  notify("sc_1", member_notice(active(0, 2, 6)));
+  notify("scc_1", cluster_notice(3, 7));
+  advance(500ms);
+  step(0);
+  answer(failure("55000", "not ready"));  // retried on this connection
+  Statistics s = machine().statistics();
+  EXPECT_TRUE(s.connected);
+  EXPECT_EQ(s.connections, 1u);
+  EXPECT_EQ(s.connection_failures, 0u);
+  EXPECT_EQ(s.heartbeats, 1u);
+  EXPECT_EQ(s.heartbeat_failures, 1u);
+  EXPECT_EQ(s.notifications, 2u);
+  // A heartbeat in flight when the connection is lost failed too; the
+  // attempt after the backoff fails as well.
+  advance(1s);
+  step(0);
+  ASSERT_TRUE(session_.in_flight());
+  session_.lost = true;
+  step();
+  session_.connect_error = "cannot connect to the database: refused";
+  advance(1s);
+  step(0);
+  session_.attempt_done = true;
+  step();
+  s = machine().statistics();
+  EXPECT_FALSE(s.connected);
+  EXPECT_EQ(s.connection_failures, 2u);
+  EXPECT_EQ(s.heartbeat_failures, 2u);
+  session_.connect_error.clear();
+  advance(1s);
+  join(active(0, 3, 7));
+  s = machine().statistics();
+  EXPECT_EQ(s.connections, 2u);
+  EXPECT_EQ(s.heartbeats, 2u);
+}
+
 // ----- grants, revocations and acknowledgements (extension 1.1) -----
 
 // The notice of epoch 6 (key 3 revoked) is lost; the next heartbeat's row
