@@ -21,6 +21,7 @@ BIG=${SC_BENCH_BIG:-10000}       # members of the cluster of figure 5
 LEAVES=${SC_BENCH_LEAVES:-5}
 LISTENERS=${SC_BENCH_LISTENERS:-100}
 MASS_ROUNDS=${SC_BENCH_MASS_ROUNDS:-5}
+CHURN_SECONDS=${SC_BENCH_CHURN_SECONDS:-600}
 HOUR_MS=3600000
 
 log() { echo "[bench $(date +%T)] $*" >&2; }
@@ -402,4 +403,11 @@ kv shmem_named_members "$(q "SELECT allocated_size FROM pg_shmem_allocations WHE
 kv shmem_named_clusters "$(q "SELECT allocated_size FROM pg_shmem_allocations WHERE name = 'shard_coordinator clusters'")"
 kv members_total "$(q 'SELECT sum(members) FROM shard_coordinator.clusters')"
 worker_memory end
+kv shmem_holds "$(q "SELECT allocated_size FROM pg_shmem_allocations WHERE name = 'shard_coordinator holds'")"
+
+# --- Memory over time (issue 16, 4): continuous churn -----------------------------
+
+log "memory over time: ${CHURN_SECONDS} s of churn in 5 clusters of 20 members"
+"$lat" churn 5 20 "$CHURN_SECONDS" "$(worker_pid)" "$out/churn.txt"
+kv churn_seconds "$CHURN_SECONDS"
 log "done"

@@ -53,6 +53,13 @@
 //       so that the figure is the worker's, not the members'
 //       acknowledgements'. Both commands drop their clusters at the end.
 //
+//   sc_bench_latency churn CLUSTERS MEMBERS SECONDS WORKER_PID OUT
+//       Memory over time (issue 16, 4). CLUSTERS clusters churn-0 .. of
+//       about MEMBERS members each (exclusive handover, reshard_interval 0);
+//       every 100 ms one member joins and the oldest leaves in each cluster,
+//       and every member heartbeats acknowledging what it was told. Every
+//       5 s writes "<seconds> <worker RssAnon kB> <steps so far>" to OUT.
+//
 // Timestamps: the client reads CLOCK_REALTIME, the same clock the server's
 // GetCurrentTimestamp() reads (one machine), in microseconds since 1970.
 
@@ -584,9 +591,78 @@ int cmd_joins(int nclusters, int nmembers, int spread_ms, const char *out_path) 
   return done ? 0 : 1;
 }
 
+long rss_anon_kb(int pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/status";
+  FILE *f = fopen(path.c_str(), "r");
+  if (!f) return -1;
+  char line[256];
+  long kb = -1;
+  while (fgets(line, sizeof(line), f))
+    if (strncmp(line, "RssAnon:", 8) == 0) kb = atol(line + 8);
+  fclose(f);
+  return kb;
+}
+
+int cmd_churn(int nclusters, int nmembers, int seconds, int worker_pid, const char *out_path) {
+  PGconn *conn = connect_db("sc_bench_churn");
+  PQclear(run(conn,
+              "SELECT shard_coordinator.configure('churn-' || c, "
+              "heartbeat_interval => '1 hour', grace_period => '1 hour', "
+              "reshard_interval => '0') FROM generate_series(0, $1::int - 1) c",
+              {std::to_string(nclusters)}));
+  // Per cluster: its members (oldest first) and the epoch each was told.
+  std::vector<std::vector<std::pair<long, i64>>> members(static_cast<size_t>(nclusters));
+  long next = 0;
+  auto beat = [&](int c, std::pair<long, i64> &m) {
+    const std::string ack = m.second > 0 ? std::to_string(m.second) : "";
+    PGresult *res = PQexecParams(
+        conn, "SELECT epoch FROM shard_coordinator.heartbeat($1, $2, $3::bigint)", 3, nullptr,
+        std::vector<const char *>{("churn-" + std::to_string(c)).c_str(),
+                                  ("m" + std::to_string(m.first)).c_str(),
+                                  ack.empty() ? nullptr : ack.c_str()}
+            .data(),
+        nullptr, nullptr, 0);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+      m.second = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+  };
+  for (int c = 0; c < nclusters; ++c)
+    for (int k = 0; k < nmembers; ++k) members[static_cast<size_t>(c)].push_back({next++, 0});
+  FILE *out = open_out(out_path);
+  const i64 t0 = now_us();
+  i64 next_sample = t0;
+  while (now_us() < t0 + static_cast<i64>(seconds) * 1000000) {
+    for (int c = 0; c < nclusters; ++c) {
+      auto &ms = members[static_cast<size_t>(c)];
+      for (auto &m : ms) beat(c, m);
+      PQclear(run(conn, "SELECT shard_coordinator.leave($1, $2)",
+                  {"churn-" + std::to_string(c), "m" + std::to_string(ms.front().first)}));
+      ms.erase(ms.begin());
+      ms.push_back({next++, 0});
+      beat(c, ms.back());
+    }
+    if (now_us() >= next_sample) {
+      const std::string steps = scalar(conn,
+          "SELECT coalesce(sum(steps), 0) FROM shard_coordinator.stats WHERE cluster LIKE 'churn-%'");
+      fprintf(out, "%.1f %ld %s\n", (now_us() - t0) / 1e6, rss_anon_kb(worker_pid), steps.c_str());
+      fflush(out);
+      next_sample += 5000000;
+    }
+    sleep_ms(100);
+  }
+  fclose(out);
+  PQclear(run(conn, "SELECT count(*) FROM generate_series(0, $1::int - 1) c, "
+                    "LATERAL shard_coordinator.drop_cluster('churn-' || c)",
+              {std::to_string(nclusters)}));
+  PQfinish(conn);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "join" && argc == 6) return cmd_join(argv[2], atoi(argv[3]), atoll(argv[4]), argv[5]);
+  if (cmd == "churn" && argc == 7)
+    return cmd_churn(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), argv[6]);
   if (cmd == "mass" && argc == 6) return cmd_mass(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argv[5]);
   if (cmd == "joins" && argc == 6) return cmd_joins(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]), argv[5]);
   if (cmd == "fail" && argc == 6) return cmd_fail(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5]);

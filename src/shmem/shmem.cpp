@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 extern "C" {
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -69,6 +70,23 @@ void request_shmem() {
   RequestNamedLWLockTranche("shard_coordinator", 1);
 }
 
+// The keys are NUL-padded names: hashing only the name's bytes (rather
+// than all 64 or 128 of the key, as HASH_BLOBS would) makes the lookups of
+// the heartbeat path cheaper. Keys still compare whole (memcmp).
+uint32 cluster_key_hash(const void *key, Size keysize) {
+  const auto *k = static_cast<const ClusterKey *>(key);
+  return hash_bytes(reinterpret_cast<const unsigned char *>(k->name),
+                    static_cast<int>(strnlen(k->name, sizeof(k->name))));
+}
+
+uint32 member_key_hash(const void *key, Size keysize) {
+  const auto *k = static_cast<const MemberKey *>(key);
+  return hash_combine(
+      hash_bytes_uint32(k->cluster_id),
+      hash_bytes(reinterpret_cast<const unsigned char *>(k->name),
+                 static_cast<int>(strnlen(k->name, sizeof(k->name)))));
+}
+
 void startup_shmem() {
   if (prev_shmem_startup_hook) prev_shmem_startup_hook();
 
@@ -106,19 +124,22 @@ void startup_shmem() {
       hold_pool[i].next = i + 1 < hold_pool_size() ? i + 1 : -1;
     }
     shared->free_holds = hold_pool_size() > 0 ? 0 : -1;
+    shared->free_hold_count = hold_pool_size();
   }
 
   HASHCTL info;
   info.keysize = sizeof(ClusterKey);
   info.entrysize = sizeof(ClusterEntry);
+  info.hash = cluster_key_hash;
   cluster_table = ShmemInitHash("shard_coordinator clusters", guc_max_clusters,
                                 guc_max_clusters, &info,
-                                HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+                                HASH_ELEM | HASH_FUNCTION | HASH_FIXED_SIZE);
   info.keysize = sizeof(MemberKey);
   info.entrysize = sizeof(MemberEntry);
+  info.hash = member_key_hash;
   member_table = ShmemInitHash("shard_coordinator members", guc_max_members,
                                guc_max_members, &info,
-                               HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+                               HASH_ELEM | HASH_FUNCTION | HASH_FIXED_SIZE);
   // Everything above was allocated in one run (the postmaster runs this
   // alone), so it lies between SharedState and this marker: the range that
   // populate_page_tables() maps.
@@ -166,6 +187,10 @@ int32 count_cluster_holds(const ClusterEntry *cluster) {
   return n;
 }
 
+int32 hold_room(const ClusterEntry *cluster) {
+  return shared->free_hold_count + count_cluster_holds(cluster);
+}
+
 int32 copy_cluster_holds(const ClusterEntry *cluster, PolicyHold *out) {
   int32 n = 0;
   for (int32 i = cluster->holds_head; i >= 0; i = hold_pool[i].next)
@@ -176,21 +201,19 @@ int32 copy_cluster_holds(const ClusterEntry *cluster, PolicyHold *out) {
 bool set_cluster_holds(ClusterEntry *cluster, const PolicyHold *holds,
                        int32 nholds) {
   // Room: the entries the cluster has now come back to the free list.
-  int32 room = count_cluster_holds(cluster);
-  for (int32 i = shared->free_holds; i >= 0 && room < nholds;
-       i = hold_pool[i].next)
-    ++room;
-  if (room < nholds) return false;
+  if (hold_room(cluster) < nholds) return false;
   while (cluster->holds_head >= 0) {
     const int32 i = cluster->holds_head;
     cluster->holds_head = hold_pool[i].next;
     hold_pool[i].cluster_id = 0;
     hold_pool[i].next = shared->free_holds;
     shared->free_holds = i;
+    shared->free_hold_count++;
   }
   for (int32 h = nholds - 1; h >= 0; --h) {
     const int32 i = shared->free_holds;
     shared->free_holds = hold_pool[i].next;
+    shared->free_hold_count--;
     hold_pool[i].hold = holds[h];
     hold_pool[i].cluster_id = cluster->id;
     hold_pool[i].next = cluster->holds_head;
@@ -457,6 +480,7 @@ void reset_all() {
     hold_pool[i].next = i + 1 < hold_pool_size() ? i + 1 : -1;
   }
   shared->free_holds = hold_pool_size() > 0 ? 0 : -1;
+  shared->free_hold_count = hold_pool_size();
   shared->cluster_count = 0;
   shared->member_count = 0;
   shared->loaded = false;

@@ -322,7 +322,8 @@ struct SharedState {
   // (t - 1) << 32): acknowledgements of epochs from another timeline that
   // this server never published are ignored. Set by the worker's load.
   uint32 timeline;
-  int32 free_holds;  // head of the free list of the hold pool
+  int32 free_holds;       // head of the free list of the hold pool
+  int32 free_hold_count;  // entries on it
   // The highest epoch of any cluster removed since the start: a cluster
   // made again under a removed name starts above it, so that the epochs a
   // name shows never go back within the server's life.
@@ -347,13 +348,17 @@ int32 member_slots(int32 set, uint64 join_seq, int32 *out);
 HoldEntry *hold_entries();
 int32 hold_pool_size();
 // Replaces a cluster's holds with these; false if the pool has no room
-// (nothing changed then).
+// (nothing changed then). The worker checks the room before it stores a
+// step (hold_room()), so a published step always finds it.
 bool set_cluster_holds(ClusterEntry *cluster, const PolicyHold *holds,
                        int32 nholds);
 // The cluster's holds into out (room for max_members * 2 + 64); returns how
 // many.
 int32 copy_cluster_holds(const ClusterEntry *cluster, PolicyHold *out);
 int32 count_cluster_holds(const ClusterEntry *cluster);
+// How many holds the cluster could have (lock held): its own and the free
+// entries.
+int32 hold_room(const ClusterEntry *cluster);
 
 // A member's acknowledgement of `epoch` (heartbeat, shared lock held):
 // counts up to the epoch the member has been given (published); one of the

@@ -18,9 +18,21 @@ extern "C" {
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/timeout.h"
 #include "utils/wait_event.h"
 
 PGDLLEXPORT void sc_worker_main(Datum main_arg);
+
+// SIGINT: only the worker's own lock_timeout cancels its query (the
+// timeout sends SIGINT to its own process). A query cancel from outside
+// (pg_cancel_backend) is ignored: PostgreSQL ends a cancelled wait for the
+// synchronous standby with a WARNING and goes on as if the commit were
+// replicated, so the worker would tell members of a step a promoted standby
+// does not know (TAP 025). pg_terminate_backend restarts the worker.
+static void sc_worker_cancel(SIGNAL_ARGS) {
+  if (get_timeout_indicator(LOCK_TIMEOUT, false))
+    StatementCancelHandler(postgres_signal_arg);
+}
 }
 
 #include "module.hpp"
@@ -230,12 +242,7 @@ using namespace shard_coordinator::worker;
 void sc_worker_main(Datum main_arg) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGTERM, die);
-  // No query cancels (pg_cancel_backend): PostgreSQL ends a cancelled wait
-  // for the synchronous standby with a WARNING and goes on as if the commit
-  // were replicated, so the worker would tell members of a step a promoted
-  // standby does not know (TAP 025). Its own lock_timeout still works (a
-  // timer, not this signal); pg_terminate_backend restarts it.
-  pqsignal(SIGINT, SIG_IGN);
+  pqsignal(SIGINT, sc_worker_cancel);
   BackgroundWorkerUnblockSignals();
 
   BackgroundWorkerInitializeConnection(guc_database, nullptr, 0);

@@ -504,9 +504,25 @@ struct BatchItem {
   BridgeOutput out;
 };
 
+// Whether the hold pool has room for the step's holds, counting what the
+// batch's earlier steps will take (*reserved); reserves them. A step that
+// found no room at publication would lose the record of work it revoked,
+// so it is not stored at all: it waits, and others go on.
+bool reserve_holds(const BatchItem *item, int32 *reserved) {
+  LWLockAcquire(shared->lock, LW_SHARED);
+  const ClusterEntry *cluster = find_cluster(item->name, strlen(item->name));
+  const int32 own = cluster != nullptr ? count_cluster_holds(cluster) : 0;
+  const int32 room = cluster != nullptr ? hold_room(cluster) - *reserved : 0;
+  LWLockRelease(shared->lock);
+  if (item->out.nholds > room) return false;
+  if (item->out.nholds > own) *reserved += item->out.nholds - own;
+  return true;
+}
+
 // Snapshot and decision (no transaction). Returns false if there is
 // nothing more to do for it (its result is set).
-bool prepare_item(BatchItem *item, int64 now, ReshardResult *result) {
+bool prepare_item(BatchItem *item, int64 now, int32 *reserved,
+                  ReshardResult *result) {
   const char *name = item->name;
   const size_t len = strlen(name);
   item->frozen = cluster_frozen(name, len);
@@ -525,6 +541,16 @@ bool prepare_item(BatchItem *item, int64 now, ReshardResult *result) {
     ereport(LOG, (errmsg("shard_coordinator: reshard of cluster \"%s\" "
                          "failed: %s",
                          name, error)));
+    take_back(&item->snap, now + kRetryMs * 1000);
+    *result = ReshardResult::Failed;
+    return false;
+  }
+  if (!settings_only && !reserve_holds(item, reserved)) {
+    ereport(LOG, (errmsg("shard_coordinator: reshard of cluster \"%s\" "
+                         "postponed: no room for its %d holds in shared memory",
+                         name, item->out.nholds),
+                  errhint("Raise shard_coordinator.max_members (the hold pool "
+                          "has twice as many entries).")));
     take_back(&item->snap, now + kRetryMs * 1000);
     *result = ReshardResult::Failed;
     return false;
@@ -618,10 +644,11 @@ void reshard_clusters(char **names, int n, ReshardResult *results) {
   auto *items = static_cast<BatchItem *>(
       palloc0(sizeof(BatchItem) * static_cast<size_t>(Max(n, 1))));
   bool any_store = false;
+  int32 reserved = 0;  // hold entries the batch's steps will take
   for (int i = 0; i < n; ++i) {
     items[i].name = names[i];
     CHECK_FOR_INTERRUPTS();
-    if (prepare_item(&items[i], now, &results[i]))
+    if (prepare_item(&items[i], now, &reserved, &results[i]))
       any_store = any_store || items[i].store;
   }
   const TimestampTz wall_now = GetCurrentTimestamp();
