@@ -198,10 +198,11 @@ per_slot = None
 if small_total and big_total:
     per_slot = (big_total - small_total) / (200000 - 1000)
     parts = ""
-    if num("shmem_named_members") is not None and num("shmem_holds") is not None:
-        parts = (f" = member table {fmt(num('shmem_named_members') / 200000, 0)} B "
-                 f"(a 232-byte entry with its 128-byte name key, dynahash's 16-byte element, buckets) "
-                 f"+ hold pool {fmt(num('shmem_holds') / 200000, 0)} B (two 40-byte holds per slot)")
+    if num("shmem_holds") is not None:
+        holds = num("shmem_holds") / 200000
+        parts = (f" = hold pool {fmt(holds, 0)} B (two 40-byte plain holds per slot) + member table "
+                 f"{fmt(per_slot - holds, 0)} B (a 232-byte entry, 132 of them its key with the 128-byte "
+                 f"name, dynahash's 16-byte element header, the bucket array)")
     rows.append(("6. shared memory per member slot (Δ pg_shmem_allocations, 200,000 vs 1,000 slots)",
                  "≤ 256 B", f"{fmt(per_slot, 0)} B{parts}", verdict(per_slot <= 256)))
 rss = num("worker.100k.VmRSS")

@@ -16,6 +16,8 @@
 # Handovers (bench/handover.py): SC_BENCH_HANDOVER_RUNS (30 measured events
 # per scenario), SC_BENCH_HANDOVER_SCENARIOS ("slots-join slots-leave
 # slots-kill plain-join plain-leave").
+# SC_BENCH_MASS_ROUNDS (5, rounds of the mass event), SC_BENCH_CHURN_SECONDS
+# (600, the memory-over-time run).
 # SC_BENCH_ONLY ("main handover"): the parts to run, "main" being figures
 # 1-7. With only some of them, RESULTS.md and results.png are written to the
 # output directory and bench/ is left alone: a partial run never replaces

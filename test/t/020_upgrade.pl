@@ -139,7 +139,7 @@ my $query = 'INSERT INTO public.seen SELECT clock_timestamp(), a.cluster, a.memb
 my $driver = IPC::Run::start(
 	[
 		'bash', '-c',
-		"while :; do echo \"$query\"; sleep 0.1; done | psql -XAtq -d '"
+		"while echo \"$query\"; do sleep 0.1; done | psql -XAtq -d '"
 		  . $node->connstr('postgres')
 		  . " application_name=sc_driver'"
 	],

@@ -95,7 +95,8 @@ sub start_client_driver
 	my $driver = IPC::Run::start(
 		[
 			'bash', '-c',
-			"while :; do echo \"$query\"; sleep $interval; done | "
+			# (the loop ends when psql does: echo fails on the closed pipe)
+			"while echo \"$query\"; do sleep $interval; done | "
 			  . "psql -XAtq -d '"
 			  . $node->connstr('postgres')
 			  . " application_name=sc_driver'"
