@@ -206,48 +206,78 @@ void allocate_output(const Snapshot *snap, BridgeOutput *out) {
       palloc0(sizeof(int32) * static_cast<size_t>(room.keys)));
 }
 
+// The snapshot's members by id (sorted), for the lookups of a publication.
+struct IdIndex {
+  uint64 id;
+  int index;
+};
+
+int compare_ids(const void *a, const void *b) {
+  const uint64 x = static_cast<const IdIndex *>(a)->id;
+  const uint64 y = static_cast<const IdIndex *>(b)->id;
+  return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+IdIndex *index_by_id(const Snapshot *snap) {
+  const int n = snap->input.nmembers;
+  auto *ids = static_cast<IdIndex *>(
+      palloc(sizeof(IdIndex) * static_cast<size_t>(Max(n, 1))));
+  for (int i = 0; i < n; ++i) ids[i] = {snap->input.members[i].id, i};
+  qsort(ids, static_cast<size_t>(n), sizeof(IdIndex), compare_ids);
+  return ids;
+}
+
 // The promise end of the member with this id (lock held), or now if it is
 // gone.
-int64 promise_of(ClusterEntry *cluster, const Snapshot *snap, uint64 id,
-                 int64 now) {
-  for (int i = 0; i < snap->input.nmembers; ++i) {
-    if (snap->input.members[i].id != id) continue;
-    const char *name = snap->names[i].name;
-    MemberEntry *member = find_member(cluster, name, strlen(name));
-    return member != nullptr ? promise_end(cluster, member) : now;
-  }
-  return now;
+int64 promise_of(ClusterEntry *cluster, const Snapshot *snap,
+                 const IdIndex *ids, uint64 id, int64 now) {
+  const IdIndex key = {id, 0};
+  const auto *found = static_cast<const IdIndex *>(
+      bsearch(&key, ids, static_cast<size_t>(snap->input.nmembers),
+              sizeof(IdIndex), compare_ids));
+  if (found == nullptr) return now;
+  const char *name = snap->names[found->index].name;
+  MemberEntry *member = find_member(cluster, name, strlen(name));
+  return member != nullptr ? promise_end(cluster, member) : now;
 }
 
 // New holds get their deadline: the promise of the member's last heartbeat
 // stamped before this publication (lock held).
 void set_new_deadlines(ClusterEntry *cluster, const Snapshot *snap,
                        BridgeOutput *out, int64 now) {
+  const IdIndex *ids = index_by_id(snap);
   for (int32 h = 0; h < out->nholds; ++h) {
     PolicyHold &hold = out->holds[h];
     if (hold.deadline == kDeadlineAtPublication)
-      hold.deadline = promise_of(cluster, snap, hold.member, now);
+      hold.deadline = promise_of(cluster, snap, ids, hold.member, now);
   }
   for (int32 k = 0; k < out->nkeys; ++k) {
     PolicyKey &key = out->keys[k];
     if (key.holder != 0 && key.hold_deadline == kDeadlineAtPublication)
-      key.hold_deadline = promise_of(cluster, snap, key.holder, now);
+      key.hold_deadline = promise_of(cluster, snap, ids, key.holder, now);
   }
 }
 
-// The earliest deadline of the holds of `id` (0: none).
-int64 release_deadline_of(const BridgeOutput *out, uint64 id) {
-  int64 earliest = 0;
-  for (int32 h = 0; h < out->nholds; ++h) {
-    const PolicyHold &hold = out->holds[h];
-    if (hold.member == id && (earliest == 0 || hold.deadline < earliest))
-      earliest = hold.deadline;
-  }
-  for (int32 k = 0; k < out->nkeys; ++k) {
-    const PolicyKey &key = out->keys[k];
-    if (key.holder == id && (earliest == 0 || key.hold_deadline < earliest))
-      earliest = key.hold_deadline;
-  }
+// The earliest release deadline of each snapshot member's holds (0:
+// none), by snapshot index: one pass over the holds and keys.
+int64 *release_deadlines(const Snapshot *snap, const BridgeOutput *out) {
+  const int n = snap->input.nmembers;
+  auto *earliest = static_cast<int64 *>(
+      palloc0(sizeof(int64) * static_cast<size_t>(Max(n, 1))));
+  const IdIndex *ids = index_by_id(snap);
+  auto note = [&](uint64 id, int64 deadline) {
+    const IdIndex key = {id, 0};
+    const auto *found = static_cast<const IdIndex *>(bsearch(
+        &key, ids, static_cast<size_t>(n), sizeof(IdIndex), compare_ids));
+    if (found == nullptr) return;
+    int64 &e = earliest[found->index];
+    if (e == 0 || deadline < e) e = deadline;
+  };
+  for (int32 h = 0; h < out->nholds; ++h)
+    note(out->holds[h].member, out->holds[h].deadline);
+  for (int32 k = 0; k < out->nkeys; ++k)
+    if (out->keys[k].holder != 0)
+      note(out->keys[k].holder, out->keys[k].hold_deadline);
   return earliest;
 }
 
@@ -329,6 +359,7 @@ void publish(const Snapshot *snap, BridgeOutput *out, int64 now,
   if (cluster != nullptr && !snap->settings_only) {
     count_step(cluster, snap, out, now, wall_now);  // before the removals
     set_new_deadlines(cluster, snap, out, now);
+    const int64 *deadlines = release_deadlines(snap, out);
     for (int i = 0; i < in.nmembers; ++i) {
       const BridgeMemberResult &r = out->members[i];
       const char *name = snap->names[i].name;
@@ -343,7 +374,7 @@ void publish(const Snapshot *snap, BridgeOutput *out, int64 now,
       member->granted = r.granted;
       if (r.changed) member->epoch = out->epoch;
       member->hold_epoch = r.hold_epoch;
-      member->release_deadline = release_deadline_of(out, in.members[i].id);
+      member->release_deadline = deadlines[i];
     }
     if (!set_cluster_holds(cluster, out->holds, out->nholds))
       ereport(WARNING,

@@ -333,3 +333,74 @@ TEST(ReshardPolicy, RandomSequencesKeepEveryRule) {
 
 }  // namespace
 }  // namespace shard_coordinator
+
+namespace shard_coordinator {
+namespace {
+
+// The pairwise reference of the exclusivity check of plain grants.
+bool plain_grants_disjoint_pairwise(const ReshardDecision &d,
+                                    const PolicyCluster &c) {
+  std::vector<std::pair<std::uint64_t, PlainGrant>> grants;
+  for (std::size_t i = 0; i < d.members.size(); ++i)
+    if (d.members[i].granted)
+      grants.emplace_back(c.members[i].id,
+                          PlainGrant{d.members[i].shard, d.grant_count});
+  for (std::size_t a = 0; a < grants.size(); ++a) {
+    for (std::size_t b = a + 1; b < grants.size(); ++b)
+      if (!grants_disjoint(grants[a].second, grants[b].second, c.mode))
+        return false;
+    for (const PolicyHold &h : d.holds)
+      if (h.member != grants[a].first &&
+          !grants_disjoint(grants[a].second, h.grant, c.mode))
+        return false;
+  }
+  return true;
+}
+
+// decision_problem() checks plain grants in O(n log n): it must agree with
+// the pairwise check on every decision (random targets, grant counts that
+// may lie below the shards, holds at other counts, every mode).
+TEST(DecisionProblem, PlainGrantCheckAgreesWithPairwise) {
+  std::mt19937_64 rng(20261207);
+  int disagreements = 0;
+  int problems = 0;
+  for (int round = 0; round < 20000; ++round) {
+    const int k = 1 + static_cast<int>(rng() % 8);
+    PolicyCluster c;
+    c.mode = static_cast<HandoverMode>(rng() % 3);
+    ReshardDecision d;
+    d.num_shards = k;
+    d.grant_count = 1 + static_cast<std::int32_t>(rng() % (k + 2));
+    for (int i = 0; i < k; ++i) {
+      PolicyMember m;
+      m.id = static_cast<std::uint64_t>(i + 1);
+      c.members.push_back(m);
+      MemberDecision md;
+      md.state = MemberState::Active;
+      md.shard = static_cast<std::int32_t>((i + round) % k);
+      md.granted = rng() % 3 != 0;
+      d.members.push_back(md);
+    }
+    const int nholds = static_cast<int>(rng() % 4);
+    for (int h = 0; h < nholds; ++h) {
+      PolicyHold hold;
+      hold.member = 1 + rng() % static_cast<std::uint64_t>(k + 1);
+      hold.grant.count = static_cast<std::int32_t>(rng() % (k + 3));
+      hold.grant.shard = static_cast<std::int32_t>(
+          rng() % static_cast<std::uint64_t>(hold.grant.count + 2));
+      d.holds.push_back(hold);
+    }
+    const bool reference = plain_grants_disjoint_pairwise(d, c);
+    const std::string problem = decision_problem(d, c);
+    const bool grant_problem = problem.find("plain grant") != std::string::npos;
+    if (!reference) ++problems;
+    if (grant_problem == reference) ++disagreements;
+    EXPECT_EQ(grant_problem, !reference)
+        << "round " << round << ": " << problem;
+    if (disagreements > 5) break;
+  }
+  EXPECT_GT(problems, 1000);  // both outcomes are exercised
+}
+
+}  // namespace
+}  // namespace shard_coordinator
